@@ -1,0 +1,383 @@
+"""The registry of interchangeable DropBlock implementations.
+
+Every implementation, built-in or third-party, is an :class:`Implementation` record that
+reaches the registry through the entry-point group ``dropblock_bench.implementations``
+(loaded lazily, once). An entry point may name an :class:`Implementation`, an iterable of
+them, or a zero-argument callable returning either. A user may also name
+``path/to/file.py:callable`` wherever an implementation is accepted.
+
+Every implementation's callable follows one signature::
+
+    fn(x, p, block_size, *, training=True, inplace=False, generator=None) -> Tensor
+
+Records hold their callable as a ``"module:attribute"`` string (or the object itself), so
+listing implementations never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dropblock_bench.errors import (
+    DuplicateImplementationError,
+    ImplementationLoadError,
+    UnknownImplementationError,
+)
+from dropblock_bench.spec import PAPER_CONTRACT, Contract
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+__all__ = [
+    "DEVICE_TYPES",
+    "DTYPE_NAMES",
+    "ENTRY_POINT_GROUP",
+    "Implementation",
+    "PlainCallable",
+    "Registry",
+    "default_registry",
+    "get_implementation",
+    "list_implementations",
+    "register_implementation",
+    "resolve_implementations",
+]
+
+ENTRY_POINT_GROUP = "dropblock_bench.implementations"
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
+_GLOB_CHARS = frozenset("*?[")
+
+DropBlockFn = Callable[..., "torch.Tensor"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """One registered DropBlock implementation and the contract it declares.
+
+    Attributes:
+        name: unique registry name, e.g. ``"paper"`` (no spaces or commas).
+        target: the callable, or ``"package.module:attribute"`` resolved on first use.
+        contract: what the implementation promises (see :class:`~dropblock_bench.spec.Contract`).
+        description: one line for ``dbench list``.
+        devices: device types it runs on (``"cpu"``, ``"cuda"``, ``"mps"``).
+        dtypes: floating dtypes it supports, by name (``"float32"``, ...).
+        supports_inplace: whether ``inplace=True`` writes into ``x``.
+        supports_generator: whether ``generator=`` makes results reproducible.
+        supports_backward: whether gradients flow through it.
+        origin: where it came from: a distribution name, a file path, or ``"dropblock-bench"``.
+    """
+
+    name: str
+    target: str | DropBlockFn
+    contract: Contract = PAPER_CONTRACT
+    description: str = ""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[str, ...] = DTYPE_NAMES
+    supports_inplace: bool = True
+    supports_generator: bool = True
+    supports_backward: bool = True
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or any(ch.isspace() or ch == "," for ch in self.name):
+            raise ValueError(f"implementation name must be non-empty without spaces or commas: {self.name!r}")
+        unknown_devices = set(self.devices) - set(DEVICE_TYPES)
+        if unknown_devices:
+            raise ValueError(f"{self.name}: unknown device types {sorted(unknown_devices)}; use {DEVICE_TYPES}")
+        unknown_dtypes = set(self.dtypes) - set(DTYPE_NAMES)
+        if unknown_dtypes:
+            raise ValueError(f"{self.name}: unknown dtypes {sorted(unknown_dtypes)}; use {DTYPE_NAMES}")
+        if not isinstance(self.contract, Contract):
+            raise TypeError(f"{self.name}: contract must be a Contract, got {type(self.contract).__name__}")
+
+    def load(self) -> DropBlockFn:
+        """The callable itself, importing its module on first use."""
+        if callable(self.target):
+            return self.target
+        return _import_target(self.target)
+
+    def with_contract(self, **changes: Any) -> Implementation:
+        """A copy whose contract has some fields changed (``None`` values are ignored)."""
+        return dataclasses.replace(self, contract=self.contract.replace(**changes))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: everything but the callable."""
+        return {
+            "name": self.name,
+            "contract": self.contract.as_dict(),
+            "departures_from_paper": list(self.contract.departures_from_paper()),
+            "description": self.description,
+            "devices": list(self.devices),
+            "dtypes": list(self.dtypes),
+            "supports_inplace": self.supports_inplace,
+            "supports_generator": self.supports_generator,
+            "supports_backward": self.supports_backward,
+            "origin": self.origin,
+        }
+
+
+@functools.cache
+def _import_target(target: str) -> DropBlockFn:
+    module_name, _, attribute = target.partition(":")
+    if not attribute:
+        raise ImplementationLoadError(f"target {target!r} must look like 'package.module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, report it
+        raise ImplementationLoadError(f"importing {module_name} raised {type(exc).__name__}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ImplementationLoadError(f"module {module_name} has no attribute {attribute!r}") from None
+
+
+class Registry:
+    """Implementations by name. Plugins from ``entry_point_group`` load on the first query.
+
+    Registering a name twice raises :class:`DuplicateImplementationError`. A plugin that
+    fails to load, or collides with a name already taken, is skipped and recorded in
+    :attr:`plugin_errors` so one broken package cannot take the tool down.
+    """
+
+    def __init__(self, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+        self._implementations: dict[str, Implementation] = {}
+        self._group = entry_point_group
+        self._plugins_loaded = entry_point_group is None
+        self.plugin_errors: list[str] = []
+
+    def register(self, implementation: Implementation) -> Implementation:
+        """Add ``implementation``; returns it unchanged (usable as a decorator helper)."""
+        if not isinstance(implementation, Implementation):
+            raise TypeError(f"expected an Implementation record, got {type(implementation).__name__}")
+        existing = self._implementations.get(implementation.name)
+        if existing is not None:
+            raise DuplicateImplementationError(
+                f"implementation {implementation.name!r} is already registered"
+                f" (by {existing.origin or 'an earlier registration'}); pick another name"
+            )
+        self._implementations[implementation.name] = implementation
+        return implementation
+
+    def _ensure_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for entry_point in importlib.metadata.entry_points(group=self._group):
+            origin = entry_point.dist.name if entry_point.dist is not None else entry_point.value
+            try:
+                records = _records_from(entry_point.load())
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the tool
+                self.plugin_errors.append(
+                    f"plugin {entry_point.name!r} ({entry_point.value}) failed to load:"
+                    f" {type(exc).__name__}: {exc}"
+                )
+                continue
+            for record in records:
+                if not record.origin:
+                    record = dataclasses.replace(record, origin=origin)
+                try:
+                    self.register(record)
+                except DuplicateImplementationError as exc:
+                    self.plugin_errors.append(f"plugin {entry_point.name!r} from {origin}: {exc}")
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a shell-style ``pattern`` (``"fused*"``)."""
+        self._ensure_plugins()
+        names = sorted(self._implementations)
+        return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
+
+    def implementations(self, pattern: str | None = None) -> list[Implementation]:
+        """Records sorted by name, optionally filtered like :meth:`names`."""
+        return [self._implementations[n] for n in self.names(pattern)]
+
+    def get(self, name: str) -> Implementation:
+        """The record called ``name``; unknown names raise with the closest matches."""
+        self._ensure_plugins()
+        try:
+            return self._implementations[name]
+        except KeyError:
+            raise UnknownImplementationError(self._unknown_message(name)) from None
+
+    def _unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self._implementations, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        known = ", ".join(sorted(self._implementations)) or "none"
+        return f"unknown implementation {name!r}{hint} (registered: {known}; see `dbench list`)"
+
+    def resolve(self, spec: str, contract_overrides: Mapping[str, Any] | None = None) -> list[Implementation]:
+        """Implementations named by ``spec``: a name, a glob (``"fused*"``) or ``file.py:callable``.
+
+        ``contract_overrides`` (field name -> value) apply to ``file.py:callable`` specs,
+        whose callables otherwise get the paper contract.
+        """
+        spec = spec.strip()
+        if _is_file_spec(spec):
+            return [load_file_implementation(spec, contract_overrides)]
+        if _GLOB_CHARS & set(spec):
+            matched = self.implementations(spec)
+            if not matched:
+                raise UnknownImplementationError(
+                    f"no implementation matches {spec!r} (registered: {', '.join(self.names())}; see `dbench list`)"
+                )
+            return matched
+        return [self.get(spec)]
+
+
+def _records_from(obj: Any) -> list[Implementation]:
+    if callable(obj) and not isinstance(obj, Implementation):
+        obj = obj()
+    if isinstance(obj, Implementation):
+        return [obj]
+    if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
+        records = list(obj)
+        if all(isinstance(r, Implementation) for r in records):
+            return records
+    raise TypeError(f"entry point must give Implementation records, got {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- user files
+
+
+def _is_file_spec(spec: str) -> bool:
+    path, sep, attribute = spec.rpartition(":")
+    return bool(sep) and path.endswith(".py") and bool(attribute)
+
+
+class PlainCallable:
+    """Adapts a plain ``f(x, p, block_size) -> Tensor`` (training mode) to the standard signature.
+
+    ``training=False`` returns ``x``; ``generator=`` is honoured by seeding torch's global
+    RNG from it inside :func:`torch.random.fork_rng`; ``inplace=True`` is not supported.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        p: float,
+        block_size: int,
+        *,
+        training: bool = True,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if not training:
+            return x
+        if inplace:
+            raise NotImplementedError(f"{getattr(self.fn, '__name__', 'this callable')} does not support inplace=True")
+        if generator is None:
+            return self.fn(x, p, block_size)
+        import torch
+
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        cuda_devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            return self.fn(x, p, block_size)
+
+
+def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | None = None) -> Implementation:
+    """Load ``path/to/file.py:callable`` as an :class:`Implementation`.
+
+    The attribute may be an :class:`Implementation` record (used as is, overrides applied
+    to its contract) or a plain callable ``f(x, p, block_size)``, which gets the paper
+    contract unless ``contract_overrides`` say otherwise.
+    """
+    path_text, _, attribute = spec.rpartition(":")
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise ImplementationLoadError(f"file not found: {path_text} (in {spec!r})")
+    module = _import_file(path)
+    if not hasattr(module, attribute):
+        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        close = difflib.get_close_matches(attribute, public, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f" (callables there: {', '.join(public) or 'none'})"
+        raise ImplementationLoadError(f"{path_text} has no callable {attribute!r}{hint}")
+    target = getattr(module, attribute)
+    overrides = dict(contract_overrides or {})
+    try:
+        if isinstance(target, Implementation):
+            return target.with_contract(**overrides)
+        if not callable(target):
+            raise ImplementationLoadError(f"{spec} is a {type(target).__name__}, not a callable")
+        return Implementation(
+            name=spec,
+            target=PlainCallable(target),
+            contract=PAPER_CONTRACT.replace(**overrides),
+            description=f"user callable {attribute} from {path_text}",
+            devices=DEVICE_TYPES,
+            supports_inplace=False,
+            origin=str(path),
+        )
+    except ValueError as exc:
+        raise ImplementationLoadError(f"{spec}: {exc}") from None
+
+
+def _import_file(path: Path) -> Any:
+    resolved = path.resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
+    module_name = f"_dbench_user_{resolved.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise ImplementationLoadError(f"cannot import {path}: not a Python source file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's code raised: report it, no traceback
+        del sys.modules[module_name]
+        raise ImplementationLoadError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+# --------------------------------------------------------------------------- default registry
+
+_DEFAULT = Registry()
+
+
+def default_registry() -> Registry:
+    """The process-wide registry that ``dbench`` and the module functions below use."""
+    return _DEFAULT
+
+
+def register_implementation(implementation: Implementation) -> Implementation:
+    """Register ``implementation`` in the default registry (plugins prefer entry points)."""
+    return _DEFAULT.register(implementation)
+
+
+def get_implementation(name: str) -> Implementation:
+    """The default registry's record called ``name``."""
+    return _DEFAULT.get(name)
+
+
+def list_implementations(pattern: str | None = None) -> list[Implementation]:
+    """The default registry's records, sorted by name, optionally filtered by a glob."""
+    return _DEFAULT.implementations(pattern)
+
+
+def resolve_implementations(
+    specs: Iterable[str], contract_overrides: Mapping[str, Any] | None = None
+) -> list[Implementation]:
+    """Resolve names, globs, comma lists and ``file.py:callable`` specs, without duplicates."""
+    seen: dict[str, Implementation] = {}
+    for spec in specs:
+        for part in (s for s in spec.split(",") if s.strip()):
+            for implementation in _DEFAULT.resolve(part, contract_overrides):
+                seen.setdefault(implementation.name, implementation)
+    return list(seen.values())

@@ -1,0 +1,414 @@
+"""The mathematics of DropBlock, in one place.
+
+DropBlock (Ghiasi, Lin and Le, "DropBlock: A regularization method for convolutional
+networks", NeurIPS 2018) drops contiguous ``block_size x block_size`` squares of a feature
+map instead of independent units. Algorithm 1 of the paper:
+
+1. sample seeds ``M_ij ~ Bernoulli(gamma)`` at the positions where a whole block fits;
+2. zero the ``block_size x block_size`` square centred on every seed;
+3. multiply the input by the mask and rescale by ``count(M) / count_ones(M)``.
+
+Implementations in the wild differ in four independent ways; a :class:`Contract` names
+one choice for each, and this module gives the exact consequences of every combination:
+:func:`gamma`, the seed region (:func:`seed_rows`), the block each seed paints
+(:func:`block_extent`), the exact per-position drop probability
+(:func:`drop_probability_map`), the exact expected drop rate
+(:func:`expected_drop_rate`), the normalisation (:func:`normalisation_scale`) and a
+slow, obviously correct reference sampler (:func:`reference_drop_mask`).
+
+Implementations and the verifier both use these functions; nothing else re-derives them.
+
+Conventions (documented once, here):
+
+* **Centring.** A seed at row ``s`` paints rows ``s - (k - 1) // 2`` to ``s + k // 2``
+  inclusive: centred for odd ``k``; for even ``k`` the extra row and column go to the
+  bottom and right (what ``max_pool2d(kernel=k, padding=k // 2)`` followed by cropping
+  the last row and column does). Under ``seeds="valid"`` every block lies inside the
+  map, so the drop-probability map does not depend on this convention.
+* **Large blocks.** Under ``seeds="valid"`` the block is clamped to ``min(k, H, W)`` so
+  that at least one seed position exists. Under ``seeds="anywhere"`` blocks keep their
+  size and are cut at the border. The ``paper`` gamma rule always uses the clamped size.
+* **p = 1** means "drop everything" for every contract: the output is all zeros. (With
+  ``k > 1`` neither gamma rule reaches a certain drop, so this is a convention, not a
+  consequence of gamma.)
+* **Nothing kept.** When every unit of a normalisation group is dropped, its scale is 0:
+  the output is zeros, never NaN or inf.
+
+Torch is imported lazily, inside the functions that return tensors, so that reading a
+contract (``dbench list``) stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import numbers
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+__all__ = [
+    "Contract",
+    "GammaRule",
+    "MaskSharing",
+    "Normalisation",
+    "PAPER_CONTRACT",
+    "SeedRegion",
+    "block_extent",
+    "check_positive_int",
+    "check_probability",
+    "clamped_block_size",
+    "coverage_counts",
+    "drop_probability_map",
+    "explained_by_blocks",
+    "expected_drop_rate",
+    "gamma",
+    "normalisation_scale",
+    "painted_block_size",
+    "reference_drop_mask",
+    "seed_rows",
+]
+
+
+class MaskSharing(enum.StrEnum):
+    """Whether each channel gets its own mask."""
+
+    PER_CHANNEL = "per-channel"
+    """One mask per sample and channel (the paper's recommendation)."""
+    SHARED = "shared"
+    """One mask per sample, shared by all of its channels."""
+
+
+class SeedRegion(enum.StrEnum):
+    """Where block seeds may fall."""
+
+    VALID = "valid"
+    """Only where the whole block fits inside the map (Algorithm 1)."""
+    ANYWHERE = "anywhere"
+    """At every position; blocks are cut at the border."""
+
+
+class GammaRule(enum.StrEnum):
+    """How the per-position seed probability gamma follows from the drop rate p."""
+
+    PAPER = "paper"
+    """``p * H * W / (k**2 * (H - k + 1) * (W - k + 1))``, ``k`` clamped to ``min(H, W)``."""
+    NAIVE = "naive"
+    """``p / k**2``."""
+
+
+class Normalisation(enum.StrEnum):
+    """How kept units are rescaled."""
+
+    BATCH = "batch"
+    """``numel / kept`` over the whole batch (Algorithm 1, step 5)."""
+    SAMPLE = "sample"
+    """``numel / kept`` per sample."""
+    EXPECTED = "expected"
+    """``1 / (1 - expected drop rate)``, a constant."""
+    NONE = "none"
+    """No rescaling."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Contract:
+    """What a DropBlock implementation promises: one choice per axis.
+
+    Fields accept the enum members or their string values (``"per-channel"``,
+    ``"valid"``, ...). The defaults are Algorithm 1 of the paper.
+    """
+
+    mask: MaskSharing = MaskSharing.PER_CHANNEL
+    seeds: SeedRegion = SeedRegion.VALID
+    gamma: GammaRule = GammaRule.PAPER
+    norm: Normalisation = Normalisation.BATCH
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            enum_type = _FIELD_TYPES[field.name]
+            value = getattr(self, field.name)
+            try:
+                coerced = enum_type(value)
+            except ValueError:
+                choices = ", ".join(member.value for member in enum_type)
+                raise ValueError(
+                    f"contract field {field.name!r} must be one of {choices}; got {value!r}"
+                ) from None
+            object.__setattr__(self, field.name, coerced)
+
+    def replace(self, **changes: Any) -> Contract:
+        """A copy with some fields changed; ``None`` values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def departures_from_paper(self) -> tuple[str, ...]:
+        """Names of the fields that differ from Algorithm 1, in field order."""
+        return tuple(
+            f.name
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(PAPER_CONTRACT, f.name)
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        """The contract as plain strings, e.g. for JSON."""
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+_FIELD_TYPES: dict[str, type[enum.StrEnum]] = {
+    "mask": MaskSharing,
+    "seeds": SeedRegion,
+    "gamma": GammaRule,
+    "norm": Normalisation,
+}
+
+PAPER_CONTRACT = Contract()
+"""Algorithm 1: per-channel masks, valid seeds, paper gamma, batch normalisation."""
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def check_positive_int(name: str, value: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive ``int`` (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_probability(p: float) -> None:
+    """Raise ``ValueError`` unless ``p`` is a real number in [0, 1]."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"drop probability p must be a number in [0, 1], got {p!r}")
+
+
+def _check_geometry(height: int, width: int, block_size: int) -> None:
+    for name, value in (("height", height), ("width", width), ("block_size", block_size)):
+        check_positive_int(name, value)
+
+
+def clamped_block_size(height: int, width: int, block_size: int) -> int:
+    """``min(block_size, height, width)``: the largest block that fits in the map."""
+    _check_geometry(height, width, block_size)
+    return min(block_size, height, width)
+
+
+def painted_block_size(contract: Contract, height: int, width: int, block_size: int) -> int:
+    """The side of the square a seed paints: clamped under ``valid`` seeds, as given otherwise."""
+    if contract.seeds is SeedRegion.VALID:
+        return clamped_block_size(height, width, block_size)
+    _check_geometry(height, width, block_size)
+    return block_size
+
+
+def block_extent(block_size: int) -> tuple[int, int]:
+    """``(before, after)``: a seed at ``s`` paints ``s - before`` .. ``s + after`` inclusive.
+
+    ``before = (k - 1) // 2`` and ``after = k // 2``; see the centring convention above.
+    """
+    _check_geometry(1, 1, block_size)
+    return (block_size - 1) // 2, block_size // 2
+
+
+def seed_rows(contract: Contract, size: int, block_size: int) -> range:
+    """Positions along one axis of length ``size`` where a seed may fall.
+
+    ``block_size`` is the painted size (see :func:`painted_block_size`). The same function
+    serves rows (``size = H``) and columns (``size = W``).
+    """
+    _check_geometry(size, 1, block_size)
+    if contract.seeds is SeedRegion.ANYWHERE:
+        return range(size)
+    if block_size > size:
+        raise ValueError(f"block_size {block_size} does not fit in size {size}; clamp it first")
+    before, after = block_extent(block_size)
+    return range(before, size - after)
+
+
+def coverage_counts(contract: Contract, size: int, block_size: int) -> list[int]:
+    """For each position along one axis, how many seed positions paint it.
+
+    The number of seeds whose block covers ``(i, j)`` is ``rows[i] * cols[j]``.
+    """
+    before, after = block_extent(block_size)
+    seeds = seed_rows(contract, size, block_size)
+    # Seed s paints i iff s - before <= i <= s + after, i.e. s in [i - after, i + before].
+    return [
+        max(0, min(i + before, seeds.stop - 1) - max(i - after, seeds.start) + 1)
+        for i in range(size)
+    ]
+
+
+# --------------------------------------------------------------------------- probabilities
+
+
+def gamma(contract: Contract, p: float, height: int, width: int, block_size: int) -> float:
+    """The Bernoulli probability of a seed at each seed position, a probability in [0, 1].
+
+    ``paper``: ``p * H * W / (k**2 * (H - k + 1) * (W - k + 1))`` with ``k`` clamped to
+    ``min(H, W)``; this never exceeds ``p``. ``naive``: ``p / k**2``.
+    """
+    check_probability(p)
+    _check_geometry(height, width, block_size)
+    if contract.gamma is GammaRule.NAIVE:
+        return p / block_size**2
+    k = clamped_block_size(height, width, block_size)
+    return p * height * width / (k**2 * (height - k + 1) * (width - k + 1))
+
+
+def _drop_probability_rows(
+    contract: Contract, p: float, height: int, width: int, block_size: int
+) -> list[list[float]]:
+    if p == 1.0:
+        return [[1.0] * width for _ in range(height)]
+    g = gamma(contract, p, height, width, block_size)
+    k = painted_block_size(contract, height, width, block_size)
+    rows = coverage_counts(contract, height, k)
+    cols = coverage_counts(contract, width, k)
+    # 1 - (1 - g)**n, computed stably for small g.
+    log_keep = math.log1p(-g) if g < 1.0 else -math.inf
+    return [[-math.expm1(r * c * log_keep) if r * c else 0.0 for c in cols] for r in rows]
+
+
+def drop_probability_map(
+    contract: Contract, p: float, height: int, width: int, block_size: int
+) -> torch.Tensor:
+    """Exact probability that each position is dropped: a float64 tensor of shape (H, W).
+
+    ``1 - (1 - gamma) ** n(i, j)`` where ``n(i, j)`` is the number of seed positions whose
+    block covers ``(i, j)``. Identical for per-channel and shared masks (sharing changes
+    correlations between channels, not marginals). All ones at ``p = 1``.
+    """
+    import torch
+
+    return torch.tensor(
+        _drop_probability_rows(contract, p, height, width, block_size), dtype=torch.float64
+    )
+
+
+def expected_drop_rate(
+    contract: Contract, p: float, height: int, width: int, block_size: int
+) -> float:
+    """Exact expected fraction of dropped units (the mean of :func:`drop_probability_map`)."""
+    rows = _drop_probability_rows(contract, p, height, width, block_size)
+    return math.fsum(math.fsum(row) for row in rows) / (height * width)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def normalisation_scale(
+    contract: Contract, dropped: torch.Tensor, p: float, block_size: int
+) -> torch.Tensor:
+    """The factor kept units are multiplied by, as a float32 tensor on ``dropped``'s device.
+
+    ``dropped`` is the boolean drop mask of shape (N, C, H, W), or (N, 1, H, W) for a mask
+    shared across channels (the ratios are the same either way). Counts are exact integers,
+    never summed in half precision. Returns shape () for ``batch``, ``expected`` and
+    ``none``, and (N, 1, 1, 1) for ``sample``. A group with nothing kept gets scale 0.
+    """
+    import torch
+
+    if dropped.dim() != 4:
+        raise ValueError(f"drop mask must be 4-D (N, C, H, W), got shape {tuple(dropped.shape)}")
+    if contract.norm is Normalisation.NONE:
+        return torch.ones((), dtype=torch.float32, device=dropped.device)
+    if contract.norm is Normalisation.EXPECTED:
+        rate = expected_drop_rate(contract, p, dropped.shape[-2], dropped.shape[-1], block_size)
+        value = 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
+        return torch.tensor(value, dtype=torch.float32, device=dropped.device)
+    if contract.norm is Normalisation.BATCH:
+        total = dropped.numel()
+        kept = total - torch.count_nonzero(dropped)
+    else:  # SAMPLE
+        total = dropped[0].numel()
+        kept = (total - torch.count_nonzero(dropped.flatten(1), dim=1)).view(-1, 1, 1, 1)
+    kept64 = kept.to(torch.float64)
+    scale = torch.where(kept > 0, total / kept64.clamp_min(1.0), torch.zeros_like(kept64))
+    return scale.to(torch.float32)
+
+
+# --------------------------------------------------------------------------- reference sampler
+
+
+def reference_drop_mask(
+    contract: Contract,
+    shape: tuple[int, int, int, int],
+    p: float,
+    block_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """A boolean drop mask sampled straight from the contract: slow, simple, exact.
+
+    Dense Bernoulli(gamma) seeds on the seed region, each painted as a square by explicit
+    shifts (no pooling), so it shares no code path with the implementations it is used to
+    check. Returns shape (N, C, H, W) for per-channel masks and (N, 1, H, W) for shared.
+    """
+    import torch
+
+    n, c, height, width = shape
+    channels = c if contract.mask is MaskSharing.PER_CHANNEL else 1
+    if p == 1.0:
+        return torch.ones((n, channels, height, width), dtype=torch.bool, device=device)
+    g = gamma(contract, p, height, width, block_size)
+    k = painted_block_size(contract, height, width, block_size)
+    rows, cols = seed_rows(contract, height, k), seed_rows(contract, width, k)
+    seeds = torch.zeros((n, channels, height, width), dtype=torch.bool, device=device)
+    draws = torch.rand(
+        (n, channels, len(rows), len(cols)), generator=generator, device=device, dtype=torch.float64
+    )
+    seeds[:, :, rows.start : rows.stop, cols.start : cols.stop] = draws < g
+    return _paint_blocks(seeds, k)
+
+
+def explained_by_blocks(
+    contract: Contract, dropped: torch.Tensor, block_size: int
+) -> torch.Tensor:
+    """Whether each map of a bool drop mask (..., H, W) is a union of the contract's blocks.
+
+    True for a map iff every dropped unit lies in a block (of the painted size, cut at the
+    border for ``anywhere`` seeds) whose seed position is allowed and whose units are all
+    dropped. Exact, no statistics. Returns a bool tensor of shape ``dropped.shape[:-2]``.
+    """
+    import torch
+
+    height, width = dropped.shape[-2:]
+    k = painted_block_size(contract, height, width, block_size)
+    rows, cols = seed_rows(contract, height, k), seed_rows(contract, width, k)
+    before, after = block_extent(k)
+    # A seed is possible where its whole (clipped) block is dropped: an erosion.
+    possible = torch.zeros_like(dropped)
+    possible[..., rows.start : rows.stop, cols.start : cols.stop] = True
+    for dy in range(-before, after + 1):
+        for dx in range(-before, after + 1):
+            # seed s is possible only if unit s + (dy, dx), when inside the map, is dropped
+            src_r, dst_r = _shifted(height, dy)
+            src_c, dst_c = _shifted(width, dx)
+            possible[..., dst_r, dst_c] &= dropped[..., src_r, src_c]
+    return (_paint_blocks(possible, k) == dropped).flatten(-2).all(-1)
+
+
+def _paint_blocks(seeds: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Paint the square of every seed of a bool tensor (..., H, W) by explicit shifts."""
+    import torch
+
+    height, width = seeds.shape[-2:]
+    dropped = torch.zeros_like(seeds)
+    before, after = block_extent(block_size)
+    for dy in range(-before, after + 1):  # a seed at s paints s + dy
+        for dx in range(-before, after + 1):
+            dst_r, src_r = _shifted(height, dy)
+            dst_c, src_c = _shifted(width, dx)
+            dropped[..., dst_r, dst_c] |= seeds[..., src_r, src_c]
+    return dropped
+
+
+def _shifted(size: int, offset: int) -> tuple[slice, slice]:
+    """Destination and source slices so that ``dst[i] = src[i - offset]`` stays in range."""
+    if offset >= 0:
+        return slice(offset, size), slice(0, max(size - offset, 0))
+    return slice(0, max(size + offset, 0)), slice(-offset, size)
