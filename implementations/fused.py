@@ -163,7 +163,8 @@ def drop_block2d_shared(
     dropped = _drop_mask_for(x, p, block_size, SHARED_CONTRACT, generator)
     scale = spec.normalisation_scale(SHARED_CONTRACT, dropped, p, block_size)
     # Fold the scale into the small mask; saturate rather than overflow in half precision.
-    multiplier = torch.where(dropped, 0.0, scale).clamp_(max=torch.finfo(x.dtype).max).to(x.dtype)
+    ceiling = min(torch.finfo(x.dtype).max, torch.finfo(torch.float32).max)
+    multiplier = torch.where(dropped, 0.0, scale).clamp_(max=ceiling).to(x.dtype)
     return x.mul_(multiplier) if inplace else x * multiplier
 
 

@@ -1,0 +1,57 @@
+"""The dbench command line, end to end with Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from dropblock_bench.cli import app
+
+runner = CliRunner()
+
+
+def test_list_shows_builtins_with_their_contracts():
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    for name in ("blog-style", "paper", "fused", "fused-shared"):
+        assert name in result.output
+    assert "naive*" in result.output and "anywhere*" in result.output and "shared*" in result.output
+
+
+def test_list_json_is_machine_readable():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0
+    payload = json.loads(result.output)
+    by_name = {item["name"]: item for item in payload["implementations"]}
+    assert by_name["paper"]["departures_from_paper"] == []
+    assert by_name["blog-style"]["contract"] == {"mask": "shared", "seeds": "anywhere", "gamma": "naive", "norm": "batch"}
+    assert by_name["fused-shared"]["departures_from_paper"] == ["mask"]
+
+
+def test_list_filters_by_glob():
+    result = runner.invoke(app, ["list", "fused*", "--json"])
+    assert [i["name"] for i in json.loads(result.output)["implementations"]] == ["fused", "fused-shared"]
+    empty = runner.invoke(app, ["list", "nope*"])
+    assert empty.exit_code == 0 and "no implementation matches" in empty.output
+
+
+def test_help_and_version():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "list" in result.output
+    assert runner.invoke(app, ["--version"]).output.startswith("dbench ")
+
+
+def test_help_and_list_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from dropblock_bench.cli import app\n"
+        "r = CliRunner().invoke(app, ['list'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('torch', 'pandas', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
