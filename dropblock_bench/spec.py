@@ -61,6 +61,7 @@ __all__ = [
     "check_probability",
     "clamped_block_size",
     "coverage_counts",
+    "drop_count_variance",
     "drop_probability_map",
     "explained_by_blocks",
     "expected_drop_rate",
@@ -294,6 +295,49 @@ def expected_drop_rate(
     """Exact expected fraction of dropped units (the mean of :func:`drop_probability_map`)."""
     rows = _drop_probability_rows(contract, p, height, width, block_size)
     return math.fsum(math.fsum(row) for row in rows) / (height * width)
+
+
+def _shared_coverage(contract: Contract, size: int, block_size: int) -> list[list[int]]:
+    """``shared[i][j]``: seed positions along one axis whose block covers both ``i`` and ``j``."""
+    before, after = block_extent(block_size)
+    seeds = seed_rows(contract, size, block_size)
+    return [
+        [
+            max(0, min(min(i, j) + before, seeds.stop - 1) - max(max(i, j) - after, seeds.start) + 1)
+            for j in range(size)
+        ]
+        for i in range(size)
+    ]
+
+
+def drop_count_variance(contract: Contract, p: float, height: int, width: int, block_size: int) -> float:
+    """Exact variance of the number of dropped units in one map (units², not a rate).
+
+    ``sum over unit pairs (u, v) of P(both kept) - P(u kept) P(v kept)``, where
+    ``P(both kept) = (1 - gamma) ** (n_u + n_v - n_uv)`` and ``n_uv`` counts the seed
+    positions whose block covers both units. Divide by ``(H * W) ** 2`` for the variance
+    of a map's drop rate.
+    """
+    import torch
+
+    if p in (0.0, 1.0):
+        return 0.0
+    g = gamma(contract, p, height, width, block_size)
+    k = painted_block_size(contract, height, width, block_size)
+    log_keep = math.log1p(-g)
+    rows = torch.tensor(coverage_counts(contract, height, k), dtype=torch.float64)
+    cols = torch.tensor(coverage_counts(contract, width, k), dtype=torch.float64)
+    covered = torch.outer(rows, cols)  # n_u, (H, W)
+    shared_rows = torch.tensor(_shared_coverage(contract, height, k), dtype=torch.float64)
+    shared_cols = torch.tensor(_shared_coverage(contract, width, k), dtype=torch.float64)
+    total = 0.0
+    for i in range(height):
+        partners = torch.nonzero(shared_rows[i]).flatten().tolist()  # rows sharing a seed with i
+        for i2 in partners:
+            both = covered[i][:, None] + covered[i2][None, :]  # n_u + n_v, (W, W)
+            joint = torch.exp(log_keep * (both - shared_rows[i, i2] * shared_cols))
+            total += float((joint - torch.exp(log_keep * both)).sum())
+    return max(total, 0.0)
 
 
 # --------------------------------------------------------------------------- normalisation

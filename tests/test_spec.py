@@ -23,12 +23,10 @@ ALL_CONTRACTS = [
 TINY_GEOMETRIES = [(3, 3, 1), (3, 4, 2), (4, 3, 3), (2, 5, 2), (3, 3, 3), (2, 3, 4), (4, 4, 2), (1, 4, 2)]
 
 
-def _brute_force_map(
+def _enumerate_outcomes(
     seeds_anywhere: bool, naive_gamma: bool, p: float, h: int, w: int, k: int, extra_row_on_top: bool = False
-) -> list[list[float]]:
-    """Drop probability of every unit, by enumerating every seed subset. Independent of spec."""
-    if p == 1.0:
-        return [[1.0] * w for _ in range(h)]
+):
+    """Every seed subset with its probability and the set of units it drops. Independent of spec."""
     kc = min(k, h, w)
     g = p / k**2 if naive_gamma else p * h * w / (kc**2 * (h - kc + 1) * (w - kc + 1))
     size = k if seeds_anywhere else kc
@@ -39,14 +37,35 @@ def _brute_force_map(
 
     inside = {(r, c) for r in range(h) for c in range(w)}
     positions = [pos for pos in sorted(inside) if seeds_anywhere or cells(*pos) <= inside]
-    probability = [[0.0] * w for _ in range(h)]
     for chosen in itertools.product((False, True), repeat=len(positions)):
         n_seeds = sum(chosen)
         weight = g**n_seeds * (1 - g) ** (len(positions) - n_seeds)
-        dropped = set().union(*(cells(*pos) for pos, on in zip(positions, chosen) if on)) & inside
+        yield weight, set().union(*(cells(*pos) for pos, on in zip(positions, chosen) if on)) & inside
+
+
+def _brute_force_map(
+    seeds_anywhere: bool, naive_gamma: bool, p: float, h: int, w: int, k: int, extra_row_on_top: bool = False
+) -> list[list[float]]:
+    """Drop probability of every unit, by enumerating every seed subset."""
+    if p == 1.0:
+        return [[1.0] * w for _ in range(h)]
+    probability = [[0.0] * w for _ in range(h)]
+    for weight, dropped in _enumerate_outcomes(seeds_anywhere, naive_gamma, p, h, w, k, extra_row_on_top):
         for r, c in dropped:
             probability[r][c] += weight
     return probability
+
+
+@pytest.mark.parametrize(("h", "w", "k"), TINY_GEOMETRIES)
+@pytest.mark.parametrize("p", [0.1, 0.6])
+@pytest.mark.parametrize("seeds", list(spec.SeedRegion))
+def test_drop_count_variance_matches_brute_force(h, w, k, p, seeds):
+    moments = [0.0, 0.0]
+    for weight, dropped in _enumerate_outcomes(seeds == "anywhere", False, p, h, w, k):
+        moments[0] += weight * len(dropped)
+        moments[1] += weight * len(dropped) ** 2
+    variance = moments[1] - moments[0] ** 2
+    assert spec.drop_count_variance(Contract(seeds=seeds), p, h, w, k) == pytest.approx(variance, rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize(("h", "w", "k"), TINY_GEOMETRIES)

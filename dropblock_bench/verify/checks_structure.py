@@ -1,0 +1,221 @@
+"""Checks of structure: independence, normalisation, gradient and half-precision dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+from dropblock_bench import spec
+from dropblock_bench.registry import DropBlockFn, Implementation
+from dropblock_bench.verify.checks_api import describe_exception, guarded
+from dropblock_bench.verify.results import CheckResult, Verdict
+from dropblock_bench.verify.sampling import call_seeded, derive_seed
+from dropblock_bench.verify.settings import STRUCTURE_CASE
+
+CASE = STRUCTURE_CASE
+CHANNELS = 4
+SCALE_SAMPLES = 64
+HALF_SHAPE = (1, 2, 250, 200)  # 100,000 units: a float16 count would overflow (max 65,504)
+HALF_TOLERANCE_EPS = 4  # kept units may differ from the scale by this many machine epsilons
+
+
+def _call(impl: Implementation, fn: DropBlockFn, x: torch.Tensor, seed: int, **kwargs: object) -> torch.Tensor:
+    return call_seeded(impl, fn, x, CASE.p, CASE.block_size, seed, **kwargs)
+
+
+def _correlation_check(check: str, statistic: str, a: np.ndarray, b: np.ndarray, what: str) -> CheckResult:
+    """Pearson correlation test of paired per-map drop counts (independent pairs expected)."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return CheckResult(check, CASE.label, statistic, verdict=Verdict.SKIP, reason="drop counts constant: nothing to correlate")
+    result = stats.pearsonr(a, b)
+    return CheckResult(
+        check,
+        CASE.label,
+        statistic,
+        expected=0.0,
+        observed=round(float(result.statistic), 4),
+        p_value=float(result.pvalue),
+        reason=f"{what} are correlated (r = {result.statistic:+.3f}, {len(a)} pairs): masks are not independent",
+    )
+
+
+def independence_and_mean_checks(
+    impl: Implementation, fn: DropBlockFn, samples: int, seed: int, device: str
+) -> list[CheckResult]:
+    """Across channels, samples and calls; and the mean of the output (input all ones)."""
+    x = torch.ones((samples, CHANNELS, CASE.height, CASE.width), device=device)
+    try:
+        first = _call(impl, fn, x, derive_seed(seed, "independence", 1)).cpu()
+        second = _call(impl, fn, x, derive_seed(seed, "independence", 2)).cpu()
+    except Exception as exc:  # noqa: BLE001 - report, do not abort the run
+        reason = describe_exception(exc)
+        return [
+            CheckResult(check, CASE.label, statistic, verdict=Verdict.FAIL, reason=reason)
+            for check, statistic in (
+                ("independence.channels", "channel pairs"),
+                ("independence.samples", "sample pairs"),
+                ("independence.calls", "call pairs"),
+                ("normalisation.mean", "mean output for input 1"),
+            )
+        ]
+    counts = (first == 0).sum(dim=(2, 3)).double().numpy()  # (samples, channels)
+    counts_again = (second == 0).sum(dim=(2, 3)).double().numpy()
+    checks = []
+    if impl.contract.mask is spec.MaskSharing.SHARED:
+        differ = int(((first == 0) != (first[:, :1] == 0)).flatten(1).any(1).sum())
+        checks.append(
+            CheckResult(
+                "independence.channels",
+                CASE.label,
+                "samples whose channels' masks differ",
+                expected=0,
+                observed=differ,
+                verdict=Verdict.PASS if differ == 0 else Verdict.FAIL,
+                reason="" if differ == 0 else f"{differ} of {samples} samples have different masks across channels (contract: shared)",
+            )
+        )
+    else:
+        checks.append(
+            _correlation_check(
+                "independence.channels", "r of channel pairs' drop counts", counts[:, 0::2].ravel(), counts[:, 1::2].ravel(), "channels"
+            )
+        )
+    checks.append(
+        _correlation_check("independence.samples", "r of sample pairs' drop counts", counts[0::2, 0], counts[1::2, 0], "samples")
+    )
+    checks.append(
+        _correlation_check("independence.calls", "r of two calls' drop counts", counts[:, 0], counts_again[:, 0], "calls")
+    )
+    checks.append(_mean_check(impl.contract, first))
+    return checks
+
+
+def _mean_check(contract: spec.Contract, out: torch.Tensor) -> CheckResult:
+    """E[output] for input 1: 1 for every normalising contract, 1 - rate for ``none``."""
+    rate = spec.expected_drop_rate(contract, CASE.p, CASE.height, CASE.width, CASE.block_size)
+    expected = 1.0 - rate if contract.norm is spec.Normalisation.NONE else 1.0
+    per_sample = out.double().flatten(1).mean(1).numpy()
+    observed = float(per_sample.mean())
+    if np.ptp(per_sample) < 1e-9:  # batch or sample normalisation: exact, not random
+        p_value = 1.0 if abs(observed - expected) < 1e-4 else 0.0
+    else:
+        p_value = float(stats.ttest_1samp(per_sample, expected).pvalue)
+    return CheckResult(
+        "normalisation.mean",
+        CASE.label,
+        "mean output for input 1",
+        expected=round(expected, 5),
+        observed=round(observed, 5),
+        p_value=p_value,
+        reason=f"mean output {observed:.4f} for an all-ones input where the contract ({contract.norm}) gives {expected:.4f}",
+    )
+
+
+def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> CheckResult:
+    """Kept units are x times the contract's scale (batch, sample, expected or none), to float32 precision."""
+
+    def body() -> CheckResult:
+        generator = torch.Generator().manual_seed(derive_seed(seed, "scale-input"))
+        x = (torch.rand((SCALE_SAMPLES, CHANNELS, CASE.height, CASE.width), generator=generator) + 0.5).to(device)
+        out = _call(impl, fn, x.clone(), derive_seed(seed, "scale")).double().cpu()
+        x64 = x.double().cpu()
+        dropped = out == 0
+        scale = spec.normalisation_scale(impl.contract, dropped, CASE.p, CASE.block_size).double()
+        expected = torch.where(dropped, 0.0, x64 * scale)
+        kept = ~dropped
+        error = ((out - expected).abs() / expected.abs().clamp_min(1e-30))[kept]
+        worst = float(error.max()) if error.numel() else 0.0
+        tolerance = 16 * torch.finfo(torch.float32).eps
+        observed_scale = (out / x64)[kept]
+        shown = f"{scale.min().item():.5f}" if scale.numel() == 1 else f"{scale.min().item():.4f}..{scale.max().item():.4f}"
+        seen = f"{observed_scale.min().item():.5f}..{observed_scale.max().item():.5f}" if observed_scale.numel() else "-"
+        ok = worst <= tolerance
+        return CheckResult(
+            "normalisation.scale",
+            CASE.label,
+            f"kept out/x ({impl.contract.norm})",
+            expected=shown,
+            observed=seen,
+            verdict=Verdict.PASS if ok else Verdict.FAIL,
+            reason="" if ok else f"kept units are scaled by {seen} where the contract's {impl.contract.norm} normalisation gives {shown}",
+        )
+
+    return guarded("normalisation.scale", CASE.label, "kept out/x", body)
+
+
+def gradient_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> CheckResult:
+    """d/dx of (out * g).sum() equals g times the forward's multiplier (mask * scale)."""
+    if not impl.supports_backward:
+        return CheckResult("gradient", CASE.label, "max |grad - g*mask*scale|", verdict=Verdict.SKIP, reason="declares no backward support")
+
+    def body() -> CheckResult:
+        generator = torch.Generator().manual_seed(derive_seed(seed, "grad-input"))
+        shape = (SCALE_SAMPLES, CHANNELS, CASE.height, CASE.width)
+        x = (torch.rand(shape, generator=generator) + 0.5).to(device).requires_grad_()
+        upstream = torch.randn(shape, generator=generator).to(device)
+        out = _call(impl, fn, x, derive_seed(seed, "grad"))
+        if not out.requires_grad:
+            return CheckResult(
+                "gradient", CASE.label, "max |grad - g*mask*scale|", verdict=Verdict.FAIL, reason="output is not connected to the input's graph"
+            )
+        (out * upstream).sum().backward()
+        expected = (upstream * out / x).detach()
+        error = float((x.grad - expected).abs().max())
+        tolerance = 1e-5 * max(1.0, float(expected.abs().max()))
+        ok = error <= tolerance
+        return CheckResult(
+            "gradient",
+            CASE.label,
+            "max |grad - g*mask*scale|",
+            expected=0.0,
+            observed=f"{error:.2e}",
+            verdict=Verdict.PASS if ok else Verdict.FAIL,
+            reason="" if ok else f"gradient differs from upstream * mask * scale by up to {error:.3g}",
+        )
+
+    return guarded("gradient", CASE.label, "max |grad - g*mask*scale|", body)
+
+
+def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> list[CheckResult]:
+    """float16 and bfloat16: dtype kept, finite, and right with more than 65,504 kept units."""
+    label = "x".join(map(str, HALF_SHAPE)) + " k=7 p=0.1"
+    results = []
+    for dtype_name in ("float16", "bfloat16"):
+        check = f"dtype.{dtype_name}"
+        statistic = "worst kept unit vs scale"
+        if dtype_name not in impl.dtypes:
+            results.append(CheckResult(check, label, statistic, verdict=Verdict.SKIP, reason=f"declares no {dtype_name} support"))
+            continue
+
+        def body(dtype_name: str = dtype_name, check: str = check) -> CheckResult:
+            dtype = getattr(torch, dtype_name)
+            x = torch.ones(HALF_SHAPE, dtype=dtype, device=device)
+            out = call_seeded(impl, fn, x, 0.1, 7, derive_seed(seed, check))
+            if out.dtype != dtype:
+                return CheckResult(check, label, statistic, str(dtype), str(out.dtype), verdict=Verdict.FAIL, reason=f"returned {out.dtype} for {dtype} input")
+            out64 = out.double().cpu()
+            if not bool(torch.isfinite(out64).all()):
+                return CheckResult(check, label, statistic, "finite", "NaN/inf", verdict=Verdict.FAIL, reason="non-finite outputs (a count overflowed?)")
+            dropped = out64 == 0
+            if bool(dropped.all()):
+                return CheckResult(
+                    check, label, statistic, "some kept", "all zero", verdict=Verdict.FAIL, reason="every unit is zero: the kept count overflowed half precision?"
+                )
+            scale = spec.normalisation_scale(impl.contract, dropped, 0.1, 7).double()
+            relative = ((out64 - scale).abs() / scale)[~dropped]
+            worst = float(relative.max())
+            tolerance = HALF_TOLERANCE_EPS * torch.finfo(dtype).eps
+            ok = worst <= tolerance
+            return CheckResult(
+                check,
+                label,
+                statistic,
+                expected=f"{scale.min().item():.4f}",
+                observed=f"rel. error {worst:.1e}",
+                verdict=Verdict.PASS if ok else Verdict.FAIL,
+                reason="" if ok else f"kept units off the scale by {worst:.2g} (tolerance {tolerance:.2g})",
+            )
+
+        results.append(guarded(check, label, statistic, body))
+    return results

@@ -1,0 +1,105 @@
+"""Orchestrates the checks of one implementation and applies the Holm correction. No printing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from dropblock_bench import spec
+from dropblock_bench.errors import ImplementationLoadError
+from dropblock_bench.registry import Implementation
+from dropblock_bench.verify.checks_api import api_checks, describe_exception
+from dropblock_bench.verify.checks_law import law_checks
+from dropblock_bench.verify.checks_structure import (
+    gradient_check,
+    half_precision_checks,
+    independence_and_mean_checks,
+    scale_check,
+)
+from dropblock_bench.verify.results import CheckResult, ImplementationReport, Verdict, apply_holm
+from dropblock_bench.verify.settings import VerifySettings
+
+ProgressCallback = Callable[[str], None]
+"""Called with a description before each step; ``count_steps`` says how many come."""
+
+STRUCTURE_STEPS = 4
+
+
+def count_steps(settings: VerifySettings) -> int:
+    """Steps :func:`verify_implementation` reports through its progress callback."""
+    return 1 + len(settings.cases) + STRUCTURE_STEPS
+
+
+def pick_device(impl: Implementation) -> str | None:
+    """CPU where the implementation runs there, else CUDA when present, else None."""
+    if "cpu" in impl.devices:
+        return "cpu"
+    import torch
+
+    return "cuda" if "cuda" in impl.devices and torch.cuda.is_available() else None
+
+
+def paper_differences(contract: spec.Contract, settings: VerifySettings) -> list[str]:
+    """Where the contract's expected drop rate departs from the paper's, case by case."""
+    notes = []
+    for case in settings.cases:
+        args = (case.p, case.height, case.width, case.block_size)
+        ours, paper = spec.expected_drop_rate(contract, *args), spec.expected_drop_rate(spec.PAPER_CONTRACT, *args)
+        if abs(ours - paper) > 1e-3 * paper:
+            notes.append(
+                f"{case.label}: its contract drops {ours:.4f} on average where the paper's drops {paper:.4f}"
+                f" ({(ours - paper) / paper:+.0%})"
+            )
+    return notes
+
+
+def verify_implementation(
+    impl: Implementation, settings: VerifySettings | None = None, progress: ProgressCallback | None = None
+) -> ImplementationReport:
+    """Judge ``impl`` against its declared contract; return every check with its verdict."""
+    settings = settings or VerifySettings()
+    step = progress or (lambda description: None)
+    started = time.perf_counter()
+    report = ImplementationReport(
+        implementation=impl.name,
+        contract=impl.contract.as_dict(),
+        departures_from_paper=list(impl.contract.departures_from_paper()),
+        checks=[],
+        paper_differences=paper_differences(impl.contract, settings),
+    )
+    if settings.quick:
+        report.notes.append("quick mode: fewer cases and smaller samples; lower power (see below)")
+    device = pick_device(impl)
+    try:
+        if device is None:
+            raise RuntimeError(f"runs on {', '.join(impl.devices)}; none of them is available here")
+        fn = impl.load()
+    except (ImplementationLoadError, RuntimeError) as exc:
+        report.checks.append(CheckResult("load", "-", "callable loads", verdict=Verdict.FAIL, reason=describe_exception(exc)))
+        report.duration_s = time.perf_counter() - started
+        return report
+
+    step("API")
+    report.checks += api_checks(impl, fn, settings.seed, device)
+    weakest = 1.0
+    for case in settings.cases:
+        step(f"law {case.label}")
+        maps = settings.maps_for(impl.contract, case)
+        weakest = min(weakest, settings.power_reached(impl.contract, case, maps))
+        report.checks += law_checks(impl, fn, case, maps, settings.seed, device)
+    step("independence")
+    report.checks += independence_and_mean_checks(impl, fn, settings.structure_samples, settings.seed, device)
+    step("normalisation")
+    report.checks.append(scale_check(impl, fn, settings.seed, device))
+    step("gradient")
+    report.checks.append(gradient_check(impl, fn, settings.seed, device))
+    step("half precision")
+    report.checks += half_precision_checks(impl, fn, settings.seed, device)
+
+    apply_holm(report.checks, settings.alpha)
+    report.notes.append(
+        f"power: a {settings.relative_error:.0%} error in the drop rate is caught with probability"
+        f" >= {weakest:.3f} in every case; family-wise false-alarm rate <= {settings.alpha:g} (Holm)"
+    )
+    report.duration_s = time.perf_counter() - started
+    return report

@@ -1,0 +1,108 @@
+"""Plain-data results of ``dbench verify``, with the Holm correction. No I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """One named check on one case.
+
+    ``p_value`` is set for statistical checks (None for exact ones); their verdict is
+    decided after the Holm correction, from ``adjusted_p``. ``paper_expected`` is what the
+    paper's contract would give for the same statistic, where the two can differ.
+    """
+
+    check: str
+    case: str
+    statistic: str
+    expected: Any = None
+    observed: Any = None
+    p_value: float | None = None
+    verdict: Verdict = Verdict.PASS
+    reason: str = ""
+    paper_expected: Any = None
+    adjusted_p: float | None = None
+
+    @property
+    def statistical(self) -> bool:
+        return self.p_value is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+@dataclasses.dataclass
+class ImplementationReport:
+    """Every check of one implementation, judged against its declared contract."""
+
+    implementation: str
+    contract: dict[str, str]
+    departures_from_paper: list[str]
+    checks: list[CheckResult]
+    paper_differences: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.verdict is Verdict.FAIL]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "contract": self.contract,
+            "departures_from_paper": self.departures_from_paper,
+            "paper_differences": self.paper_differences,
+            "passed": self.passed,
+            "n_checks": len(self.checks),
+            "n_failed": len(self.failures),
+            "duration_s": round(self.duration_s, 3),
+            "notes": self.notes,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control under any dependence)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def apply_holm(checks: Sequence[CheckResult], alpha: float) -> None:
+    """Set ``adjusted_p`` and the verdict of every statistical, non-skipped check."""
+    statistical = [c for c in checks if c.statistical and c.verdict is not Verdict.SKIP]
+    for check, adjusted in zip(statistical, holm_adjust([c.p_value for c in statistical])):
+        check.adjusted_p = adjusted
+        check.verdict = Verdict.FAIL if adjusted < alpha else Verdict.PASS
+        if check.verdict is Verdict.PASS:
+            check.reason = ""
