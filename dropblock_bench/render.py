@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
@@ -10,6 +11,9 @@ from rich.text import Text
 
 from dropblock_bench.registry import Implementation
 from dropblock_bench.spec import PAPER_CONTRACT
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from dropblock_bench.verify.results import ImplementationReport
 
 _DTYPE_SHORT = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16"}
 
@@ -61,3 +65,58 @@ def implementations_table(implementations: Sequence[Implementation]) -> Table:
 def paper_contract_line() -> str:
     """The paper's contract in one line, for captions and help texts."""
     return f"paper contract: {PAPER_CONTRACT}"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _p_cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "<1e-300" if value == 0.0 else f"{value:.2g}"
+
+
+VERIFY_LEGEND = (
+    "rate: mean drop rate (z-test, exact variance) · dispersion: sd of per-map drop counts "
+    "(chi-square vs the exact sampler) · position: worst position's drop frequency (binomial, "
+    "Bonferroni) · blocks: maps not made of whole blocks · independence: r of paired drop counts · "
+    "expected: under its own contract; paper: under Algorithm 1; p: Holm-adjusted"
+)
+
+
+def verify_table(report: ImplementationReport) -> Table:
+    """Every check of one implementation, grouped by case: expected, observed, paper, p, verdict."""
+    status = "[green]passed[/]" if report.passed else f"[red]{len(report.failures)} failed[/]"
+    table = Table(
+        title=f"[bold]{report.implementation}[/]: {status} ({report.duration_s:.1f} s)",
+        caption=VERIFY_LEGEND,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("check", no_wrap=True)
+    for column in ("expected", "observed", "paper", "p"):
+        table.add_column(column, overflow="fold", justify="right")
+    table.add_column("verdict", no_wrap=True)
+    styles = {"pass": "green", "fail": "bold red", "skip": "dim"}
+    current_case = None
+    for check in report.checks:
+        if check.case != current_case:
+            current_case = check.case
+            table.add_row(Text(current_case, style="bold"), end_section=False)
+        verdict = str(check.verdict)
+        paper = _cell(check.paper_expected) if check.paper_expected != check.expected else ""
+        table.add_row(
+            "  " + check.check,
+            _cell(check.expected),
+            _cell(check.observed),
+            paper,
+            _p_cell(check.adjusted_p if check.adjusted_p is not None else check.p_value),
+            Text(verdict.upper(), style=styles[verdict]),
+            style="red" if verdict == "fail" else None,
+        )
+    return table

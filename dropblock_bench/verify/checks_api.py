@@ -31,6 +31,11 @@ def guarded(check: str, case: str, statistic: str, body: Callable[[], CheckResul
         return CheckResult(check, case, statistic, verdict=Verdict.FAIL, reason=describe_exception(exc))
 
 
+def _describe(tensor: torch.Tensor) -> str:
+    shape = "x".join(map(str, tensor.shape))
+    return f"{shape} {str(tensor.dtype).removeprefix('torch.')} {tensor.device.type}"
+
+
 def _exact(check: str, statistic: str, ok: bool, expected: object, observed: object, reason: str) -> CheckResult:
     return CheckResult(
         check, API_CASE, statistic, expected, observed, verdict=Verdict.PASS if ok else Verdict.FAIL, reason="" if ok else reason
@@ -48,9 +53,9 @@ def api_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) ->
 
     def shape() -> CheckResult:
         out = run(x.clone())
-        got = (tuple(out.shape), out.dtype, out.device.type)
-        want = (tuple(x.shape), x.dtype, x.device.type)
-        return _exact("api.shape", "shape, dtype, device", got == want, str(want), str(got), f"output {got} differs from input {want}")
+        got = _describe(out)
+        want = _describe(x)
+        return _exact("api.shape", "shape, dtype, device", got == want, want, got, f"output is {got} for an input of {want}")
 
     def mutation() -> CheckResult:
         x_in = x.clone()
