@@ -151,6 +151,7 @@ def blocks_check(contract: spec.Contract, case: Case, masks: torch.Tensor) -> Ch
     explained = spec.explained_by_blocks(contract, masks, case.block_size)
     bad = int((~explained).sum())
     where = "inside the map" if contract.seeds is spec.SeedRegion.VALID else "(cut at the border allowed)"
+    k = spec.painted_block_size(contract, case.height, case.width, case.block_size)
     return CheckResult(
         "blocks",
         case.label,
@@ -158,5 +159,5 @@ def blocks_check(contract: spec.Contract, case: Case, masks: torch.Tensor) -> Ch
         expected=0,
         observed=bad,
         verdict=Verdict.PASS if bad == 0 else Verdict.FAIL,
-        reason="" if bad == 0 else f"{bad} of {masks.shape[0]} maps drop units outside any whole {case.block_size}x{case.block_size} block {where}",
+        reason="" if bad == 0 else f"{bad} of {masks.shape[0]} maps drop units outside any whole {k}x{k} block {where}",
     )
