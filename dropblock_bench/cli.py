@@ -34,6 +34,7 @@ console = Console()
 error_console = Console(stderr=True)
 
 USAGE_ERROR = 2
+WIDE_TERMINAL = 110  # columns from which verify tables also show the statistic column
 
 
 @contextlib.contextmanager
@@ -174,7 +175,7 @@ def verify_command(
 
             reports.append(verify_implementation(implementation, settings, progress=advance))
     for report in reports:
-        console.print(verify_table(report))
+        console.print(verify_table(report, show_statistic=console.width >= WIDE_TERMINAL))
         for failure in report.failures:
             console.print(f"  [red]✗ {failure.check}[/] [dim]{failure.case}[/]: {failure.reason}", highlight=False)
         if report.departures_from_paper:

@@ -89,8 +89,9 @@ VERIFY_LEGEND = (
 )
 
 
-def verify_table(report: ImplementationReport) -> Table:
-    """Every check of one implementation, grouped by case: expected, observed, paper, p, verdict."""
+def verify_table(report: ImplementationReport, *, show_statistic: bool = True) -> Table:
+    """Every check of one implementation, grouped by case: statistic (optional, for wide
+    terminals), expected, observed, paper, p, verdict."""
     status = "[green]passed[/]" if report.passed else f"[red]{len(report.failures)} failed[/]"
     table = Table(
         title=f"[bold]{report.implementation}[/]: {status} ({report.duration_s:.1f} s)",
@@ -99,6 +100,8 @@ def verify_table(report: ImplementationReport) -> Table:
         pad_edge=False,
     )
     table.add_column("check", no_wrap=True)
+    if show_statistic:
+        table.add_column("statistic", style="dim", no_wrap=True)
     for column in ("expected", "observed", "paper", "p"):
         table.add_column(column, overflow="fold", justify="right")
     table.add_column("verdict", no_wrap=True)
@@ -112,6 +115,7 @@ def verify_table(report: ImplementationReport) -> Table:
         paper = _cell(check.paper_expected) if check.paper_expected != check.expected else ""
         table.add_row(
             "  " + check.check,
+            *([check.statistic] if show_statistic else []),
             _cell(check.expected),
             _cell(check.observed),
             paper,

@@ -55,40 +55,39 @@ def api_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) ->
         out = run(x.clone())
         got = _describe(out)
         want = _describe(x)
-        return _exact("api.shape", "shape, dtype, device", got == want, want, got, f"output is {got} for an input of {want}")
+        return _exact("api.shape", "shape dtype device", got == want, want, got, f"output is {got} for an input of {want}")
 
     def mutation() -> CheckResult:
         x_in = x.clone()
         run(x_in)
         changed = int((x_in != x).sum())
-        return _exact("api.mutation", "input units changed", changed == 0, 0, changed, f"modified {changed} input units without inplace=True")
+        return _exact("api.mutation", "units changed", changed == 0, 0, changed, f"modified {changed} input units without inplace=True")
 
     def finite() -> CheckResult:
         bad = int((~torch.isfinite(run(x.clone()))).sum())
-        return _exact("api.finite", "non-finite outputs", bad == 0, 0, bad, f"{bad} NaN/inf outputs from a finite input")
+        return _exact("api.finite", "non-finite out", bad == 0, 0, bad, f"{bad} NaN/inf outputs from a finite input")
 
     def seeded() -> CheckResult:
         differ = int((run(x.clone()) != run(x.clone())).sum())
-        how = "generator" if impl.supports_generator else "torch.manual_seed"
-        return _exact("api.seeded", f"units differing, same seed ({how})", differ == 0, 0, differ, f"same seed gave different outputs in {differ} units")
+        return _exact("api.seeded", "units differing", differ == 0, 0, differ, f"same seed gave different outputs in {differ} units")
 
     def p_zero() -> CheckResult:
         differ = int((run(x.clone(), p=0.0) != x).sum())
-        return _exact("api.p0", "units changed at p=0", differ == 0, 0, differ, f"p=0 changed {differ} units (must be the identity)")
+        return _exact("api.p0", "units changed", differ == 0, 0, differ, f"p=0 changed {differ} units (must be the identity)")
 
     def eval_mode() -> CheckResult:
         differ = int((run(x.clone(), training=False) != x).sum())
-        return _exact("api.eval", "units changed in eval", differ == 0, 0, differ, f"training=False changed {differ} units (must be the identity)")
+        return _exact("api.eval", "units changed", differ == 0, 0, differ, f"training=False changed {differ} units (must be the identity)")
 
     def p_one() -> CheckResult:
         out = run(x.clone(), p=1.0)
         nonzero = int((out != 0).sum())
         nan = int(torch.isnan(out).sum())
-        return _exact("api.p1", "non-zero outputs at p=1", nonzero == 0, 0, nonzero, f"p=1 left {nonzero} non-zero units ({nan} NaN)")
+        return _exact("api.p1", "non-zero out", nonzero == 0, 0, nonzero, f"p=1 left {nonzero} non-zero units ({nan} NaN)")
 
     def inplace() -> CheckResult:
         if not impl.supports_inplace:
-            return CheckResult("api.inplace", API_CASE, "written into input", verdict=Verdict.SKIP, reason="declares no inplace support")
+            return CheckResult("api.inplace", API_CASE, "in input", verdict=Verdict.SKIP, reason="declares no inplace support")
         expected = run(x.clone())
         x_in = x.clone()
         out = run(x_in, inplace=True)
@@ -96,16 +95,16 @@ def api_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) ->
         differ = int((x_in != expected).sum())
         ok = same_storage and differ == 0
         reason = "returned a new tensor" if not same_storage else f"in-place result differs from out-of-place in {differ} units"
-        return _exact("api.inplace", "written into input", ok, True, same_storage and differ == 0, reason)
+        return _exact("api.inplace", "in input", ok, True, same_storage and differ == 0, reason)
 
     bodies = [
-        ("api.shape", "shape, dtype, device", shape),
-        ("api.mutation", "input units changed", mutation),
-        ("api.finite", "non-finite outputs", finite),
-        ("api.seeded", "units differing, same seed", seeded),
-        ("api.p0", "units changed at p=0", p_zero),
-        ("api.eval", "units changed in eval", eval_mode),
-        ("api.p1", "non-zero outputs at p=1", p_one),
-        ("api.inplace", "written into input", inplace),
+        ("api.shape", "shape dtype device", shape),
+        ("api.mutation", "units changed", mutation),
+        ("api.finite", "non-finite out", finite),
+        ("api.seeded", "units differing", seeded),
+        ("api.p0", "units changed", p_zero),
+        ("api.eval", "units changed", eval_mode),
+        ("api.p1", "non-zero out", p_one),
+        ("api.inplace", "in input", inplace),
     ]
     return [guarded(check, API_CASE, statistic, body) for check, statistic, body in bodies]

@@ -20,10 +20,10 @@ from dropblock_bench.verify.sampling import derive_seed, sample_drop_masks
 from dropblock_bench.verify.settings import Case
 
 LAW_CHECKS = (
-    ("rate", "mean drop rate"),
-    ("dispersion", "sd of dropped units per map"),
-    ("position", "worst position's drop frequency"),
-    ("blocks", "maps not made of whole blocks"),
+    ("rate", "mean rate"),
+    ("dispersion", "sd per map"),
+    ("position", "worst pos."),
+    ("blocks", "bad maps"),
 )
 
 
@@ -66,7 +66,7 @@ def rate_check(contract: spec.Contract, case: Case, masks: torch.Tensor) -> Chec
     return CheckResult(
         "rate",
         case.label,
-        "mean drop rate",
+        "mean rate",
         expected=round(expected, 5),
         observed=round(observed, 5),
         p_value=p_value,
@@ -109,7 +109,7 @@ def dispersion_check(contract: spec.Contract, case: Case, masks: torch.Tensor, r
     return CheckResult(
         "dispersion",
         case.label,
-        "sd of dropped units per map",
+        "sd per map",
         expected=round(exact_sd, 3),
         observed=round(observed_sd, 3),
         p_value=p_value,
@@ -135,7 +135,7 @@ def position_check(contract: spec.Contract, case: Case, masks: torch.Tensor) -> 
     return CheckResult(
         "position",
         case.label,
-        "worst position's drop frequency",
+        "worst pos.",
         expected=f"({row},{col}) {probability[worst]:.4f}",
         observed=f"({row},{col}) {frequency:.4f}",
         p_value=p_value,
@@ -155,7 +155,7 @@ def blocks_check(contract: spec.Contract, case: Case, masks: torch.Tensor) -> Ch
     return CheckResult(
         "blocks",
         case.label,
-        "maps not made of whole blocks",
+        "bad maps",
         expected=0,
         observed=bad,
         verdict=Verdict.PASS if bad == 0 else Verdict.FAIL,

@@ -73,7 +73,7 @@ def independence_and_mean_checks(
                 ("independence.channels", "channel pairs"),
                 ("independence.samples", "sample pairs"),
                 ("independence.calls", "call pairs"),
-                ("normalisation.mean", "mean output for input 1"),
+                ("normalisation.mean", "mean out"),
             )
         ]
     counts = (first == 0).sum(dim=(2, 3)).double().numpy()  # (samples, channels)
@@ -85,7 +85,7 @@ def independence_and_mean_checks(
             CheckResult(
                 "independence.channels",
                 CASE.label,
-                "samples whose channels' masks differ",
+                "differing",
                 expected=0,
                 observed=differ,
                 verdict=Verdict.PASS if differ == 0 else Verdict.FAIL,
@@ -95,14 +95,14 @@ def independence_and_mean_checks(
     else:
         checks.append(
             _correlation_check(
-                "independence.channels", "r of channel pairs' drop counts", counts[:, 0::2].ravel(), counts[:, 1::2].ravel(), "channels", impl.contract
+                "independence.channels", "r", counts[:, 0::2].ravel(), counts[:, 1::2].ravel(), "channels", impl.contract
             )
         )
     checks.append(
-        _correlation_check("independence.samples", "r of sample pairs' drop counts", counts[0::2, 0], counts[1::2, 0], "samples", impl.contract)
+        _correlation_check("independence.samples", "r", counts[0::2, 0], counts[1::2, 0], "samples", impl.contract)
     )
     checks.append(
-        _correlation_check("independence.calls", "r of two calls' drop counts", counts[:, 0], counts_again[:, 0], "calls", impl.contract)
+        _correlation_check("independence.calls", "r", counts[:, 0], counts_again[:, 0], "calls", impl.contract)
     )
     checks.append(_mean_check(impl.contract, first))
     return checks
@@ -121,7 +121,7 @@ def _mean_check(contract: spec.Contract, out: torch.Tensor) -> CheckResult:
     return CheckResult(
         "normalisation.mean",
         CASE.label,
-        "mean output for input 1",
+        "mean out",
         expected=round(expected, 5),
         observed=round(observed, 5),
         p_value=p_value,
@@ -152,20 +152,20 @@ def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -
         return CheckResult(
             "normalisation.scale",
             CASE.label,
-            f"kept out/x ({impl.contract.norm})",
+            "out/x",
             expected=shown,
             observed=seen,
             verdict=Verdict.PASS if ok else Verdict.FAIL,
             reason="" if ok else f"kept units are scaled by {seen} where the contract's {impl.contract.norm} normalisation gives {shown}",
         )
 
-    return guarded("normalisation.scale", CASE.label, "kept out/x", body)
+    return guarded("normalisation.scale", CASE.label, "out/x", body)
 
 
 def gradient_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> CheckResult:
     """d/dx of (out * g).sum() equals g times the forward's multiplier (mask * scale)."""
     if not impl.supports_backward:
-        return CheckResult("gradient", CASE.label, "max |grad - g*mask*scale|", verdict=Verdict.SKIP, reason="declares no backward support")
+        return CheckResult("gradient", CASE.label, "max error", verdict=Verdict.SKIP, reason="declares no backward support")
 
     def body() -> CheckResult:
         generator = torch.Generator().manual_seed(derive_seed(seed, "grad-input"))
@@ -175,7 +175,7 @@ def gradient_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str
         out = _call(impl, fn, x, derive_seed(seed, "grad"))
         if not out.requires_grad:
             return CheckResult(
-                "gradient", CASE.label, "max |grad - g*mask*scale|", verdict=Verdict.FAIL, reason="output is not connected to the input's graph"
+                "gradient", CASE.label, "max error", verdict=Verdict.FAIL, reason="output is not connected to the input's graph"
             )
         (out * upstream).sum().backward()
         expected = (upstream * out / x).detach()
@@ -185,14 +185,14 @@ def gradient_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str
         return CheckResult(
             "gradient",
             CASE.label,
-            "max |grad - g*mask*scale|",
+            "max error",
             expected=0.0,
             observed=f"{error:.2e}",
             verdict=Verdict.PASS if ok else Verdict.FAIL,
             reason="" if ok else f"gradient differs from upstream * mask * scale by up to {error:.3g}",
         )
 
-    return guarded("gradient", CASE.label, "max |grad - g*mask*scale|", body)
+    return guarded("gradient", CASE.label, "max error", body)
 
 
 def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> list[CheckResult]:
@@ -201,7 +201,7 @@ def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, devi
     results = []
     for dtype_name in ("float16", "bfloat16"):
         check = f"dtype.{dtype_name}"
-        statistic = "worst kept unit vs scale"
+        statistic = "rel. error"
         if dtype_name not in impl.dtypes:
             results.append(CheckResult(check, label, statistic, verdict=Verdict.SKIP, reason=f"declares no {dtype_name} support"))
             continue
@@ -230,7 +230,7 @@ def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, devi
                 label,
                 statistic,
                 expected=f"{scale.min().item():.4f}",
-                observed=f"rel. error {worst:.1e}",
+                observed=f"{worst:.1e}",
                 verdict=Verdict.PASS if ok else Verdict.FAIL,
                 reason="" if ok else f"kept units off the scale by {worst:.2g} (tolerance {tolerance:.2g})",
             )
