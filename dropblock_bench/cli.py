@@ -154,17 +154,13 @@ def verify_command(
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] --mask/--seeds/--gamma/--norm only apply to file.py:callable implementations")
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from dropblock_bench.render import verify_table
     from dropblock_bench.verify import VerifySettings, count_steps, verify_implementation
     from dropblock_bench.verify.export import write_csv, write_json
 
     settings = VerifySettings.for_mode(quick=quick, seed=seed)
     reports = []
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(), console=error_console, transient=True
-    )
+    progress = _progress()
     with progress:
         task = progress.add_task("verify", total=len(implementations) * count_steps(settings))
 
@@ -197,6 +193,158 @@ def verify_command(
         console.print(f"[bold red]{summary}, {len(failed)} failed:[/] {names}", highlight=False)
         raise typer.Exit(1)
     console.print(f"[bold green]{summary}.[/]", highlight=False)
+
+
+ListOption = Optional[list[str]]
+
+
+@app.command("run")
+def run_command(
+    impl: ImplOption = None,
+    shape: Annotated[ListOption, typer.Option("--shape", "-s", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
+    preset: Annotated[
+        Optional[str], typer.Option(help="quick: 3 map sizes, forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
+    ] = None,
+    block_size: Annotated[ListOption, typer.Option("--block-size", "-k", help="Block size(s). Default 7.")] = None,
+    p: Annotated[ListOption, typer.Option("--p", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
+    dtype: Annotated[ListOption, typer.Option(help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
+    device: Annotated[ListOption, typer.Option(help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward | backward (forward+backward) | both.")] = None,
+    inplace: Annotated[bool, typer.Option("--inplace", help="Also time inplace=True (against x.mul_(c)).")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor).", min=0.01)] = 0.3,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory and bytes saved for backward.")] = True,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
+    shard_spec: Annotated[Optional[str], typer.Option("--shard", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
+) -> None:
+    """Time DropBlock implementations across shapes, dtypes, devices, block sizes and drop rates.
+
+    With no options: a quick matrix over the built-ins (under a minute on 2 cores). Every case
+    is timed with torch.utils.benchmark against a memory-floor op (`x * c`) interleaved in the
+    same process, so **×floor** is meaningful on a noisy machine; **×best** compares the
+    implementations of one setting. Each case reports the median, IQR, a 95 % confidence
+    interval of the median, effective GB/s, peak memory above the input, and for backward the
+    bytes saved for backward. Missing devices, unsupported dtypes and failures are recorded as
+    skipped or error rows and the run goes on; Ctrl-C keeps every finished row on disk.
+
+    Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
+    """
+    from dropblock_bench import matrix
+
+    with _user_errors():
+        implementations = _run_implementations(impl)
+        spec = _matrix_spec(matrix, list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
+        cases = matrix.expand(spec)
+        if shard_spec:
+            cases = matrix.shard(cases, *matrix.parse_shard(shard_spec))
+    if not cases:
+        console.print("[yellow]this shard of the matrix is empty; nothing to run[/]")
+        return
+
+    import torch
+
+    from dropblock_bench.render import run_notes, run_table
+    from dropblock_bench.run_io import CsvAppender, JsonRunWriter, machine_meta
+    from dropblock_bench.timing import RunSettings, run_matrix
+
+    if threads:
+        torch.set_num_threads(threads)
+    settings = RunSettings(min_time_s=min_time, measure_memory=memory)
+    writers = []
+    if csv_path:
+        writers.append((CsvAppender(csv_path), "row"))
+    if json_path:
+        meta = machine_meta({"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases)})
+        writers.append((JsonRunWriter(json_path, meta), "record"))
+    results = []
+    progress = _progress(with_eta=True)
+
+    def on_result(result) -> None:
+        results.append(result)
+        for writer, kind in writers:
+            writer.append(result.row() if kind == "row" else result.record())
+        progress.advance(task)
+
+    def on_start(case) -> None:
+        progress.update(task, description=f"{case.implementation} {case.shape_label} {case.mode}")
+
+    interrupted = False
+    with progress:
+        task = progress.add_task("run", total=len(cases))
+        try:
+            run_matrix(cases, implementations, settings, on_result=on_result, on_start=on_start)
+        except KeyboardInterrupt:
+            interrupted = True
+    for writer, _ in writers:
+        if hasattr(writer, "close"):
+            writer.close()
+    if any(r.status == "ok" for r in results):
+        console.print(run_table(results))
+    for line in run_notes(results):
+        console.print(line, highlight=False)
+    saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
+    if interrupted:
+        error_console.print(f"[yellow]interrupted after {len(results)} of {len(cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
+        raise typer.Exit(130)
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "error")}
+    console.print(
+        f"{len(results)} cases: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"
+        + (f"; written to {saved}" if saved else ""),
+        highlight=False,
+    )
+
+
+def _run_implementations(specs: Optional[list[str]]) -> dict:
+    """Name -> record for `dbench run`: the ones named, or the built-ins."""
+    from dropblock_bench.registry import default_registry
+
+    if specs:
+        return {i.name: i for i in _resolve(specs, {})}
+    return {i.name: i for i in default_registry().implementations() if i.origin == "dropblock-bench"}
+
+
+def _matrix_spec(matrix, names, shape, preset, block_size, p, dtype, device, mode, inplace):
+    """The matrix the options describe; the quick preset fills whatever they leave open."""
+    if preset is not None and preset not in matrix.PRESETS:
+        raise DbenchError(f"unknown preset {preset!r}: use {' or '.join(matrix.PRESETS)}")
+    base = matrix.PRESETS[preset or ("quick" if not shape else "")] if (preset or not shape) else {}
+    shapes = tuple(matrix.parse_shape(s) for s in matrix.split_values(shape)) or base.get("shapes", ())
+    modes = matrix.parse_mode(mode) if mode else base.get("modes", ("forward",))
+    return matrix.MatrixSpec(
+        implementations=tuple(names),
+        shapes=shapes,
+        block_sizes=tuple(matrix.parse_block_size(v) for v in matrix.split_values(block_size)) or (7,),
+        ps=tuple(matrix.parse_probability(v) for v in matrix.split_values(p)) or (0.1,),
+        dtypes=tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
+        devices=tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
+        modes=modes,
+        inplace=(False, True) if inplace else (False,),
+    )
+
+
+@app.command("merge")
+def merge_command(
+    files: Annotated[list[Path], typer.Argument(help="`dbench run --json` files, e.g. the shards of one matrix.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the merged JSON.")],
+) -> None:
+    """Combine `dbench run --json` files (e.g. `--shard` slices) into one."""
+    from dropblock_bench.run_io import merge_runs
+
+    with _user_errors():
+        merged = merge_runs(files)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(merged, indent=1) + "\n")
+    console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
+
+
+def _progress(with_eta: bool = False):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if with_eta:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=error_console, transient=True)
 
 
 def _resolve(specs: Optional[list[str]], overrides: dict[str, Optional[str]]) -> list:

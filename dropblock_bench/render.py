@@ -13,6 +13,7 @@ from dropblock_bench.registry import Implementation
 from dropblock_bench.spec import PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from dropblock_bench.timing import CaseResult
     from dropblock_bench.verify.results import ImplementationReport
 
 _DTYPE_SHORT = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16"}
@@ -124,3 +125,85 @@ def verify_table(report: ImplementationReport, *, show_statistic: bool = True) -
             style="red" if verdict == "fail" else None,
         )
     return table
+
+
+def _ratio_style(ratio: float) -> str:
+    if ratio <= 1.0 + 1e-9:
+        return "bold green"
+    if ratio <= 1.5:
+        return "green"
+    if ratio <= 3.0:
+        return "yellow"
+    return "red"
+
+
+def _megabytes(value: int | None) -> str:
+    return "" if value is None else f"{value / 1e6:.1f}"
+
+
+def run_table(results: Sequence[CaseResult]) -> Table:
+    """Timing results grouped by shape; each time coloured by its ratio to the best
+    implementation of the same setting (as torch.utils.benchmark's Compare does). Axes with a
+    single value across the run go into the title instead of a column."""
+    axes = {
+        "mode": lambda c: {"forward": "fwd", "backward": "fwd+bwd"}[c.mode],
+        "dtype": lambda c: _DTYPE_SHORT.get(c.dtype, c.dtype),
+        "device": lambda c: c.device,
+        "k": lambda c: str(c.block_size),
+        "p": lambda c: f"{c.p:g}",
+        "inplace": lambda c: "yes" if c.inplace else "",
+    }
+    varying = [name for name, get in axes.items() if len({get(r.case) for r in results}) > 1]
+    fixed = [f"{name} {axes[name](results[0].case)}" for name in axes if name not in varying and axes[name](results[0].case)]
+    table = Table(
+        title="dbench run" + (f" ({', '.join(fixed)})" if fixed else ""),
+        caption="ms: median ± IQR · ×best: vs the fastest implementation of the same setting · "
+        "×floor: vs x*c timed alongside · MB: peak memory above the input during one call",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("implementation", no_wrap=True, max_width=22, overflow="ellipsis")
+    for name in varying:
+        table.add_column(name, no_wrap=True)
+    table.add_column("ms", justify="right", min_width=11, no_wrap=True)
+    for name in ("×best", "×floor", "GB/s", "MB"):
+        table.add_column(name, justify="right", no_wrap=True)
+    best: dict[tuple[object, ...], float] = {}
+    for r in results:
+        if r.status == "ok" and r.median_ms is not None:
+            best[r.case.group] = min(best.get(r.case.group, float("inf")), r.median_ms)
+    current_shape = None
+    for r in results:
+        if r.status == "ok" and r.case.shape_label != current_shape:
+            current_shape = r.case.shape_label
+            table.add_row(Text(current_shape, style="bold"))
+        if r.status != "ok":
+            continue  # summarised by run_notes
+        cells = [axes[name](r.case) for name in varying]
+        ratio = r.median_ms / best[r.case.group]
+        style = _ratio_style(ratio)
+        table.add_row(
+            " " + r.case.implementation,
+            *cells,
+            Text(f"{r.median_ms:.3g} ±{r.iqr_ms:.1g}", style=style),
+            Text(f"{ratio:.2f}", style=style),
+            f"{r.floor_ratio:.2f}" if r.floor_ratio is not None else "",
+            f"{r.gbps:.1f}" if r.gbps is not None else "",
+            _megabytes(r.peak_mem_bytes),
+        )
+    return table
+
+
+def run_notes(results: Sequence[CaseResult]) -> list[str]:
+    """Rich-markup lines under the run table: errors one by one, skips counted by reason."""
+    lines = [
+        f"[red]error[/] {r.case.implementation} {r.case.shape_label} {r.case.mode} {r.case.dtype} {r.case.device}: {r.reason}"
+        for r in results
+        if r.status == "error"
+    ]
+    reasons: dict[str, int] = {}
+    for r in results:
+        if r.status == "skipped":
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    lines += [f"[dim]skipped {count} case{'s' if count > 1 else ''}: {reason}[/]" for reason, count in reasons.items()]
+    return lines

@@ -1,0 +1,51 @@
+"""Summary statistics of timing samples. Pure: numbers in, numbers out (milliseconds in, milliseconds out)."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+
+from scipy import stats as scipy_stats
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSummary:
+    """Median, interquartile range and a distribution-free confidence interval of the median."""
+
+    median: float
+    iqr: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def median_confidence_interval(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Order-statistic interval for the median: ranks from Binomial(n, 1/2) quantiles.
+
+    Covers the true median with probability >= ``confidence`` for any continuous distribution;
+    with few samples it widens to the full range.
+    """
+    ordered = sorted(samples)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("no samples")
+    alpha = 1 - confidence
+    # [X(j), X(n-j+1)] (1-based) covers the median with probability 1 - 2 * F(j - 1), F the
+    # Binomial(n, 1/2) cdf; take the largest j that keeps that >= confidence (at least j = 1).
+    j = 1
+    while j < n / 2 and 2 * scipy_stats.binom.cdf(j, n, 0.5) <= alpha:
+        j += 1
+    return ordered[j - 1], ordered[n - j]
+
+
+def summarize(samples: Sequence[float], confidence: float = 0.95) -> SampleSummary:
+    """Median, IQR (inclusive quartiles) and the median's confidence interval."""
+    if not samples:
+        raise ValueError("no samples")
+    if len(samples) == 1:
+        only = samples[0]
+        return SampleSummary(only, 0.0, only, only, 1)
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    low, high = median_confidence_interval(samples, confidence)
+    return SampleSummary(statistics.median(samples), q3 - q1, low, high, len(samples))

@@ -1,0 +1,200 @@
+"""The ``dbench run`` engine: time each case against a memory-floor op, interleaved. No printing.
+
+Timing uses :class:`torch.utils.benchmark.Timer` (warm-up, adaptive repetitions, CUDA
+synchronisation). Each case is measured in ``rounds`` alternating blocks with its floor op,
+``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode), on the
+same input, so ``floor_ratio`` holds on a noisy machine. Every raw sample is kept (each is the
+mean of one block of repetitions, in milliseconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch.utils import benchmark as torch_benchmark
+
+from dropblock_bench.matrix import RunCase
+from dropblock_bench.memory import peak_memory_bytes, saved_for_backward_bytes
+from dropblock_bench.registry import Implementation
+from dropblock_bench.stats import summarize
+
+FLOOR_CONSTANT = 1.0001
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """How long to time each case (seconds, split over ``rounds``) and whether to measure memory."""
+
+    min_time_s: float = 0.3
+    rounds: int = 3
+    measure_memory: bool = True
+
+
+@dataclasses.dataclass
+class CaseResult:
+    """One row of results. Times in ms, bandwidth in GB/s (1e9 bytes), memory in bytes."""
+
+    case: RunCase
+    status: str = "ok"
+    reason: str = ""
+    median_ms: float | None = None
+    iqr_ms: float | None = None
+    ci_low_ms: float | None = None
+    ci_high_ms: float | None = None
+    n_samples: int = 0
+    floor_median_ms: float | None = None
+    floor_ratio: float | None = None
+    gbps: float | None = None
+    peak_mem_bytes: int | None = None
+    saved_bytes: int | None = None
+    samples_ms: list[float] = dataclasses.field(default_factory=list)
+    floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """The flat record written to CSV (and to JSON, plus the samples)."""
+        c = self.case
+        return {
+            "implementation": c.implementation,
+            "device": c.device,
+            "dtype": c.dtype,
+            "shape": c.shape_label,
+            "block_size": c.block_size,
+            "p": c.p,
+            "mode": c.mode,
+            "inplace": c.inplace,
+            "median_ms": self.median_ms,
+            "iqr_ms": self.iqr_ms,
+            "ci_low_ms": self.ci_low_ms,
+            "ci_high_ms": self.ci_high_ms,
+            "n_samples": self.n_samples,
+            "floor_median_ms": self.floor_median_ms,
+            "floor_ratio": self.floor_ratio,
+            "gbps": self.gbps,
+            "peak_mem_bytes": self.peak_mem_bytes,
+            "saved_bytes": self.saved_bytes,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+    def record(self) -> dict[str, Any]:
+        return {**self.row(), "samples_ms": self.samples_ms, "floor_samples_ms": self.floor_samples_ms}
+
+
+def skip_reason(case: RunCase, impl: Implementation) -> str | None:
+    """Why ``case`` cannot run here, or None."""
+    device = torch.device(case.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "cuda is not available"
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return f"{case.device} is not present ({torch.cuda.device_count()} CUDA device(s))"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "mps is not available"
+    if device.type not in impl.devices:
+        return f"{impl.name} does not run on {device.type}"
+    if case.dtype not in impl.dtypes:
+        return f"{impl.name} does not support {case.dtype}"
+    if case.mode == "backward" and not impl.supports_backward:
+        return f"{impl.name} does not support backward"
+    if case.inplace and not impl.supports_inplace:
+        return f"{impl.name} does not support inplace"
+    if case.inplace and case.mode == "backward":
+        return "in-place on a leaf cannot be differentiated; time backward out of place"
+    height, width = case.shape[2:]
+    if case.block_size > min(height, width):
+        return f"block {case.block_size} is larger than the {height}x{width} map"
+    return None
+
+
+def _statements(case: RunCase) -> tuple[str, str]:
+    """(case statement, floor statement) for the timer."""
+    kwargs = ", inplace=True" if case.inplace else ""
+    if case.mode == "backward":
+        return ("x.grad = None; fn(x, p, k).backward(g)", "x.grad = None; (x * c).backward(g)")
+    return (f"fn(x, p, k{kwargs})", "x.mul_(c)" if case.inplace else "x * c")
+
+
+def _bytes_moved(case: RunCase, x: torch.Tensor) -> int:
+    """Bytes that must be read and written at least: x in, out out; backward adds g in, grad out."""
+    return x.numel() * x.element_size() * (4 if case.mode == "backward" else 2)
+
+
+def run_case(case: RunCase, impl: Implementation, settings: RunSettings) -> CaseResult:
+    """Time one case; failures become ``status="error"`` with the message, never an exception."""
+    result = CaseResult(case)
+    reason = skip_reason(case, impl)
+    if reason:
+        result.status, result.reason = "skipped", reason
+        return result
+    try:
+        _measure(case, impl, settings, result)
+    except torch.OutOfMemoryError as exc:
+        result.status, result.reason = "error", f"out of memory: {str(exc).splitlines()[0][:160]}"
+    except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
+        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        result.status, result.reason = "error", f"{type(exc).__name__}: {message}".rstrip(": ")
+    return result
+
+
+def _measure(case: RunCase, impl: Implementation, settings: RunSettings, result: CaseResult) -> None:
+    fn = impl.load()
+    device = torch.device(case.device)
+    dtype = getattr(torch, case.dtype)
+    x = torch.randn(case.shape, device=device, dtype=dtype)
+    backward = case.mode == "backward"
+    if backward:
+        x.requires_grad_()
+    scope = {"fn": fn, "x": x, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT}
+    if backward:
+        scope["g"] = torch.randn(case.shape, device=device, dtype=dtype)
+    statement, floor_statement = _statements(case)
+    timer = torch_benchmark.Timer(statement, globals=scope, num_threads=torch.get_num_threads())
+    floor_timer = torch_benchmark.Timer(floor_statement, globals=scope, num_threads=torch.get_num_threads())
+    block_time = settings.min_time_s / settings.rounds
+    for _ in range(settings.rounds):
+        result.samples_ms += [t * 1e3 for t in timer.blocked_autorange(min_run_time=block_time).times]
+        result.floor_samples_ms += [t * 1e3 for t in floor_timer.blocked_autorange(min_run_time=block_time).times]
+    summary, floor = summarize(result.samples_ms), summarize(result.floor_samples_ms)
+    result.median_ms, result.iqr_ms = summary.median, summary.iqr
+    result.ci_low_ms, result.ci_high_ms, result.n_samples = summary.ci_low, summary.ci_high, summary.n
+    result.floor_median_ms = floor.median
+    result.floor_ratio = summary.median / floor.median if floor.median > 0 else None
+    result.gbps = _bytes_moved(case, x) / (summary.median * 1e-3) / 1e9 if summary.median > 0 else None
+    if settings.measure_memory:
+        result.peak_mem_bytes = peak_memory_bytes(_one_call(case, fn, scope), device)
+    if backward:
+        result.saved_bytes = saved_for_backward_bytes(lambda: fn(x, case.p, case.block_size), exclude=x)
+
+
+def _one_call(case: RunCase, fn: Callable[..., torch.Tensor], scope: dict[str, Any]) -> Callable[[], object]:
+    x = scope["x"]
+    if case.mode == "backward":
+
+        def forward_backward() -> None:
+            x.grad = None
+            fn(x, case.p, case.block_size).backward(scope["g"])
+
+        return forward_backward
+    return lambda: fn(x, case.p, case.block_size, inplace=case.inplace)
+
+
+def run_matrix(
+    cases: Iterable[RunCase],
+    implementations: Mapping[str, Implementation],
+    settings: RunSettings,
+    on_result: Callable[[CaseResult], None] | None = None,
+    on_start: Callable[[RunCase], None] | None = None,
+) -> list[CaseResult]:
+    """Run every case in order (``implementations`` maps each case's name to its record);
+    ``on_result`` sees each result as soon as it exists."""
+    results = []
+    for case in cases:
+        if on_start:
+            on_start(case)
+        result = run_case(case, implementations[case.implementation], settings)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results

@@ -1,0 +1,75 @@
+"""Matrix parsing, presets, expansion and sharding of `dbench run`."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dropblock_bench import matrix
+from dropblock_bench.matrix import MatrixError, MatrixSpec
+
+
+def test_parsers_accept_good_input():
+    assert matrix.parse_shape("32x256x56x56") == (32, 256, 56, 56)
+    assert matrix.parse_shape("2X3*4x5") == (2, 3, 4, 5)
+    assert matrix.parse_dtype("bf16") == "bfloat16" and matrix.parse_dtype("float16") == "float16"
+    assert matrix.parse_device("cuda:1") == "cuda:1" and matrix.parse_device("CPU") == "cpu"
+    assert matrix.parse_probability("0.25") == 0.25
+    assert matrix.parse_block_size("7") == 7
+    assert matrix.parse_mode("both") == ("forward", "backward")
+    assert matrix.parse_shard("2/4") == (2, 4)
+    assert matrix.split_values(["a,b", " c ", ""]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("parser", "text", "message"),
+    [
+        (matrix.parse_shape, "32x256x56", "NxCxHxW"),
+        (matrix.parse_shape, "32x0x5x5", "positive"),
+        (matrix.parse_dtype, "int8", "unknown dtype"),
+        (matrix.parse_device, "tpu", "unknown device"),
+        (matrix.parse_probability, "1.5", "outside [0, 1]"),
+        (matrix.parse_probability, "lots", "bad drop probability"),
+        (matrix.parse_block_size, "0", "positive integer"),
+        (matrix.parse_mode, "sideways", "unknown mode"),
+        (matrix.parse_shard, "5/4", "I/N"),
+    ],
+)
+def test_parsers_refuse_bad_input_with_a_clear_message(parser, text, message):
+    with pytest.raises(MatrixError, match=re.escape(message)):
+        parser(text)
+
+
+def test_resnet50_preset_is_the_four_stage_shapes():
+    assert matrix.PRESETS["resnet50"]["shapes"] == ((32, 256, 56, 56), (32, 512, 28, 28), (32, 1024, 14, 14), (32, 2048, 7, 7))
+
+
+def test_expand_is_the_full_product_with_implementations_adjacent():
+    spec = MatrixSpec(("a", "b"), ((1, 2, 8, 8), (1, 2, 4, 4)), (3, 5), (0.1,), ("float32", "float16"), ("cpu",), ("forward", "backward"))
+    cases = matrix.expand(spec)
+    assert len(cases) == 2 * 2 * 2 * 2 * 2
+    assert len({c.key for c in cases}) == len(cases)
+    assert [c.implementation for c in cases[:2]] == ["a", "b"] and cases[0].group == cases[1].group
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_impls=st.integers(1, 4), n_shapes=st.integers(1, 4), n_blocks=st.integers(1, 3), count=st.integers(1, 7))
+def test_shards_partition_the_matrix_and_keep_groups_whole(n_impls, n_shapes, n_blocks, count):
+    spec = MatrixSpec(
+        tuple(f"impl{i}" for i in range(n_impls)),
+        tuple((1, 1, 8 + i, 8) for i in range(n_shapes)),
+        tuple(range(1, n_blocks + 1)),
+        modes=("forward", "backward"),
+    )
+    cases = matrix.expand(spec)
+    shards = [matrix.shard(cases, index, count) for index in range(1, count + 1)]
+    flat = [case for part in shards for case in part]
+    assert sorted(c.key for c in flat) == sorted(c.key for c in cases)
+    assert len(flat) == len(cases)
+    for part in shards:
+        groups = {c.group for c in part}
+        assert all(sum(c.group == g for c in part) == n_impls for g in groups)
+    assert matrix.shard(cases, 1, count) == matrix.shard(cases, 1, count)  # deterministic
