@@ -1,0 +1,75 @@
+"""Results files: schema, writing as cases finish, reading, merging."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from dropblock_bench.matrix import RunCase
+from dropblock_bench.run_io import CSV_COLUMNS, CsvAppender, JsonRunWriter, RunFileError, load_run, machine_meta, merge_runs
+from dropblock_bench.timing import CaseResult
+
+REQUIRED_CSV = [
+    "implementation", "device", "dtype", "shape", "block_size", "p", "mode", "median_ms", "iqr_ms", "ci_low_ms",
+    "ci_high_ms", "n_samples", "floor_ratio", "gbps", "peak_mem_bytes", "status",
+]  # fmt: skip
+
+
+def _result(name: str = "fused", shape=(2, 4, 8, 8), median: float = 1.0) -> CaseResult:
+    case = RunCase(name, "cpu", "float32", shape, 3, 0.1, "forward")
+    return CaseResult(case, median_ms=median, iqr_ms=0.1, n_samples=2, samples_ms=[median, median], floor_samples_ms=[0.5])
+
+
+def test_csv_has_the_documented_columns_and_is_valid_after_each_row(tmp_path):
+    assert set(REQUIRED_CSV) <= set(CSV_COLUMNS)
+    path = tmp_path / "out.csv"
+    writer = CsvAppender(path)
+    assert next(csv.reader(path.open())) == CSV_COLUMNS
+    for count in (1, 2):
+        writer.append(_result(median=float(count)).row())
+        rows = list(csv.DictReader(path.open()))
+        assert len(rows) == count and rows[-1]["median_ms"] == str(float(count))
+    writer.close()
+
+
+def test_json_is_valid_after_each_case_and_keeps_samples(tmp_path):
+    path = tmp_path / "out.json"
+    writer = JsonRunWriter(path, machine_meta({"tool": "test"}))
+    assert json.loads(path.read_text())["cases"] == []
+    writer.append(_result().record())
+    payload = json.loads(path.read_text())
+    assert payload["cases"][0]["samples_ms"] == [1.0, 1.0]
+    meta = payload["meta"]
+    for field in ("torch_version", "cpu", "threads", "gpu", "git_commit", "time", "dbench_version"):
+        assert field in meta
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _write(path, results):
+    writer = JsonRunWriter(path, {"tool": "test"})
+    for result in results:
+        writer.append(result.record())
+    return path
+
+
+def test_merge_combines_disjoint_shards_and_refuses_overlap(tmp_path):
+    a = _write(tmp_path / "a.json", [_result("fused"), _result("paper")])
+    b = _write(tmp_path / "b.json", [_result("fused", shape=(1, 1, 9, 9))])
+    merged = merge_runs([a, b])
+    assert len(merged["cases"]) == 3 and len(merged["meta"]["merged_from"]) == 2
+    with pytest.raises(RunFileError, match="shards must not overlap"):
+        merge_runs([a, a])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "file not found"), ("{not json", "not valid JSON"), ('{"cases": []}', "expected 'meta' and 'cases'"), ('{"meta": {}, "cases": [{"implementation": "x"}]}', "lacks")],
+)
+def test_malformed_files_are_refused_clearly(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RunFileError, match=message):
+        load_run(path)

@@ -1,0 +1,74 @@
+"""The timing engine: results, skips and errors. No assertion on how fast anything is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dropblock_bench.matrix import RunCase
+from dropblock_bench.registry import Implementation, get_implementation
+from dropblock_bench.timing import RunSettings, run_case, run_matrix
+
+FAST = RunSettings(min_time_s=0.02, rounds=2, measure_memory=True)
+
+
+def _case(**changes) -> RunCase:
+    fields = {"implementation": "fused", "device": "cpu", "dtype": "float32", "shape": (2, 4, 12, 12), "block_size": 3, "p": 0.1, "mode": "forward"}
+    return RunCase(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("mode", ["forward", "backward"])
+def test_an_ok_case_has_every_field(mode):
+    result = run_case(_case(mode=mode), get_implementation("fused"), FAST)
+    assert result.status == "ok", result.reason
+    assert result.n_samples == len(result.samples_ms) >= 2 and result.floor_samples_ms
+    assert result.ci_low_ms <= result.median_ms <= result.ci_high_ms
+    assert result.iqr_ms >= 0 and result.floor_ratio > 0 and result.gbps > 0
+    if mode == "backward":
+        assert result.saved_bytes == 2 * 4 * 12 * 12 + 4  # bool mask + the scale
+    else:
+        assert result.saved_bytes is None
+
+
+def test_in_place_case_runs_against_the_in_place_floor():
+    result = run_case(_case(inplace=True), get_implementation("fused"), FAST)
+    assert result.status == "ok" and result.case.inplace
+
+
+@pytest.mark.parametrize(
+    ("changes", "record", "reason"),
+    [
+        ({"device": "cuda"}, {}, "cuda"),
+        ({"dtype": "float16"}, {"dtypes": ("float32",)}, "does not support float16"),
+        ({"mode": "backward"}, {"supports_backward": False}, "does not support backward"),
+        ({"inplace": True}, {"supports_inplace": False}, "does not support inplace"),
+        ({"inplace": True, "mode": "backward"}, {}, "in-place on a leaf"),
+        ({"shape": (1, 1, 5, 5), "block_size": 7}, {}, "larger than the 5x5 map"),
+    ],
+)
+def test_skips_say_why(changes, record, reason):
+    if changes.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    impl = Implementation(name="fused", target=get_implementation("fused").target, **record)
+    result = run_case(_case(**changes), impl, FAST)
+    assert result.status == "skipped" and reason in result.reason and result.median_ms is None
+
+
+def test_an_implementation_that_raises_is_an_error_row_and_the_run_goes_on():
+    def broken(x, p, block_size, **kwargs):
+        raise RuntimeError("kaboom\nsecond line")
+
+    impls = {"broken": Implementation(name="broken", target=broken), "fused": get_implementation("fused")}
+    cases = [_case(implementation="broken"), _case()]
+    seen = []
+    results = run_matrix(cases, impls, FAST, on_result=seen.append)
+    assert [r.status for r in results] == ["error", "ok"] and seen == results
+    assert results[0].reason == "RuntimeError: kaboom"
+
+
+def test_out_of_memory_is_recorded_as_such():
+    def hungry(x, p, block_size, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
+
+    result = run_case(_case(implementation="hungry"), Implementation(name="hungry", target=hungry), FAST)
+    assert result.status == "error" and result.reason.startswith("out of memory")
