@@ -137,6 +137,17 @@ def _ratio_style(ratio: float) -> str:
     return "red"
 
 
+def _milliseconds(value: float) -> str:
+    """Adaptive decimals: 1157, 86.3, 5.13, 0.757."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
 def _megabytes(value: int | None) -> str:
     return "" if value is None else f"{value / 1e6:.1f}"
 
@@ -185,7 +196,7 @@ def run_table(results: Sequence[CaseResult]) -> Table:
         table.add_row(
             " " + r.case.implementation,
             *cells,
-            Text(f"{r.median_ms:.3g} ±{r.iqr_ms:.1g}", style=style),
+            Text(f"{_milliseconds(r.median_ms)} ±{_milliseconds(r.iqr_ms)}", style=style),
             Text(f"{ratio:.2f}", style=style),
             f"{r.floor_ratio:.2f}" if r.floor_ratio is not None else "",
             f"{r.gbps:.1f}" if r.gbps is not None else "",
