@@ -338,6 +338,65 @@ def merge_command(
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
 
+@app.command("compare")
+def compare_command(
+    base: Annotated[Path, typer.Argument(help="Results of the base (e.g. the merge base): `dbench run --json` or pytest-benchmark JSON.")],
+    head: Annotated[Path, typer.Argument(help="Results of the head (your change), same kind of file.")],
+    threshold: Annotated[float, typer.Option(help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    output_format: Annotated[str, typer.Option("--format", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY).")] = "table",
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per matched case.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole comparison as JSON.")] = None,
+) -> None:
+    """Compare two timing results and fail on a real regression, not on noise.
+
+    A case is a **regression** only if its median slowed down by at least `--threshold` **and**
+    a Mann-Whitney U test on the raw samples gives p < `--alpha`; otherwise it shows `~`
+    with p and n, as benchstat does. Cases are matched by implementation, device, dtype,
+    shape, block size, p and mode (pytest-benchmark files: by test name); unmatched ones are
+    listed. A geometric-mean row sums up.
+
+    Exit codes: 0 no significant regression, 1 at least one regression, 2 bad input.
+    """
+    from dropblock_bench.compare import compare_files, comparison_rows, markdown_report
+
+    if output_format not in ("table", "markdown"):
+        with _user_errors():
+            raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
+    with _user_errors():
+        comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
+    if output_format == "markdown":
+        typer.echo(markdown_report(comparison, base.name, head.name), nl=False)
+    else:
+        from dropblock_bench.render import compare_table
+
+        console.print(compare_table(comparison, base.name, head.name, show_interval=console.width >= WIDE_TERMINAL))
+        for title, keys in (("only in base", comparison.only_in_base), ("only in head", comparison.only_in_head)):
+            if keys:
+                console.print(f"[yellow]{title}:[/] " + ", ".join(keys), highlight=False)
+        for warning in comparison.warnings:
+            error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        regressions = comparison.regressions
+        if regressions:
+            console.print(f"[bold red]{len(regressions)} regression(s)[/]", highlight=False)
+        else:
+            console.print("[green]no significant regression[/]")
+    if csv_path:
+        import csv
+
+        rows = comparison_rows(comparison)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(comparison.as_dict(), indent=1) + "\n")
+    if comparison.regressions:
+        raise typer.Exit(1)
+
+
 def _progress(with_eta: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

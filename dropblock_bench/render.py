@@ -13,6 +13,7 @@ from dropblock_bench.registry import Implementation
 from dropblock_bench.spec import PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from dropblock_bench.compare import Comparison
     from dropblock_bench.timing import CaseResult
     from dropblock_bench.verify.results import ImplementationReport
 
@@ -218,3 +219,35 @@ def run_notes(results: Sequence[CaseResult]) -> list[str]:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
     lines += [f"[dim]skipped {count} case{'s' if count > 1 else ''}: {reason}[/]" for reason, count in reasons.items()]
     return lines
+
+
+def compare_table(comparison: Comparison, base_name: str, head_name: str, *, show_interval: bool = True) -> Table:
+    """Base vs head per case: medians, change (with its interval on wide terminals), p, n,
+    verdict (``~`` for noise)."""
+    table = Table(
+        title=f"dbench compare: {base_name} → {head_name}",
+        caption=f"regression: slower by >= {comparison.threshold:.0%} and Mann-Whitney p < {comparison.alpha:g}; "
+        "~: no significant change; CI: bootstrap interval of the median ratio",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("case", overflow="fold", min_width=24, ratio=1)
+    for name in ("base ms", "head ms", "change", *(["CI"] if show_interval else []), "p", "n"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    styles = {"regression": "bold red", "improvement": "green", "~": "dim"}
+    for c in comparison.cases:
+        ci = f"{c.ratio_ci_low - 1:+.1%}..{c.ratio_ci_high - 1:+.1%}" if c.ratio_ci_low is not None else ""
+        table.add_row(
+            c.key,
+            _milliseconds(c.base_median_ms),
+            _milliseconds(c.head_median_ms),
+            Text(f"{c.change:+.1%}", style=styles[c.verdict]),
+            *([ci] if show_interval else []),
+            "" if c.p_value is None else f"{c.p_value:.2g}",
+            f"{c.n_base}/{c.n_head}",
+            Text(c.verdict, style=styles[c.verdict]),
+        )
+    if comparison.geomean_ratio is not None:
+        table.add_row(Text("geometric mean", style="bold"), "", "", Text(f"{comparison.geomean_ratio - 1:+.1%}", style="bold"))
+    return table

@@ -1,0 +1,293 @@
+"""``dbench compare``: base vs head timing results, with two gates against noise. No printing.
+
+A case regresses only if **both** hold: the median slowed down by at least ``threshold``
+(default 5 %) **and** a two-sided Mann-Whitney U test on the raw samples gives p < ``alpha``
+(default 0.01). Anything else is ``~`` (no significant change), reported with p and n, as
+benchstat does. Speed-ups that pass both gates are ``improvement``.
+
+Inputs are detected by content: ``dbench run --json`` files (cases keyed by implementation,
+device, dtype, shape, block size, p, mode, in-place) and pytest-benchmark JSON files (keyed by
+the test's full name; raw samples need ``--benchmark-save-data``, otherwise a Welch t-test on
+the summary statistics stands in and the row says so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from dropblock_bench.errors import DbenchError
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+class CompareInputError(DbenchError, ValueError):
+    """A file to compare is missing, malformed, or shares no case with the other."""
+
+
+@dataclasses.dataclass
+class Timings:
+    """One case's timing in one file: raw samples (ms) or, failing those, summary statistics."""
+
+    key: str
+    samples_ms: list[float]
+    median_ms: float
+    mean_ms: float | None = None
+    stddev_ms: float | None = None
+    n: int = 0
+
+
+@dataclasses.dataclass
+class CaseComparison:
+    """Base vs head for one case. ``ratio`` is head median / base median (> 1 is slower)."""
+
+    key: str
+    base_median_ms: float
+    head_median_ms: float
+    ratio: float
+    ratio_ci_low: float | None
+    ratio_ci_high: float | None
+    p_value: float | None
+    n_base: int
+    n_head: int
+    test: str
+    verdict: str  # "regression" | "improvement" | "~"
+    note: str = ""
+
+    @property
+    def change(self) -> float:
+        return self.ratio - 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "change": self.change}
+
+
+@dataclasses.dataclass
+class Comparison:
+    cases: list[CaseComparison]
+    only_in_base: list[str]
+    only_in_head: list[str]
+    geomean_ratio: float | None
+    threshold: float
+    alpha: float
+    warnings: list[str]
+
+    @property
+    def regressions(self) -> list[CaseComparison]:
+        return [c for c in self.cases if c.verdict == "regression"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "geomean_ratio": self.geomean_ratio,
+            "n_regressions": len(self.regressions),
+            "cases": [c.as_dict() for c in self.cases],
+            "only_in_base": self.only_in_base,
+            "only_in_head": self.only_in_head,
+            "warnings": self.warnings,
+        }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _dbench_key(case: dict[str, Any]) -> str:
+    inplace = " inplace" if case.get("inplace") in (True, "True", "true") else ""
+    return (
+        f"{case['implementation']} {case['shape']} {case['dtype']} {case['device']}"
+        f" k={case['block_size']} p={case['p']} {case['mode']}{inplace}"
+    )
+
+
+def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
+    timings = {}
+    for case in payload["cases"]:
+        if case.get("status") != "ok":
+            continue
+        samples = [float(s) for s in case.get("samples_ms") or []]
+        median = case.get("median_ms")
+        if median is None and not samples:
+            raise CompareInputError(f"{path}: case {_dbench_key(case)} has neither samples_ms nor median_ms")
+        timings[_dbench_key(case)] = Timings(
+            _dbench_key(case), samples, float(median) if median is not None else float(np.median(samples)), n=len(samples)
+        )
+    return timings
+
+
+def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
+    timings = {}
+    for bench in payload["benchmarks"]:
+        stats_ = bench.get("stats") or {}
+        if "median" not in stats_:
+            raise CompareInputError(f"{path}: benchmark {bench.get('fullname', '?')} has no stats.median")
+        key = bench.get("fullname") or bench.get("name")
+        samples = [float(s) * 1e3 for s in stats_.get("data") or []]
+        timings[key] = Timings(
+            key,
+            samples,
+            float(stats_["median"]) * 1e3,
+            mean_ms=float(stats_["mean"]) * 1e3 if "mean" in stats_ else None,
+            stddev_ms=float(stats_["stddev"]) * 1e3 if "stddev" in stats_ else None,
+            n=int(stats_.get("rounds", len(samples))),
+        )
+    return timings
+
+
+def load_timings(path: Path) -> tuple[str, dict[str, Timings]]:
+    """(format, timings by case key) from a dbench-run or pytest-benchmark JSON file."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CompareInputError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CompareInputError(f"{path} is not valid JSON ({exc})") from None
+    try:
+        if isinstance(payload, dict) and isinstance(payload.get("cases"), list):
+            return "dbench", _from_dbench(payload, path)
+        if isinstance(payload, dict) and isinstance(payload.get("benchmarks"), list):
+            return "pytest-benchmark", _from_pytest_benchmark(payload, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, CompareInputError):
+            raise
+        raise CompareInputError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None
+    raise CompareInputError(f"{path} is neither a `dbench run --json` file nor a pytest-benchmark JSON file")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def smallest_mann_whitney_p(n_base: int, n_head: int) -> float:
+    """The smallest two-sided p-value a Mann-Whitney U test can give with these sample sizes."""
+    if n_base == 0 or n_head == 0:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n_base + n_head, n_base))
+
+
+def _ratio_interval(base: np.ndarray, head: np.ndarray, confidence: float) -> tuple[float, float]:
+    def ratio(b: np.ndarray, h: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(h, axis=axis) / np.median(b, axis=axis)
+
+    with warnings.catch_warnings():  # identical samples make a degenerate (but valid) interval
+        warnings.simplefilter("ignore")
+        result = _bootstrap(base, head, ratio, confidence)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _bootstrap(base: np.ndarray, head: np.ndarray, ratio: Any, confidence: float) -> Any:
+    return stats.bootstrap(
+        (base, head),
+        ratio,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    )
+
+
+def compare_case(base: Timings, head: Timings, threshold: float, alpha: float) -> CaseComparison:
+    """Both gates on one case; see the module docstring."""
+    ratio = head.median_ms / base.median_ms
+    low = high = p_value = None
+    note = ""
+    if len(base.samples_ms) >= 2 and len(head.samples_ms) >= 2:
+        b, h = np.asarray(base.samples_ms), np.asarray(head.samples_ms)
+        test = "mann-whitney"
+        p_value = float(stats.mannwhitneyu(b, h, alternative="two-sided").pvalue)
+        low, high = _ratio_interval(b, h, 1 - alpha)
+        n_base, n_head = len(b), len(h)
+    elif None not in (base.mean_ms, base.stddev_ms, head.mean_ms, head.stddev_ms) and base.n >= 2 and head.n >= 2:
+        test = "welch (no raw samples)"
+        p_value = float(
+            stats.ttest_ind_from_stats(head.mean_ms, head.stddev_ms, head.n, base.mean_ms, base.stddev_ms, base.n, equal_var=False).pvalue
+        )
+        n_base, n_head = base.n, head.n
+        note = "raw samples missing (pytest-benchmark: add --benchmark-save-data)"
+    else:
+        test = "none"
+        n_base, n_head = len(base.samples_ms), len(head.samples_ms)
+        note = "too few samples to test"
+    significant = p_value is not None and p_value < alpha
+    if significant and ratio - 1.0 >= threshold:
+        verdict = "regression"
+    elif significant and 1.0 - ratio >= threshold / (1.0 + threshold):
+        verdict = "improvement"
+    else:
+        verdict = "~"
+    return CaseComparison(key=base.key, base_median_ms=base.median_ms, head_median_ms=head.median_ms, ratio=ratio,
+                          ratio_ci_low=low, ratio_ci_high=high, p_value=p_value, n_base=n_base, n_head=n_head,
+                          test=test, verdict=verdict, note=note)  # fmt: skip
+
+
+def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alpha: float = 0.01) -> Comparison:
+    """Match cases by key and compare each; raises :class:`CompareInputError` on bad input."""
+    if not 0 < alpha < 1:
+        raise CompareInputError(f"--alpha must be in (0, 1), got {alpha}")
+    if threshold < 0:
+        raise CompareInputError(f"--threshold must be >= 0, got {threshold}")
+    base_format, base = load_timings(base_path)
+    head_format, head = load_timings(head_path)
+    if base_format != head_format:
+        raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
+    common = [key for key in base if key in head]
+    if not common:
+        raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, shape, dtype, device, k, p, mode)")
+    cases = [compare_case(base[key], head[key], threshold, alpha) for key in common]
+    warnings = []
+    unreachable = [c for c in cases if c.test == "mann-whitney" and smallest_mann_whitney_p(c.n_base, c.n_head) >= alpha]
+    if unreachable:
+        example = unreachable[0]
+        warnings.append(
+            f"{len(unreachable)} case(s) have too few samples to ever reach alpha={alpha:g} (e.g. {example.key}:"
+            f" n={example.n_base} vs {example.n_head}, smallest possible p {smallest_mann_whitney_p(example.n_base, example.n_head):.2g});"
+            " time longer (dbench run --min-time) to detect regressions there"
+        )
+    ratios = [c.ratio for c in cases if c.ratio > 0]
+    geomean = float(np.exp(np.mean(np.log(ratios)))) if ratios else None
+    return Comparison(
+        cases=cases,
+        only_in_base=sorted(set(base) - set(head)),
+        only_in_head=sorted(set(head) - set(base)),
+        geomean_ratio=geomean,
+        threshold=threshold,
+        alpha=alpha,
+        warnings=warnings,
+    )
+
+
+def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> str:
+    """A pull-request comment / ``$GITHUB_STEP_SUMMARY`` table."""
+    regressions = comparison.regressions
+    headline = (
+        f"**{len(regressions)} regression(s)**" if regressions else "No significant regression"
+    ) + f" (slower by >= {comparison.threshold:.0%} and Mann-Whitney p < {comparison.alpha:g})"
+    lines = [f"### dbench compare: `{base_name}` → `{head_name}`", "", headline, ""]
+    lines += ["| case | base ms | head ms | change | CI of ratio | p | n | verdict |", "|---|---:|---:|---:|---|---:|---|---|"]
+    for c in comparison.cases:
+        ci = f"{c.ratio_ci_low:.3f}–{c.ratio_ci_high:.3f}" if c.ratio_ci_low is not None else ""
+        p = "" if c.p_value is None else f"{c.p_value:.2g}"
+        verdict = {"regression": "❌ regression", "improvement": "✅ faster", "~": "~"}[c.verdict]
+        lines.append(
+            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict} |"
+        )
+    if comparison.geomean_ratio is not None:
+        lines.append(f"| **geometric mean** | | | **{comparison.geomean_ratio - 1:+.1%}** | | | | |")
+    for title, keys in (("Only in base", comparison.only_in_base), ("Only in head", comparison.only_in_head)):
+        if keys:
+            lines += ["", f"{title}: " + ", ".join(f"`{k}`" for k in keys)]
+    lines += [f"> ⚠️ {w}" for w in comparison.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_rows(comparison: Comparison) -> Sequence[dict[str, Any]]:
+    return [c.as_dict() for c in comparison.cases]

@@ -1,0 +1,140 @@
+"""`dbench compare`: regressions fail the build, noise does not, bad input is exit 2."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from dropblock_bench.cli import app
+from dropblock_bench.compare import compare_files, smallest_mann_whitney_p
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}
+
+
+def _case(name: str, samples: list[float], shape: str = "8x64x28x28") -> dict:
+    return {
+        "implementation": name, "device": "cpu", "dtype": "float32", "shape": shape, "block_size": 7, "p": 0.1,
+        "mode": "forward", "inplace": False, "status": "ok", "median_ms": sorted(samples)[len(samples) // 2], "samples_ms": samples,
+    }  # fmt: skip
+
+
+def _run_file(path, cases) -> str:
+    path.write_text(json.dumps({"meta": {"tool": "dbench run"}, "cases": cases}))
+    return str(path)
+
+
+def _noise(rng: random.Random, n: int, scale: float = 1.0) -> list[float]:
+    return [scale * rng.lognormvariate(0.0, 0.1) for _ in range(n)]
+
+
+@pytest.fixture
+def base(tmp_path):
+    rng = random.Random(0)
+    return _run_file(tmp_path / "base.json", [_case("fused", _noise(rng, 30)), _case("paper", _noise(rng, 30, 10.0))])
+
+
+def test_the_same_run_twice_exits_zero(base):
+    result = runner.invoke(app, ["compare", base, base], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "no significant regression" in result.output and "~" in result.output
+
+
+def test_samples_scaled_by_1_3_are_a_regression(base, tmp_path):
+    payload = json.loads(open(base).read())
+    for case in payload["cases"]:
+        case["samples_ms"] = [s * 1.3 for s in case["samples_ms"]]
+        case["median_ms"] *= 1.3
+    head = _run_file(tmp_path / "head.json", payload["cases"])
+    result = runner.invoke(app, ["compare", base, head], env=WIDE)
+    assert result.exit_code == 1, result.output
+    assert "2 regression(s)" in result.output and "+30.0%" in result.output
+    markdown = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
+    assert markdown.exit_code == 1 and "| case | base ms" in markdown.output and "❌ regression" in markdown.output
+
+
+def test_a_small_slowdown_below_the_threshold_is_noise(tmp_path):
+    rng = random.Random(5)
+    tight = [1.0 + rng.gauss(0, 0.005) for _ in range(30)], [10.0 + rng.gauss(0, 0.05) for _ in range(30)]
+    base = _run_file(tmp_path / "base.json", [_case("fused", tight[0]), _case("paper", tight[1])])
+    head = _run_file(tmp_path / "head.json", [_case("fused", [s * 1.03 for s in tight[0]]), _case("paper", [s * 1.03 for s in tight[1]])])
+    comparison = compare_files(base, head)
+    assert [c.verdict for c in comparison.cases] == ["~", "~"]
+    assert all(c.p_value < 0.01 for c in comparison.cases)  # significant, but under 5 %
+
+
+def test_pure_noise_raises_no_alarm_in_at_least_99_percent_of_trials(tmp_path):
+    rng = random.Random(42)
+    trials, alarms = 300, 0
+    for trial in range(trials):
+        base = _run_file(tmp_path / "b.json", [_case("fused", _noise(rng, 20))])
+        head = _run_file(tmp_path / "h.json", [_case("fused", _noise(rng, 20))])
+        alarms += bool(compare_files(base, head).regressions)
+    assert alarms <= 0.01 * trials
+
+
+def test_unmatched_cases_are_listed_and_geomean_reported(base, tmp_path):
+    rng = random.Random(1)
+    head = _run_file(tmp_path / "head.json", [_case("fused", _noise(rng, 30)), _case("fused-shared", _noise(rng, 30))])
+    comparison = compare_files(base, head)
+    assert [c.key.split()[0] for c in comparison.cases] == ["fused"]
+    assert comparison.only_in_base[0].startswith("paper") and comparison.only_in_head[0].startswith("fused-shared")
+    assert comparison.geomean_ratio is not None
+    result = runner.invoke(app, ["compare", base, head], env=WIDE)
+    assert "only in base" in result.output and "geometric mean" in result.output
+
+
+def test_too_few_samples_are_warned_about(tmp_path):
+    assert smallest_mann_whitney_p(3, 3) == pytest.approx(0.1)
+    base = _run_file(tmp_path / "b.json", [_case("fused", [1.0, 1.1, 0.9])])
+    head = _run_file(tmp_path / "h.json", [_case("fused", [2.0, 2.1, 1.9])])
+    result = runner.invoke(app, ["compare", base, head], env=WIDE)
+    assert result.exit_code == 0  # +100 %, but 3 vs 3 samples can never reach p < 0.01
+    assert "too few samples to ever reach alpha" in result.output
+
+
+def _pytest_benchmark_file(path, seconds: list[float], with_data: bool = True) -> str:
+    stats = {"median": sorted(seconds)[len(seconds) // 2], "mean": sum(seconds) / len(seconds), "stddev": 0.0001, "rounds": len(seconds)}
+    if with_data:
+        stats["data"] = seconds
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": [{"name": "test_x", "fullname": "tests/bench/t.py::test_x", "stats": stats}]}))
+    return str(path)
+
+
+def test_pytest_benchmark_files_are_detected_by_content(tmp_path):
+    rng = random.Random(3)
+    base = _pytest_benchmark_file(tmp_path / "b.json", [s / 1000 for s in _noise(rng, 25)])
+    slow = _pytest_benchmark_file(tmp_path / "h.json", [s * 1.5 / 1000 for s in _noise(rng, 25)])
+    result = runner.invoke(app, ["compare", base, slow], env=WIDE)
+    assert result.exit_code == 1 and "tests/bench/t.py::test_x" in result.output
+    summary_only = _pytest_benchmark_file(tmp_path / "s.json", [s * 1.5 / 1000 for s in _noise(rng, 25)], with_data=False)
+    [case] = compare_files(base, summary_only).cases
+    assert case.test.startswith("welch") and "benchmark-save-data" in case.note
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file not found"),
+        ("{oops", "not valid JSON"),
+        ('{"something": 1}', "neither a `dbench run --json` file nor a pytest-benchmark"),
+        ('{"meta": {}, "cases": [{"implementation": "x", "status": "ok"}]}', "malformed"),
+    ],
+)
+def test_malformed_input_exits_two(base, tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    result = runner.invoke(app, ["compare", base, str(bad)], env=WIDE)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_nothing_in_common_or_mixed_formats_exit_two(base, tmp_path):
+    other = _run_file(tmp_path / "other.json", [_case("fused", [1.0, 2.0], shape="1x1x9x9")])
+    assert runner.invoke(app, ["compare", base, other]).exit_code == 2
+    pb = _pytest_benchmark_file(tmp_path / "pb.json", [0.001, 0.002])
+    result = runner.invoke(app, ["compare", base, pb])
+    assert result.exit_code == 2 and "cannot compare" in result.output
