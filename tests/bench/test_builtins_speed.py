@@ -14,7 +14,7 @@ from torch.utils import benchmark as torch_benchmark
 
 from dropblock_bench.registry import get_implementation, list_implementations
 
-BUILTINS = [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
+BUILTIN_NAMES = [impl.name for impl in list_implementations() if impl.origin == "dropblock-bench"]
 SHAPES = [(8, 64, 56, 56), (8, 256, 14, 14), (8, 512, 7, 7)]
 
 
@@ -23,11 +23,11 @@ def _shape_id(shape: tuple[int, ...]) -> str:
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
-@pytest.mark.parametrize("impl", BUILTINS, ids=[i.name for i in BUILTINS])
-def test_forward(benchmark, impl, shape):
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_forward(benchmark, name, shape):
     x = torch.randn(shape)
-    fn = impl.load()
-    benchmark.extra_info.update(implementation=impl.name, shape=_shape_id(shape), block_size=7, p=0.1)
+    fn = get_implementation(name).load()
+    benchmark.extra_info.update(implementation=name, shape=_shape_id(shape), block_size=7, p=0.1)
     benchmark(fn, x, 0.1, 7)
 
 
