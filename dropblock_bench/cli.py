@@ -397,6 +397,61 @@ def compare_command(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_command(
+    run_json: Annotated[Path, typer.Argument(help="A `dbench run --json` file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
+    verify_json: Annotated[Optional[Path], typer.Option("--verify", help="A `dbench verify --json` file to include.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the example masks.")] = 0,
+) -> None:
+    """Write a markdown report with plots: time and ×floor per implementation and shape, the
+    drop rate each implementation delivers vs the requested p, and example masks.
+
+    Needs matplotlib: `pip install 'dropblock-bench[plots]'`.
+    """
+    from dropblock_bench.report import write_report
+
+    with _user_errors():
+        path = write_report(run_json, output, verify_json, seed=seed)
+    console.print(f"report written to {path}", highlight=False)
+
+
+@app.command("show")
+def show_command(
+    impl: Annotated[str, typer.Option("--impl", "-i", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
+    shape: Annotated[str, typer.Option("--shape", "-s", help="NxCxHxW; the first sample's channels are drawn.")] = "1x3x14x14",
+    block_size: Annotated[int, typer.Option("--block-size", "-k", help="Block size.", min=1)] = 5,
+    p: Annotated[float, typer.Option("--p", help="Drop probability.", min=0.0, max=1.0)] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also save the mask as a PNG (needs matplotlib).")] = None,
+) -> None:
+    """Draw one sampled mask in the terminal (█ dropped, · kept), channels side by side."""
+    from dropblock_bench import matrix
+
+    with _user_errors():
+        [implementation] = _resolve([impl], {})[:1]
+        shape_tuple = matrix.parse_shape(shape)
+    from dropblock_bench.render import mask_text
+    from dropblock_bench.verify.sampling import sample_mask
+
+    try:
+        mask = sample_mask(implementation, implementation.load(), shape_tuple, p, block_size, seed)
+    except Exception as exc:  # noqa: BLE001 - the implementation's failure, reported in one line
+        error_console.print(f"[bold red]error:[/] {implementation.name} raised {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    rate = mask[0].float().mean().item()
+    title = f"{implementation.name}: {shape} k={block_size} p={p:g} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
+    console.print(mask_text(mask[0, :4], title))
+    if png:
+        from dropblock_bench import plots
+
+        with _user_errors():
+            figure = plots.masks_figure({implementation.name: mask[:1, :4]}, title)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(png, dpi=110)
+        console.print(f"saved {png}", highlight=False)
+
+
 def _progress(with_eta: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

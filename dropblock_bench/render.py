@@ -251,3 +251,17 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     if comparison.geomean_ratio is not None:
         table.add_row(Text("geometric mean", style="bold"), "", "", Text(f"{comparison.geomean_ratio - 1:+.1%}", style="bold"))
     return table
+
+
+def mask_text(mask: object, title: str) -> Text:
+    """A bool mask (C, H, W) as text, channels side by side: ``█`` dropped, ``·`` kept."""
+    channels, height, width = mask.shape
+    text = Text(title + "\n", style="bold")
+    for row in range(height):
+        for channel in range(channels):
+            for col in range(width):
+                dropped = bool(mask[channel, row, col])
+                text.append("██" if dropped else "· ", style="red" if dropped else "dim")
+            text.append("   ")
+        text.append("\n")
+    return text

@@ -53,3 +53,11 @@ def sample_drop_masks(
         dropped = (out == 0).cpu()
         pieces.append(dropped[:, 0] if impl.contract.mask is spec.MaskSharing.SHARED else dropped.flatten(0, 1))
     return torch.cat(pieces)[:maps]
+
+
+def sample_mask(
+    impl: Implementation, fn: DropBlockFn, shape: tuple[int, int, int, int], p: float, block_size: int, seed: int = 0
+) -> torch.Tensor:
+    """One bool drop mask of ``shape`` (N, C, H, W) from the implementation (input all ones)."""
+    out = call_seeded(impl, fn, torch.ones(shape), p, block_size, seed)
+    return (out == 0).cpu()

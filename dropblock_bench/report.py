@@ -1,0 +1,140 @@
+"""``dbench report``: a markdown report with PNG plots from a run (and optionally a verify) JSON.
+
+Writes ``README.md``, ``timing_<mode>.png``, ``drop_rate.png`` and ``masks.png`` into the
+output folder and returns the markdown's path. No printing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dropblock_bench.errors import DbenchError
+from dropblock_bench.registry import Implementation, default_registry
+from dropblock_bench.run_io import load_run
+
+MASK_SHAPE = (1, 3, 28, 28)
+MASK_P, MASK_BLOCK = 0.1, 7
+
+
+def _load_verify(path: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DbenchError(f"file not found: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DbenchError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("implementations"), list):
+        raise DbenchError(f"{path} is not a `dbench verify --json` file")
+    return payload
+
+
+def _implementations(names: Sequence[str]) -> dict[str, Implementation]:
+    registry = default_registry()
+    found = {}
+    for name in names:
+        try:
+            found[name] = registry.get(name)
+        except DbenchError:
+            continue  # e.g. a file.py:callable or an uninstalled peer: no masks or curves for it
+    return found
+
+
+def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
+    best: dict[tuple[Any, ...], float] = {}
+    group = lambda c: tuple(c[k] for k in ("device", "dtype", "shape", "block_size", "p", "mode", "inplace"))  # noqa: E731
+    for c in cases:
+        if c["status"] == "ok":
+            best[group(c)] = min(best.get(group(c), float("inf")), c["median_ms"])
+    lines = ["| shape | implementation | mode | dtype | median ms | IQR ms | × best | × floor | GB/s | peak MB | status |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for c in cases:
+        mode = c["mode"] + (" in-place" if c.get("inplace") else "")
+        if c["status"] != "ok":
+            lines.append(f"| {c['shape']} | {c['implementation']} | {mode} | {c['dtype']} | | | | | | | {c['status']}: {c.get('reason', '')} |")
+            continue
+        peak = "" if c.get("peak_mem_bytes") is None else f"{c['peak_mem_bytes'] / 1e6:.1f}"
+        lines.append(
+            f"| {c['shape']} | {c['implementation']} | {mode} | {c['dtype']} | {c['median_ms']:.4g} | {c['iqr_ms']:.2g}"
+            f" | {c['median_ms'] / best[group(c)]:.2f} | {c['floor_ratio']:.2f} | {c['gbps']:.1f} | {peak} | ok |"
+        )
+    return lines
+
+
+def _verify_markdown(payload: Mapping[str, Any]) -> list[str]:
+    lines = ["| implementation | verdict | failed checks | departs from the paper |", "|---|---|---|---|"]
+    for report in payload["implementations"]:
+        failed = sorted({f"{c['check']} ({c['case']})" for c in report["checks"] if c["verdict"] == "fail"})
+        departures = ", ".join(f"{f}={report['contract'][f]}" for f in report["departures_from_paper"]) or "—"
+        verdict = "✅ passed" if report["passed"] else f"❌ {report['n_failed']} failed"
+        lines.append(f"| {report['implementation']} | {verdict} | {'; '.join(failed) or '—'} | {departures} |")
+    differences = [(r["implementation"], line) for r in payload["implementations"] for line in r.get("paper_differences", [])]
+    if differences:
+        lines += ["", "Where a contract's drop rate departs from the paper's:", ""]
+        lines += [f"- **{name}**: {line}" for name, line in differences]
+    return lines
+
+
+def _observed_rates(payload: Mapping[str, Any] | None) -> dict[str, list[tuple[int, float]]]:
+    """Verify's measured rates on square maps with the plotted block size and p."""
+    observed: dict[str, list[tuple[int, float]]] = {}
+    for report in (payload or {}).get("implementations", []):
+        for check in report["checks"]:
+            if check["check"] != "rate" or not isinstance(check.get("observed"), (int, float)):
+                continue
+            size, rest = check["case"].split(" ", 1)
+            height, width = (int(v) for v in size.split("x"))
+            if height == width and rest == f"k={MASK_BLOCK} p={MASK_P:g}":
+                observed.setdefault(report["implementation"], []).append((height, float(check["observed"])))
+    return observed
+
+
+def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = None, seed: int = 0) -> Path:
+    """Write the report; returns the path of its markdown file."""
+    from dropblock_bench import plots
+    from dropblock_bench.verify.sampling import sample_mask
+
+    run = load_run(run_path)
+    verify = _load_verify(verify_path) if verify_path else None
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cases = run["cases"]
+    meta = run["meta"]
+    names = list(dict.fromkeys(c["implementation"] for c in cases))
+    if verify:
+        names += [r["implementation"] for r in verify["implementations"] if r["implementation"] not in names]
+    implementations = _implementations(names)
+
+    lines = [f"# dropblock-bench report: {output_dir.name}", ""]
+    lines.append(
+        f"torch {meta.get('torch_version')} · {meta.get('cpu')} · {meta.get('threads')} threads"
+        f" · GPU: {(meta.get('gpu') or {}).get('name', 'none')} · dbench {meta.get('dbench_version')}"
+        f" · commit {meta.get('git_commit') or '?'} · {meta.get('time')}"
+    )
+    lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else ""), "", "## Timing", ""]
+    for mode in dict.fromkeys(c["mode"] for c in cases if c["status"] == "ok"):
+        figure = plots.timing_figure(cases, mode)
+        figure.savefig(output_dir / f"timing_{mode}.png", dpi=110)
+        lines += [f"![timing, {mode}](timing_{mode}.png)", ""]
+    lines += _timing_markdown(cases)
+    lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
+
+    if verify:
+        lines += ["", "## Correctness (`dbench verify`)", ""] + _verify_markdown(verify)
+    contracts = {name: impl.contract for name, impl in implementations.items()}
+    if contracts:
+        figure = plots.drop_rate_figure(contracts, _observed_rates(verify), p=MASK_P, block_size=MASK_BLOCK)
+        figure.savefig(output_dir / "drop_rate.png", dpi=110)
+        lines += ["", "## Drop rate delivered vs requested", "", "![drop rate](drop_rate.png)"]
+        masks = {}
+        for name, impl in implementations.items():
+            try:
+                masks[name] = sample_mask(impl, impl.load(), MASK_SHAPE, MASK_P, MASK_BLOCK, seed)
+            except Exception:  # noqa: BLE001 - a broken implementation just has no example mask
+                continue
+        figure = plots.masks_figure(masks, f"one sample, 3 channels of a 28x28 map, block {MASK_BLOCK}, p = {MASK_P:g} (black = dropped)")
+        figure.savefig(output_dir / "masks.png", dpi=110)
+        lines += ["", "## Example masks", "", "![masks](masks.png)"]
+    markdown = output_dir / "README.md"
+    markdown.write_text("\n".join(lines) + "\n")
+    return markdown

@@ -1,0 +1,53 @@
+"""`dbench report` and `dbench show` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from dropblock_bench.cli import app
+
+pytest.importorskip("matplotlib")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_and_verify(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    run = runner.invoke(
+        app, ["run", "--impl", "fused,blog-style", "--shape", "2x4x14x14", "--mode", "both", "--min-time", "0.02", "--no-memory", "--json", str(folder / "run.json")]
+    )
+    assert run.exit_code == 0, run.output
+    verify = runner.invoke(app, ["verify", "--impl", "fused,blog-style", "--quick", "--json", str(folder / "verify.json")])
+    assert verify.exit_code == 0, verify.output
+    return folder / "run.json", folder / "verify.json"
+
+
+def test_report_writes_markdown_and_plots(run_and_verify, tmp_path):
+    run_json, verify_json = run_and_verify
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", str(run_json), "--verify", str(verify_json), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    for picture in ("timing_forward.png", "timing_backward.png", "drop_rate.png", "masks.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (out / "README.md").read_text()
+    assert "| 2x4x14x14 | fused | forward |" in markdown
+    assert "blog-style | ✅ passed" in markdown and "mask=shared, seeds=anywhere, gamma=naive" in markdown
+    assert "![drop rate](drop_rate.png)" in markdown
+
+
+def test_report_refuses_bad_input(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"nope": 1}))
+    result = runner.invoke(app, ["report", str(bad), "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "dbench run --json" in result.output
+
+
+def test_show_draws_a_mask_and_saves_a_png(tmp_path):
+    result = runner.invoke(app, ["show", "--impl", "paper", "--shape", "1x2x10x12", "-k", "3", "--p", "0.3", "--png", str(tmp_path / "m.png")])
+    assert result.exit_code == 0, result.output
+    assert "██" in result.output and "dropped" in result.output
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    assert runner.invoke(app, ["show", "--impl", "papr"]).exit_code == 2
