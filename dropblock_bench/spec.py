@@ -66,6 +66,7 @@ __all__ = [
     "explained_by_blocks",
     "expected_drop_rate",
     "gamma",
+    "kept_scale",
     "normalisation_scale",
     "painted_block_size",
     "reference_drop_mask",
@@ -364,11 +365,19 @@ def normalisation_scale(
         value = 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
         return torch.tensor(value, dtype=torch.float32, device=dropped.device)
     if contract.norm is Normalisation.BATCH:
-        total = dropped.numel()
-        kept = total - torch.count_nonzero(dropped)
-    else:  # SAMPLE
-        total = dropped[0].numel()
-        kept = (total - torch.count_nonzero(dropped.flatten(1), dim=1)).view(-1, 1, 1, 1)
+        return kept_scale(torch.count_nonzero(dropped), dropped.numel())
+    per_sample = dropped[0].numel()
+    return kept_scale(torch.count_nonzero(dropped.flatten(1), dim=1).view(-1, 1, 1, 1), per_sample)
+
+
+def kept_scale(dropped_count: torch.Tensor, total: int) -> torch.Tensor:
+    """``total / kept`` with ``kept = total - dropped_count``, as float32; 0 where nothing is kept.
+
+    The count is an exact integer tensor; the division happens in float64.
+    """
+    import torch
+
+    kept = total - dropped_count
     kept64 = kept.to(torch.float64)
     scale = torch.where(kept > 0, total / kept64.clamp_min(1.0), torch.zeros_like(kept64))
     return scale.to(torch.float32)

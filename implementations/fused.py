@@ -9,11 +9,15 @@ Here:
   Geometric(gamma), so drawing gaps and summing them yields *exactly* the Bernoulli seed set
   at the cost of the expected number of seeds (about ``gamma * positions``), not one draw
   per position.
-* **Sparse painting.** Each seed writes its ``k x k`` square straight into a bool mask
-  (1 byte per unit; no float mask, no pooling).
-* **Exact counts.** The kept count is ``count_nonzero`` (an integer), never a half sum.
-* **One pass over x.** ``fused-shared`` folds the scale into its small (N, 1, H, W) mask
-  and multiplies once; ``fused`` multiplies by the scalar scale and zeroes the dropped units.
+* **Runs, not units.** A block is ``k`` rows of ``k`` contiguous units. Blocks are grouped by
+  their first column and each group is one ``index_fill_`` on a (rows, k) view: ``k`` indices
+  per block instead of ``k**2``, and no full-size mask.
+* **Exact counts on the maps that have seeds.** The dropped count (an integer, never a half
+  sum) paints a bool mask of only the maps holding a seed: at the small maps of late ResNet
+  stages most maps hold none.
+* **One pass over x.** ``fused`` computes ``x * scale`` and zeroes the blocks in place;
+  backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
+  ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
 
 The contracts (paper, and paper with a shared mask) are declared in :mod:`.records`;
 ``dbench verify`` checks this module against them.
@@ -22,13 +26,14 @@ The contracts (paper, and paper with a shared mask) are declared in :mod:`.recor
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from dropblock_bench import spec
 
-from ._common import DropBlock2dModule, apply_drop_mask, check_arguments, output_without_sampling
+from ._common import DropBlock2dModule, check_arguments, output_without_sampling
 from .records import FUSED, FUSED_SHARED
 
 CONTRACT = FUSED.contract
@@ -41,11 +46,10 @@ __all__ = [
     "DropBlock2dShared",
     "drop_block2d",
     "drop_block2d_shared",
+    "fill_blocks",
     "sample_bernoulli_positions",
+    "sample_blocks",
 ]
-
-_PAINT_CHUNK_UNITS = 1 << 22  # bound the index temporaries of painting to ~32 MB
-
 
 def sample_bernoulli_positions(
     total: int, probability: float, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
@@ -72,42 +76,92 @@ def sample_bernoulli_positions(
     return torch.cat(pieces).to(torch.int64)
 
 
-def _paint_drop_mask(
-    contract: spec.Contract,
-    n_maps: int,
-    height: int,
-    width: int,
-    block_size: int,
-    gamma: float,
-    generator: torch.Generator | None,
-    device: torch.device,
-) -> Tensor:
-    """Bool drop mask (n_maps, H, W): Bernoulli(gamma) seeds on the contract's (valid) seed
-    region, painted as squares of side ``block_size``."""
-    rows = spec.seed_rows(contract, height, block_size)
-    cols = spec.seed_rows(contract, width, block_size)
-    per_map = len(rows) * len(cols)
-    seeds = sample_bernoulli_positions(n_maps * per_map, gamma, generator=generator, device=device)
-    dropped = torch.zeros(n_maps * height * width, dtype=torch.bool, device=device)
-    before, after = spec.block_extent(block_size)
-    offsets = torch.arange(-before, after + 1, device=device)
-    chunk = max(1, _PAINT_CHUNK_UNITS // (block_size * block_size))
-    for part in seeds.split(chunk):
-        within = part % per_map
-        top = (within // len(cols) + rows.start)[:, None] + offsets  # (S, k) rows painted
-        left = (within % len(cols) + cols.start)[:, None] + offsets  # (S, k) columns painted
-        base = (part // per_map) * (height * width)
-        index = base[:, None, None] + top[:, :, None] * width + left[:, None, :]
-        dropped[index.reshape(-1)] = True
-    return dropped.view(n_maps, height, width)
+class Blocks(NamedTuple):
+    """Where the blocks are: block ``i`` covers rows ``first_row[i] .. + size - 1`` of the
+    (maps * H, W) view and columns ``left[i] .. + size - 1``; ``map_index[i]`` is its map."""
+
+    map_index: Tensor
+    top: Tensor
+    left: Tensor
+    size: int
+
+    def first_row(self, height: int, maps: Tensor | None = None) -> Tensor:
+        return (self.map_index if maps is None else maps) * height + self.top
 
 
-def _drop_mask_for(x: Tensor, p: float, block_size: int, contract: spec.Contract, generator: torch.Generator | None) -> Tensor:
-    n, c, height, width = x.shape
-    channels = c if contract.mask is spec.MaskSharing.PER_CHANNEL else 1
+def sample_blocks(
+    contract: spec.Contract, n_maps: int, height: int, width: int, block_size: int, p: float, generator: torch.Generator | None, device: torch.device
+) -> Blocks:
+    """Bernoulli(gamma) seeds on every map's seed region, as block corners (sorted by map)."""
     k = spec.painted_block_size(contract, height, width, block_size)
     gamma = spec.gamma(contract, p, height, width, block_size)
-    return _paint_drop_mask(contract, n * channels, height, width, k, gamma, generator, x.device).view(n, channels, height, width)
+    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
+    per_map = len(rows) * len(cols)
+    seeds = sample_bernoulli_positions(n_maps * per_map, gamma, generator=generator, device=device)
+    within = seeds % per_map
+    before, _ = spec.block_extent(k)
+    top = within // len(cols) + (rows.start - before)
+    left = within % len(cols) + (cols.start - before)
+    return Blocks(seeds // per_map, top, left, k)
+
+
+def fill_blocks(rows_view: Tensor, first_row: Tensor, left: Tensor, size: int, value: float | bool) -> None:
+    """Set every block to ``value`` in a (maps * H, W) view, in place.
+
+    Blocks are grouped by their first column, so each group is one ``index_fill_`` writing
+    ``size`` contiguous units per index: ``size`` indices per block instead of ``size**2``.
+    """
+    if first_row.numel() == 0:
+        return
+    order = torch.argsort(left, stable=True)
+    columns, counts = torch.unique_consecutive(left[order], return_counts=True)
+    offsets = torch.arange(size, device=first_row.device)
+    for column, group in zip(columns.tolist(), first_row[order].split(counts.tolist())):
+        rows = (group[:, None] + offsets).reshape(-1)
+        rows_view[:, column : column + size].index_fill_(0, rows, value)
+
+
+def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
+    """Exact number of dropped units (an int64 tensor), painting only the maps that have seeds."""
+    if blocks.map_index.numel() == 0:
+        return torch.zeros((), dtype=torch.int64, device=blocks.map_index.device)
+    _, compact = torch.unique_consecutive(blocks.map_index, return_inverse=True)
+    painted = torch.zeros((int(compact.max()) + 1) * height, width, dtype=torch.bool, device=blocks.map_index.device)
+    fill_blocks(painted, blocks.first_row(height, compact), blocks.left, blocks.size, True)
+    return torch.count_nonzero(painted)
+
+
+def _zero_blocks(tensor: Tensor, blocks: Blocks) -> None:
+    """Zero the blocks of an (N, C, H, W) tensor in place, whatever its memory layout."""
+    n, c, height, width = tensor.shape
+    if tensor.is_contiguous():
+        fill_blocks(tensor.view(n * c * height, width), blocks.first_row(height), blocks.left, blocks.size, 0.0)
+        return
+    mask = torch.zeros(n * c * height, width, dtype=torch.bool, device=tensor.device)
+    fill_blocks(mask, blocks.first_row(height), blocks.left, blocks.size, True)
+    tensor.masked_fill_(mask.view(n, c, height, width), 0.0)
+
+
+class _ScaleAndDropBlocks(torch.autograd.Function):
+    """``out = x * scale`` with the blocks zeroed; backward recomputes the blocks from the seeds
+    (a few int64 per seed are saved, not a mask)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor, map_index: Tensor, top: Tensor, left: Tensor, size: int, inplace: bool) -> Tensor:  # type: ignore[override]
+        out = x.mul_(scale) if inplace else torch.mul(x, scale)
+        _zero_blocks(out, Blocks(map_index, top, left, size))
+        if inplace:
+            ctx.mark_dirty(x)
+        ctx.save_for_backward(scale, map_index, top, left)
+        ctx.size = size
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        scale, map_index, top, left = ctx.saved_tensors
+        grad_input = torch.mul(grad, scale)
+        _zero_blocks(grad_input, Blocks(map_index, top, left, ctx.size))
+        return grad_input, None, None, None, None, None, None
 
 
 def drop_block2d(
@@ -131,16 +185,17 @@ def drop_block2d(
         generator (torch.Generator, optional): source of randomness, on ``x``'s device.
 
     Returns:
-        Tensor[N, C, H, W] with ``x``'s dtype and device. Backward saves a bool mask
-        (1 byte per unit).
+        Tensor[N, C, H, W] with ``x``'s dtype and device. Backward saves the block corners
+        (three int64 per seed), not a mask.
     """
     check_arguments(x, p, block_size)
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
-    dropped = _drop_mask_for(x, p, block_size, CONTRACT, generator)
-    scale = spec.normalisation_scale(CONTRACT, dropped, p, block_size)
-    return apply_drop_mask(x, dropped, scale, inplace=inplace)
+    n, c, height, width = x.shape
+    blocks = sample_blocks(CONTRACT, n * c, height, width, block_size, p, generator, x.device)
+    scale = spec.kept_scale(count_dropped(blocks, height, width), x.numel())
+    return _ScaleAndDropBlocks.apply(x, scale, blocks.map_index, blocks.top, blocks.left, blocks.size, inplace)
 
 
 def drop_block2d_shared(
@@ -160,7 +215,11 @@ def drop_block2d_shared(
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
-    dropped = _drop_mask_for(x, p, block_size, SHARED_CONTRACT, generator)
+    n, _, height, width = x.shape
+    blocks = sample_blocks(SHARED_CONTRACT, n, height, width, block_size, p, generator, x.device)
+    dropped = torch.zeros(n * height, width, dtype=torch.bool, device=x.device)
+    fill_blocks(dropped, blocks.first_row(height), blocks.left, blocks.size, True)
+    dropped = dropped.view(n, 1, height, width)
     scale = spec.normalisation_scale(SHARED_CONTRACT, dropped, p, block_size)
     # Fold the scale into the small mask; saturate rather than overflow in half precision.
     ceiling = min(torch.finfo(x.dtype).max, torch.finfo(torch.float32).max)
