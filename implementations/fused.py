@@ -9,12 +9,12 @@ Here:
   Geometric(gamma), so drawing gaps and summing them yields *exactly* the Bernoulli seed set
   at the cost of the expected number of seeds (about ``gamma * positions``), not one draw
   per position.
-* **Runs, not units.** A block is ``k`` rows of ``k`` contiguous units. Blocks are grouped by
-  their first column and each group is one ``index_fill_`` on a (rows, k) view: ``k`` indices
+* **Windows, not units.** Blocks are grouped by their first column; each group is one
+  ``index_fill_`` on an overlapping strided view whose elements are k x k windows: one index
   per block instead of ``k**2``, and no full-size mask.
-* **Exact counts on the maps that have seeds.** The dropped count (an integer, never a half
-  sum) paints a bool mask of only the maps holding a seed: at the small maps of late ResNet
-  stages most maps hold none.
+* **Exact counts, painted only where blocks can overlap.** The dropped count is an integer
+  (never a half sum): ``k**2`` for each map holding one seed, and a bool mask painted only for
+  maps holding several. At the small maps of late ResNet stages most maps hold none or one.
 * **One pass over x.** ``fused`` computes ``x * scale`` and zeroes the blocks in place;
   backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
   ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
@@ -106,29 +106,43 @@ def sample_blocks(
 
 
 def fill_blocks(rows_view: Tensor, first_row: Tensor, left: Tensor, size: int, value: float | bool) -> None:
-    """Set every block to ``value`` in a (maps * H, W) view, in place.
+    """Set every block to ``value`` in a contiguous (maps * H, W) tensor, in place.
 
-    Blocks are grouped by their first column, so each group is one ``index_fill_`` writing
-    ``size`` contiguous units per index: ``size`` indices per block instead of ``size**2``.
+    Blocks are grouped by their first column; for each group an overlapping strided view whose
+    element ``r`` is the ``size x size`` window with top-left corner (r, column) takes one
+    ``index_fill_``: one index per block, ``size**2`` units written per index.
     """
     if first_row.numel() == 0:
         return
+    total_rows, width = rows_view.shape
     order = torch.argsort(left, stable=True)
     columns, counts = torch.unique_consecutive(left[order], return_counts=True)
-    offsets = torch.arange(size, device=first_row.device)
     for column, group in zip(columns.tolist(), first_row[order].split(counts.tolist())):
-        rows = (group[:, None] + offsets).reshape(-1)
-        rows_view[:, column : column + size].index_fill_(0, rows, value)
+        windows = rows_view.as_strided(
+            (total_rows - size + 1, size, size), (width, width, 1), rows_view.storage_offset() + column
+        )
+        windows.index_fill_(0, group, value)
 
 
 def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
-    """Exact number of dropped units (an int64 tensor), painting only the maps that have seeds."""
+    """Exact number of dropped units (an int64 tensor).
+
+    A map holding one seed drops exactly ``size**2`` units; only maps with several seeds
+    (whose blocks may overlap) are painted, into a bool mask holding just those maps.
+    """
+    device = blocks.map_index.device
     if blocks.map_index.numel() == 0:
-        return torch.zeros((), dtype=torch.int64, device=blocks.map_index.device)
-    _, compact = torch.unique_consecutive(blocks.map_index, return_inverse=True)
-    painted = torch.zeros((int(compact.max()) + 1) * height, width, dtype=torch.bool, device=blocks.map_index.device)
-    fill_blocks(painted, blocks.first_row(height, compact), blocks.left, blocks.size, True)
-    return torch.count_nonzero(painted)
+        return torch.zeros((), dtype=torch.int64, device=device)
+    _, per_map = torch.unique_consecutive(blocks.map_index, return_counts=True)
+    lonely = per_map == 1
+    count = torch.count_nonzero(lonely) * blocks.size**2
+    if bool(lonely.all()):
+        return count
+    crowded = torch.repeat_interleave(~lonely, per_map)  # seeds of maps with several seeds
+    _, compact = torch.unique_consecutive(blocks.map_index[crowded], return_inverse=True)
+    painted = torch.zeros((int(compact.max()) + 1) * height, width, dtype=torch.bool, device=device)
+    fill_blocks(painted, compact * height + blocks.top[crowded], blocks.left[crowded], blocks.size, True)
+    return count + torch.count_nonzero(painted)
 
 
 def _zero_blocks(tensor: Tensor, blocks: Blocks) -> None:
