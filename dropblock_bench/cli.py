@@ -69,6 +69,9 @@ def list_command(
         Optional[str], typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list the public implementations that are not installed, and how to install them.")
+    ] = False,
 ) -> None:
     """List registered implementations and the contract each declares.
 
@@ -83,9 +86,15 @@ def list_command(
     registry = default_registry()
     with _user_errors():
         implementations = registry.implementations(pattern)
+    missing = []
+    if show_all:
+        from dropblock_bench.implementations.peer_records import INSTALL_HINT, PEERS
+
+        missing = [peer.record for peer in PEERS if not peer.installed()]
     if as_json:
         payload = {
             "implementations": [impl.as_dict() for impl in implementations],
+            "not_installed": [{**impl.as_dict(), "install": INSTALL_HINT} for impl in missing],
             "plugin_errors": registry.plugin_errors,
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -96,6 +105,11 @@ def list_command(
         console.print(implementations_table(implementations))
     else:
         console.print(f"[yellow]no implementation matches {pattern!r}[/]")
+    if missing:
+        console.print(implementations_table(missing, title="Not installed (adapters ready)"))
+        from rich.markup import escape
+
+        console.print(f"install them with: [bold]{escape(INSTALL_HINT)}[/] (torchvision needs the torch it was built for)", highlight=False)
     for message in registry.plugin_errors:
         error_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 

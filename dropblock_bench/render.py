@@ -20,11 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 _DTYPE_SHORT = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16"}
 
 
-def implementations_table(implementations: Sequence[Implementation]) -> Table:
+def implementations_table(implementations: Sequence[Implementation], title: str = "DropBlock implementations") -> Table:
     """One row per implementation: name and description, its contract (fields departing
     from the paper in yellow, marked ``*``), devices, dtypes and capabilities."""
     table = Table(
-        title="DropBlock implementations",
+        title=title,
         caption="* departs from the paper (Algorithm 1)",
         show_lines=True,
         box=box.SIMPLE_HEAD,

@@ -55,3 +55,15 @@ def test_help_and_list_do_not_import_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_list_all_shows_peers_that_are_not_installed(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in {"timm", "torchvision", "dropblock"} else real_find_spec(name, *a))
+    result = runner.invoke(app, ["list", "--all"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert "Not installed" in result.output and "pip install 'dropblock-bench[peers]'" in result.output
+    payload = json.loads(runner.invoke(app, ["list", "--all", "--json"]).output)
+    assert {p["name"] for p in payload["not_installed"]} == {"torchvision", "timm", "timm-per-channel", "dropblock-pkg"}
