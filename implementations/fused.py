@@ -19,13 +19,18 @@ Here:
   backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
   ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
 
+On CUDA devices both functions run the Triton kernels of :mod:`.fused_triton` when Triton is
+installed (same sampler, same law; mask painting fused with the apply pass).
+
 The contracts (paper, and paper with a shared mask) are declared in :mod:`.records`;
 ``dbench verify`` checks this module against them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -178,6 +183,16 @@ class _ScaleAndDropBlocks(torch.autograd.Function):
         return grad_input, None, None, None, None, None, None
 
 
+@functools.cache
+def _triton_path() -> Callable[..., Tensor] | None:
+    """The Triton implementation when Triton imports (CUDA inputs only), else None."""
+    try:
+        from .fused_triton import drop_block2d_triton
+    except ImportError:
+        return None
+    return drop_block2d_triton
+
+
 def drop_block2d(
     x: Tensor,
     p: float,
@@ -206,6 +221,8 @@ def drop_block2d(
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
+    if x.is_cuda and _triton_path() is not None:
+        return _triton_path()(x, p, block_size, CONTRACT, inplace=inplace, generator=generator)
     n, c, height, width = x.shape
     blocks = sample_blocks(CONTRACT, n * c, height, width, block_size, p, generator, x.device)
     scale = spec.kept_scale(count_dropped(blocks, height, width), x.numel())
@@ -229,6 +246,8 @@ def drop_block2d_shared(
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
+    if x.is_cuda and _triton_path() is not None:
+        return _triton_path()(x, p, block_size, SHARED_CONTRACT, inplace=inplace, generator=generator)
     n, _, height, width = x.shape
     blocks = sample_blocks(SHARED_CONTRACT, n, height, width, block_size, p, generator, x.device)
     dropped = torch.zeros(n * height, width, dtype=torch.bool, device=x.device)

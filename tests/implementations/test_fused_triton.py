@@ -1,0 +1,77 @@
+"""The Triton kernels of `fused`, run on the CPU by Triton's interpreter (TRITON_INTERPRET=1).
+
+They must give exactly the CPU path's output and gradient for the same generator: the same
+sampler draws the same blocks, and both compute x * numel / kept in float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="Triton is not installed (pip install triton; Linux x86_64 only)")
+
+CHECK = textwrap.dedent(
+    """
+    import json, torch
+    from dropblock_bench.implementations import fused
+    from dropblock_bench.implementations.fused_triton import drop_block2d_triton
+
+    results = []
+    cases = [((2, 3, 14, 14), 7, 0.1), ((3, 2, 9, 13), 4, 0.3), ((2, 2, 5, 9), 7, 0.2), ((1, 2, 7, 7), 7, 0.5)]
+    for dtype in (torch.float32, torch.float16):
+        for shape, k, p in cases:
+            for contract, cpu_fn in ((fused.CONTRACT, fused.drop_block2d), (fused.SHARED_CONTRACT, fused.drop_block2d_shared)):
+                x = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype).requires_grad_()
+                x_ref = x.detach().clone().requires_grad_()
+                out = drop_block2d_triton(x, p, k, contract, generator=torch.Generator().manual_seed(7))
+                ref = cpu_fn(x_ref, p, k, generator=torch.Generator().manual_seed(7))
+                upstream = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+                (out.float() * upstream.float()).sum().backward()
+                (ref.float() * upstream.float()).sum().backward()
+                # The CPU shared path folds the scale into its half-precision multiplier (two
+                # roundings); the kernel rounds once. Allow exactly that: one half-precision ulp.
+                folded = contract.mask == "shared" and dtype == torch.float16
+                same = (lambda a, b: torch.allclose(a.float(), b.float(), rtol=2**-10, atol=0)) if folded else torch.equal
+                results.append({
+                    "case": f"{shape} k={k} p={p} {contract.mask} {dtype}",
+                    "forward_equal": bool(same(out, ref)) and bool(torch.equal(out == 0, ref == 0)),
+                    "grad_equal": bool(same(x.grad, x_ref.grad)),
+                    "dropped": int((ref == 0).sum()),
+                })
+    inplace = torch.rand(2, 3, 14, 14) + 0.5
+    expected = fused.drop_block2d(inplace.clone(), 0.2, 5, generator=torch.Generator().manual_seed(9))
+    returned = drop_block2d_triton(inplace, 0.2, 5, fused.CONTRACT, inplace=True, generator=torch.Generator().manual_seed(9))
+    results.append({"case": "inplace", "forward_equal": bool(torch.equal(inplace, expected)) and returned.data_ptr() == inplace.data_ptr(), "grad_equal": True, "dropped": int((expected == 0).sum())})
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.mark.slow
+def test_triton_kernels_match_the_cpu_path_exactly():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    completed = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert len(results) == 17
+    mismatched = [r["case"] for r in results if not (r["forward_equal"] and r["grad_equal"])]
+    assert not mismatched, mismatched
+    assert sum(r["dropped"] for r in results) > 0  # the cases do drop something
+
+
+def test_cuda_inputs_take_the_triton_path(monkeypatch):
+    from dropblock_bench.implementations import fused
+
+    assert fused._triton_path() is not None
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the dispatch itself is exercised on GPU machines")
+    x = torch.randn(2, 3, 14, 14, device="cuda")
+    out = fused.drop_block2d(x, 0.1, 7, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert out.device.type == "cuda" and out.shape == x.shape
