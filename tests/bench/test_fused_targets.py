@@ -1,0 +1,98 @@
+"""Speed and memory targets of `fused` / `fused-shared` (issue: "a fused DropBlock that beats
+them by an order of magnitude"), measured as ratios side by side in one process.
+
+Run: ``pytest tests/bench/test_fused_targets.py --benchmark-only`` (CPU, fp32, block 7, p 0.1;
+set ``torch.set_num_threads`` via ``DBENCH_THREADS``, default 2). Each test records the ratio
+it reached in ``extra_info`` and asserts its target. Peers are compared when installed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+import pytest
+import torch
+from torch.utils import benchmark as torch_benchmark
+
+from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
+from dropblock_bench.registry import default_registry
+
+STAGES = {"56": (32, 256, 56, 56), "28": (32, 512, 28, 28), "14": (32, 1024, 14, 14), "7": (32, 2048, 7, 7)}
+torch.set_num_threads(int(os.environ.get("DBENCH_THREADS", "2")))
+
+
+def _fn(name: str):
+    try:
+        return default_registry().get(name).load()
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"{name} is not installed")
+
+
+def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, float]:
+    """Median of each statement, timed in alternating blocks so the ratios hold on a noisy machine."""
+    samples: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(rounds):
+        for name, statement in statements.items():
+            timer = torch_benchmark.Timer(statement, globals=scope, num_threads=torch.get_num_threads())
+            samples[name] += [t * 1e3 for t in timer.blocked_autorange(min_run_time=block_s).times]
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
+                 ("fused-shared", "56"): 1.2, ("fused-shared", "28"): 1.2}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "stage"), list(FLOOR_TARGETS), ids=[f"{n}-{s}" for n, s in FLOOR_TARGETS])
+def test_forward_vs_memory_floor(benchmark, name, stage):
+    scope = {"fn": _fn(name), "x": torch.randn(STAGES[stage])}
+    medians = benchmark.pedantic(_medians_ms, args=({"impl": "fn(x, 0.1, 7)", "floor": "x * 1.0001"}, scope), rounds=1, iterations=1)
+    ratio = medians["impl"] / medians["floor"]
+    benchmark.extra_info.update(ratio_to_floor=ratio, target=FLOOR_TARGETS[(name, stage)], **medians)
+    assert ratio <= FLOOR_TARGETS[(name, stage)]
+
+
+@pytest.mark.parametrize("peer", ["torchvision", "timm-per-channel"])
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_fused_is_an_order_of_magnitude_faster_than_per_channel_peers(benchmark, peer, stage):
+    scope = {"fused": _fn("fused"), "peer": _fn(peer), "x": torch.randn(STAGES[stage])}
+    medians = benchmark.pedantic(_medians_ms, args=({"fused": "fused(x, 0.1, 7)", "peer": "peer(x, 0.1, 7)"}, scope, 2, 0.2), rounds=1, iterations=1)
+    speedup = medians["peer"] / medians["fused"]
+    benchmark.extra_info.update(speedup=speedup, **medians)
+    assert speedup >= (15.0 if stage == "56" else 10.0)
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_fused_shared_beats_timm_default(benchmark, stage):
+    scope = {"ours": _fn("fused-shared"), "timm": _fn("timm"), "x": torch.randn(STAGES[stage])}
+    medians = benchmark.pedantic(_medians_ms, args=({"ours": "ours(x, 0.1, 7)", "timm": "timm(x, 0.1, 7)"}, scope), rounds=1, iterations=1)
+    benchmark.extra_info.update(**medians)
+    assert medians["ours"] < medians["timm"]
+
+
+@pytest.mark.parametrize(("name", "target"), [("fused-shared", 1.3), ("fused", 3.0)])
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_in_place_vs_in_place_floor(benchmark, name, target, stage):
+    scope = {"fn": _fn(name), "x": torch.randn(STAGES[stage])}
+    statements = {"impl": "fn(x, 0.1, 7, inplace=True)", "floor": "x.mul_(1.0)"}
+    medians = benchmark.pedantic(_medians_ms, args=(statements, scope), rounds=1, iterations=1)
+    ratio = medians["impl"] / medians["floor"]
+    benchmark.extra_info.update(ratio_to_floor=ratio, target=target, **medians)
+    assert ratio <= target
+
+
+def test_forward_backward_and_memory_at_56(benchmark):
+    fn = _fn("fused")
+    x = torch.randn(STAGES["56"], requires_grad=True)
+    scope = {"fn": fn, "x": x, "g": torch.randn(STAGES["56"])}
+    statements = {"impl": "x.grad = None; fn(x, 0.1, 7).backward(g)", "floor": "x.grad = None; (x * 1.0001).backward(g)"}
+    medians = benchmark.pedantic(_medians_ms, args=(statements, scope, 2), rounds=1, iterations=1)
+    saved_per_element = saved_for_backward_bytes(lambda: fn(x, 0.1, 7), exclude=x) / x.numel()
+    plain = x.detach()
+    peak = peak_memory_bytes(lambda: fn(plain, 0.1, 7), torch.device("cpu")) if cpu_peak_supported() else None
+    ratio = medians["impl"] / medians["floor"]
+    benchmark.extra_info.update(ratio_to_floor=ratio, saved_bytes_per_element=saved_per_element, peak_over_input=peak and peak / plain.nbytes)
+    assert ratio <= 2.0
+    assert saved_per_element <= 1.0
+    if peak is not None:
+        assert peak <= 1.3 * plain.nbytes
