@@ -12,9 +12,9 @@ Here:
 * **Windows, not units.** Blocks are grouped by their first column; each group is one
   ``index_fill_`` on an overlapping strided view whose elements are k x k windows: one index
   per block instead of ``k**2``, and no full-size mask.
-* **Exact counts, painted only where blocks can overlap.** The dropped count is an integer
-  (never a half sum): ``k**2`` for each map holding one seed, and a bool mask painted only for
-  maps holding several. At the small maps of late ResNet stages most maps hold none or one.
+* **Exact counts without a mask.** The dropped count is an integer (never a half sum):
+  ``k**2`` for each map holding one seed (most maps at late ResNet stages hold none or one),
+  and for maps holding several, the union of their blocks' row runs, counted after a sort.
 * **One pass over x.** ``fused`` computes ``x * scale`` and zeroes the blocks in place;
   backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
   ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
@@ -129,11 +129,23 @@ def fill_blocks(rows_view: Tensor, first_row: Tensor, left: Tensor, size: int, v
         windows.index_fill_(0, group, value)
 
 
-def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
-    """Exact number of dropped units (an int64 tensor).
+def _union_of_runs(first_row: Tensor, left: Tensor, size: int, width: int) -> Tensor:
+    """Units covered by blocks, counted row by row without painting: each block is ``size``
+    runs of ``size`` units; sorted by start within a row, a run adds ``min(size, start -
+    previous start)`` units (runs have equal length, so the previous run reaches furthest)."""
+    rows = first_row[:, None] + torch.arange(size, device=first_row.device)
+    starts, _ = torch.sort((rows * width + left[:, None]).reshape(-1))
+    row = starts // width
+    same_row = torch.diff(row, prepend=row[:1] - 1) == 0
+    gap = torch.diff(starts, prepend=starts[:1])
+    return torch.where(same_row, gap.clamp(max=size), torch.full_like(gap, size)).sum()
 
-    A map holding one seed drops exactly ``size**2`` units; only maps with several seeds
-    (whose blocks may overlap) are painted, into a bool mask holding just those maps.
+
+def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
+    """Exact number of dropped units (an int64 tensor), without a full-size mask.
+
+    A map holding one seed drops exactly ``size**2`` units; the blocks of maps holding several
+    (which may overlap) are counted as unions of row runs.
     """
     device = blocks.map_index.device
     if blocks.map_index.numel() == 0:
@@ -144,10 +156,8 @@ def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
     if bool(lonely.all()):
         return count
     crowded = torch.repeat_interleave(~lonely, per_map)  # seeds of maps with several seeds
-    _, compact = torch.unique_consecutive(blocks.map_index[crowded], return_inverse=True)
-    painted = torch.zeros((int(compact.max()) + 1) * height, width, dtype=torch.bool, device=device)
-    fill_blocks(painted, compact * height + blocks.top[crowded], blocks.left[crowded], blocks.size, True)
-    return count + torch.count_nonzero(painted)
+    first_row = blocks.first_row(height)[crowded]
+    return count + _union_of_runs(first_row, blocks.left[crowded], blocks.size, width)
 
 
 def _zero_blocks(tensor: Tensor, blocks: Blocks) -> None:

@@ -220,3 +220,15 @@ def test_fused_is_indistinguishable_from_paper(h, w, k, p):
     counts = [_drop_mask(i, _run(i, x, p, k, seed=s)).flatten(1).sum(1).numpy() for i, s in ((paper, 1), (fused, 2))]
     assert stats.ks_2samp(*counts).pvalue > ALPHA
     assert stats.mannwhitneyu(*counts).pvalue > ALPHA
+
+
+def test_fused_count_equals_painting_the_blocks():
+    """The mask-free count of `fused` against explicit painting, on crowded and lonely maps."""
+    from dropblock_bench.implementations import fused
+
+    for (h, w, k, p), seed in [((14, 14, 7, 0.1), 0), ((9, 13, 4, 0.6), 1), ((56, 56, 7, 0.3), 2), ((7, 7, 7, 0.5), 3), ((5, 9, 7, 0.9), 4)]:
+        blocks = fused.sample_blocks(fused.CONTRACT, 64, h, w, k, p, torch.Generator().manual_seed(seed), torch.device("cpu"))
+        painted = torch.zeros(64 * h, w, dtype=torch.bool)
+        for row, col in zip(blocks.first_row(h).tolist(), blocks.left.tolist()):
+            painted[row : row + blocks.size, col : col + blocks.size] = True
+        assert int(fused.count_dropped(blocks, h, w)) == int(painted.sum())
