@@ -14,7 +14,6 @@ the summary statistics stands in and the row says so).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from scipy import stats
 
 from dropblock_bench.errors import DbenchError
+from dropblock_bench.run_io import read_json
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -145,12 +145,7 @@ def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Tim
 
 def load_timings(path: Path) -> tuple[str, dict[str, Timings]]:
     """(format, timings by case key) from a dbench-run or pytest-benchmark JSON file."""
-    try:
-        payload = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CompareInputError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CompareInputError(f"{path} is not valid JSON ({exc})") from None
+    payload = read_json(path, CompareInputError)
     try:
         if isinstance(payload, dict) and isinstance(payload.get("cases"), list):
             return "dbench", _from_dbench(payload, path)

@@ -6,26 +6,20 @@ output folder and returns the markdown's path. No printing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import Implementation, default_registry
-from dropblock_bench.run_io import load_run
+from dropblock_bench.run_io import load_run, read_json
 
 MASK_SHAPE = (1, 3, 28, 28)
 MASK_P, MASK_BLOCK = 0.1, 7
 
 
 def _load_verify(path: Path) -> dict[str, Any]:
-    try:
-        payload = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DbenchError(f"file not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DbenchError(f"{path} is not valid JSON ({exc})") from None
+    payload = read_json(path, DbenchError)
     if not isinstance(payload, dict) or not isinstance(payload.get("implementations"), list):
         raise DbenchError(f"{path} is not a `dbench verify --json` file")
     return payload

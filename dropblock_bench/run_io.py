@@ -149,14 +149,19 @@ def case_key(record: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(record.get(column) for column in KEY_COLUMNS)
 
 
+def read_json(path: Path, error: type[DbenchError] = RunFileError) -> Any:
+    """The parsed content of ``path``; a missing or unparsable file raises ``error`` with one clear line."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc})") from None
+
+
 def load_run(path: Path) -> dict[str, Any]:
     """A ``dbench run --json`` file, checked for the fields other commands rely on."""
-    try:
-        payload = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunFileError(f"file not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunFileError(f"{path} is not valid JSON: {exc}") from None
+    payload = read_json(path)
     if not isinstance(payload, dict) or not isinstance(payload.get("cases"), list) or "meta" not in payload:
         raise RunFileError(f"{path} is not a `dbench run --json` file (expected 'meta' and 'cases')")
     for index, record in enumerate(payload["cases"]):
