@@ -11,13 +11,17 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from dropblock_bench import __version__
 from dropblock_bench.errors import DbenchError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from dropblock_bench.matrix import MatrixSpec
+    from dropblock_bench.registry import Implementation
 
 app = typer.Typer(
     name="dbench",
@@ -248,7 +252,7 @@ def run_command(
 
     with _user_errors():
         implementations = _run_implementations(impl)
-        spec = _matrix_spec(matrix, list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
+        spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
         cases = matrix.expand(spec)
         if shard_spec:
             cases = matrix.shard(cases, *matrix.parse_shard(shard_spec))
@@ -309,7 +313,7 @@ def run_command(
     )
 
 
-def _run_implementations(specs: Optional[list[str]]) -> dict:
+def _run_implementations(specs: Optional[list[str]]) -> dict[str, Implementation]:
     """Name -> record for `dbench run`: the ones named, or the built-ins."""
     from dropblock_bench.registry import default_registry
 
@@ -318,8 +322,20 @@ def _run_implementations(specs: Optional[list[str]]) -> dict:
     return {i.name: i for i in default_registry().implementations() if i.origin == "dropblock-bench"}
 
 
-def _matrix_spec(matrix, names, shape, preset, block_size, p, dtype, device, mode, inplace):
+def _matrix_spec(
+    names: list[str],
+    shape: Optional[list[str]],
+    preset: Optional[str],
+    block_size: Optional[list[str]],
+    p: Optional[list[str]],
+    dtype: Optional[list[str]],
+    device: Optional[list[str]],
+    mode: Optional[str],
+    inplace: bool,
+) -> MatrixSpec:
     """The matrix the options describe; the quick preset fills whatever they leave open."""
+    from dropblock_bench import matrix
+
     if preset is not None and preset not in matrix.PRESETS:
         raise DbenchError(f"unknown preset {preset!r}: use {' or '.join(matrix.PRESETS)}")
     base = matrix.PRESETS[preset or ("quick" if not shape else "")] if (preset or not shape) else {}
@@ -475,7 +491,7 @@ def _progress(with_eta: bool = False):
     return Progress(*columns, console=error_console, transient=True)
 
 
-def _resolve(specs: Optional[list[str]], overrides: dict[str, Optional[str]]) -> list:
+def _resolve(specs: Optional[list[str]], overrides: dict[str, Optional[str]]) -> list[Implementation]:
     """Implementations named on the command line, or every registered one."""
     from dropblock_bench.registry import default_registry, resolve_implementations
 
