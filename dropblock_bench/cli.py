@@ -230,7 +230,7 @@ def run_command(
     mode: Annotated[Optional[str], typer.Option(help="forward | backward (forward+backward) | both.")] = None,
     inplace: Annotated[bool, typer.Option("--inplace", help="Also time inplace=True (against x.mul_(c)).")] = False,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
-    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor).", min=0.01)] = 0.3,
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory and bytes saved for backward.")] = True,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,

@@ -8,7 +8,7 @@ How peak memory is measured (bytes):
   memory is returned to the OS (``malloc_trim(0)``) and the kernel's high-water mark is reset
   (``/proc/self/clear_refs``); after it, ``VmHWM - VmRSS_before`` counts every page the call
   touched and held at once, temporaries inside operators included. Page granularity (4 KiB);
-  other threads of the process count too, so the minimum over a few calls is reported. The
+  other threads of the process count too, so the minimum over up to three calls is reported. The
   allocator's settings are not changed, so timings elsewhere are unaffected.
 * Elsewhere: not measured (``None``).
 """
@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import functools
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 REPEATS = 3
+BUDGET_S = 0.3  # stop repeating once this much time is spent
 
 
 @functools.cache
@@ -83,12 +85,19 @@ def _cuda_peak_once(call: Callable[[], object], device: torch.device) -> int:
 
 
 def peak_memory_bytes(call: Callable[[], object], device: torch.device) -> int | None:
-    """Peak bytes above the resident/allocated baseline while ``call`` runs (see module doc)."""
+    """Peak bytes above the resident/allocated baseline while ``call`` runs (see module doc):
+    the minimum over up to ``REPEATS`` calls, fewer when calls are slow (``BUDGET_S``)."""
     if device.type == "cuda":
-        return min(_cuda_peak_once(call, device) for _ in range(REPEATS))
-    if device.type == "cpu" and cpu_peak_supported():
-        return min(_cpu_peak_once(call) for _ in range(REPEATS))
-    return None
+        once = functools.partial(_cuda_peak_once, call, device)
+    elif device.type == "cpu" and cpu_peak_supported():
+        once = functools.partial(_cpu_peak_once, call)
+    else:
+        return None
+    started = time.perf_counter()
+    peaks = [once()]
+    while len(peaks) < REPEATS and time.perf_counter() - started < BUDGET_S:
+        peaks.append(once())
+    return min(peaks)
 
 
 def saved_for_backward_bytes(forward: Callable[[], torch.Tensor], exclude: torch.Tensor) -> int:
