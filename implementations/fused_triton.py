@@ -119,7 +119,7 @@ def drop_block2d_triton(
     maps = n if shared else n * c
     blocks: Blocks = sample_blocks(contract, maps, height, width, block_size, p, generator, x.device)
     k = blocks.size
-    seed_h, seed_w = height - k + 1, width - k + 1
+    seed_h, seed_w = len(spec.seed_rows(contract, height, k)), len(spec.seed_rows(contract, width, k))
     grid = torch.zeros(maps * seed_h * seed_w, dtype=torch.uint8, device=x.device)
     grid[blocks.map_index * (seed_h * seed_w) + blocks.top * seed_w + blocks.left] = 1
     geometry = (x.numel(), c * height * width if shared else height * width, height, width, seed_h, seed_w, k)
