@@ -90,8 +90,8 @@ class Blocks(NamedTuple):
     left: Tensor
     size: int
 
-    def first_row(self, height: int, maps: Tensor | None = None) -> Tensor:
-        return (self.map_index if maps is None else maps) * height + self.top
+    def first_row(self, height: int) -> Tensor:
+        return self.map_index * height + self.top
 
 
 def sample_blocks(
@@ -160,15 +160,21 @@ def count_dropped(blocks: Blocks, height: int, width: int) -> Tensor:
     return count + _union_of_runs(first_row, blocks.left[crowded], blocks.size, width)
 
 
+def paint_mask(blocks: Blocks, shape: tuple[int, int, int, int], device: torch.device) -> Tensor:
+    """A bool drop mask of ``shape`` (maps laid out along N and C) with every block set."""
+    n, c, height, width = shape
+    mask = torch.zeros(n * c * height, width, dtype=torch.bool, device=device)
+    fill_blocks(mask, blocks.first_row(height), blocks.left, blocks.size, True)
+    return mask.view(shape)
+
+
 def _zero_blocks(tensor: Tensor, blocks: Blocks) -> None:
     """Zero the blocks of an (N, C, H, W) tensor in place, whatever its memory layout."""
     n, c, height, width = tensor.shape
     if tensor.is_contiguous():
         fill_blocks(tensor.view(n * c * height, width), blocks.first_row(height), blocks.left, blocks.size, 0.0)
         return
-    mask = torch.zeros(n * c * height, width, dtype=torch.bool, device=tensor.device)
-    fill_blocks(mask, blocks.first_row(height), blocks.left, blocks.size, True)
-    tensor.masked_fill_(mask.view(n, c, height, width), 0.0)
+    tensor.masked_fill_(paint_mask(blocks, tuple(tensor.shape), tensor.device), 0.0)
 
 
 class _ScaleAndDropBlocks(torch.autograd.Function):
@@ -260,9 +266,7 @@ def drop_block2d_shared(
         return _triton_path()(x, p, block_size, SHARED_CONTRACT, inplace=inplace, generator=generator)
     n, _, height, width = x.shape
     blocks = sample_blocks(SHARED_CONTRACT, n, height, width, block_size, p, generator, x.device)
-    dropped = torch.zeros(n * height, width, dtype=torch.bool, device=x.device)
-    fill_blocks(dropped, blocks.first_row(height), blocks.left, blocks.size, True)
-    dropped = dropped.view(n, 1, height, width)
+    dropped = paint_mask(blocks, (n, 1, height, width), x.device)
     scale = spec.normalisation_scale(SHARED_CONTRACT, dropped, p, block_size)
     # Fold the scale into the small mask; saturate rather than overflow in half precision.
     ceiling = min(torch.finfo(x.dtype).max, torch.finfo(torch.float32).max)

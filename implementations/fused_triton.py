@@ -6,9 +6,9 @@ byte per seed position. Then two passes:
 
 1. **count**: every unit checks the ``k x k`` corners that could cover it; per-program sums
    of dropped units go into one int64 counter (atomic add);
-2. **apply**: the same check, fused with ``out = x * numel / kept`` (0 where dropped): x is
-   read once and the output written once. The scale is computed on the device from the
-   counter, so nothing waits for the host.
+2. **apply**: the same check, fused with ``out = x * scale`` (0 where dropped), the scale
+   being :func:`dropblock_bench.spec.kept_scale` of the counter, computed on the device so
+   nothing waits for the host: x is read once and the output written once.
 
 Backward runs pass 2 on the incoming gradient, recomputing the mask from the saved grid
 (1 byte per seed position, no float mask). Shared masks use the same kernels with one map per
@@ -66,42 +66,41 @@ def _count_kernel(seed_ptr, count_ptr, total, map_stride, height, width, seed_h,
 
 @triton.jit
 def _apply_kernel(
-    x_ptr, out_ptr, seed_ptr, count_ptr, total, map_stride, height, width, seed_h, seed_w, SIZE: tl.constexpr, BLOCK: tl.constexpr
+    x_ptr, out_ptr, seed_ptr, scale_ptr, total, map_stride, height, width, seed_h, seed_w, SIZE: tl.constexpr, BLOCK: tl.constexpr
 ):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     in_range = offsets < total
     dropped = _dropped(seed_ptr, offsets, in_range, map_stride, height, width, seed_h, seed_w, SIZE)
-    kept = total - tl.load(count_ptr)
-    scale = tl.where(kept > 0, total.to(tl.float64) / tl.maximum(kept, 1).to(tl.float64), 0.0).to(tl.float32)
+    scale = tl.load(scale_ptr)
     x = tl.load(x_ptr + offsets, mask=in_range, other=0.0)
     out = tl.where(dropped, 0.0, x.to(tl.float32) * scale)
     tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_range)
 
 
-def _launch_apply(source: Tensor, out: Tensor, grid: Tensor, count: Tensor, geometry: tuple[int, ...]) -> None:
+def _launch_apply(source: Tensor, out: Tensor, grid: Tensor, scale: Tensor, geometry: tuple[int, ...]) -> None:
     total, map_stride, height, width, seed_h, seed_w, size = geometry
     _apply_kernel[(triton.cdiv(total, BLOCK),)](
-        source, out, grid, count, total, map_stride, height, width, seed_h, seed_w, SIZE=size, BLOCK=BLOCK
+        source, out, grid, scale, total, map_stride, height, width, seed_h, seed_w, SIZE=size, BLOCK=BLOCK
     )
 
 
 class _TritonDropBlock(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, grid: Tensor, count: Tensor, geometry: tuple[int, ...], inplace: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, grid: Tensor, scale: Tensor, geometry: tuple[int, ...], inplace: bool) -> Tensor:  # type: ignore[override]
         out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
-        _launch_apply(x, out, grid, count, geometry)
+        _launch_apply(x, out, grid, scale, geometry)
         if inplace:
             ctx.mark_dirty(x)
-        ctx.save_for_backward(grid, count)
+        ctx.save_for_backward(grid, scale)
         ctx.geometry = geometry
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        grid, count = ctx.saved_tensors
+        grid, scale = ctx.saved_tensors
         grad = grad.contiguous()
         grad_input = torch.empty_like(grad)
-        _launch_apply(grad, grad_input, grid, count, ctx.geometry)
+        _launch_apply(grad, grad_input, grid, scale, ctx.geometry)
         return grad_input, None, None, None, None
 
 
@@ -126,4 +125,5 @@ def drop_block2d_triton(
     count = torch.zeros(1, dtype=torch.int64, device=x.device)
     total = x.numel()
     _count_kernel[(triton.cdiv(total, BLOCK),)](grid, count, *geometry[:6], SIZE=k, BLOCK=BLOCK)
-    return _TritonDropBlock.apply(x, grid, count, geometry, inplace)
+    scale = spec.kept_scale(count, total)  # on the device: nothing waits for the host
+    return _TritonDropBlock.apply(x, grid, scale, geometry, inplace)

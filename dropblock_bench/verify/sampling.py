@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -16,8 +17,6 @@ MASK_CHANNELS = {spec.MaskSharing.PER_CHANNEL: 4, spec.MaskSharing.SHARED: 2}
 
 def derive_seed(seed: int, *labels: object) -> int:
     """A stable 63-bit seed for one sampling step, from the run's seed and labels."""
-    import hashlib
-
     digest = hashlib.sha256(repr((seed, *labels)).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
