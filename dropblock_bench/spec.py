@@ -44,6 +44,7 @@ import dataclasses
 import enum
 import math
 import numbers
+import struct
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -176,12 +177,16 @@ PAPER_CONTRACT = Contract()
 
 def check_positive_int(name: str, value: int) -> None:
     """Raise ``ValueError`` unless ``value`` is a positive ``int`` (``bool`` is refused)."""
+    if type(value) is int and value >= 1:  # the common case, without the slower ABC check
+        return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_probability(p: float) -> None:
     """Raise ``ValueError`` unless ``p`` is a real number in [0, 1]."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without the slower ABC check
+        return
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"drop probability p must be a number in [0, 1], got {p!r}")
 
@@ -373,7 +378,8 @@ def normalisation_scale(
 def kept_scale(dropped_count: torch.Tensor, total: int) -> torch.Tensor:
     """``total / kept`` with ``kept = total - dropped_count``, as float32; 0 where nothing is kept.
 
-    The count is an exact integer tensor; the division happens in float64.
+    The count is an exact integer tensor; the division happens in float64. Elementwise the
+    same value as :func:`kept_scale_of_count`.
     """
     import torch
 
@@ -381,6 +387,15 @@ def kept_scale(dropped_count: torch.Tensor, total: int) -> torch.Tensor:
     kept64 = kept.to(torch.float64)
     scale = torch.where(kept > 0, total / kept64.clamp_min(1.0), torch.zeros_like(kept64))
     return scale.to(torch.float32)
+
+
+def kept_scale_of_count(dropped_count: int, total: int) -> float:
+    """:func:`kept_scale` for one Python int count, without torch: ``total / kept`` in float64,
+    rounded to the nearest float32 (returned as a Python float); 0.0 when nothing is kept."""
+    kept = total - dropped_count
+    if kept <= 0:
+        return 0.0
+    return struct.unpack("f", struct.pack("f", total / kept))[0]
 
 
 # --------------------------------------------------------------------------- reference sampler

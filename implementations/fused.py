@@ -19,8 +19,16 @@ Here:
   backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
   ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
 
-On CUDA devices both functions run the Triton kernels of :mod:`.fused_triton` when Triton is
-installed (same sampler, same law; mask painting fused with the apply pass).
+Three back ends share this law:
+
+* **CPU kernel** (:mod:`.fused_cpu`, C compiled on first use): contiguous CPU tensors of
+  float32/float64/float16/bfloat16. Sampling, exact counting and the apply pass run in C with
+  OpenMP, cache-sized spans and no temporaries; backward saves the seeds (one int64 each)
+  and replays them.
+* **Triton** (:mod:`.fused_triton`) on CUDA devices when Triton is installed (mask painting
+  fused with the apply pass).
+* **Pure torch** (this module), for everything else: other layouts, devices without Triton,
+  or no C compiler. ``fused_cpu.status()`` says which CPU path is in use.
 
 The contracts (paper, and paper with a shared mask) are declared in :mod:`.records`;
 ``dbench verify`` checks this module against them.
@@ -38,6 +46,7 @@ from torch import Tensor
 
 from dropblock_bench import spec
 
+from . import fused_cpu
 from ._common import DropBlock2dModule, check_arguments, output_without_sampling
 from .records import FUSED, FUSED_SHARED
 
@@ -199,6 +208,82 @@ class _ScaleAndDropBlocks(torch.autograd.Function):
         return grad_input, None, None, None, None, None, None
 
 
+@functools.lru_cache(maxsize=256)
+def kernel_geometry(contract: spec.Contract, height: int, width: int, block_size: int, p: float) -> fused_cpu.SeedGeometry:
+    """The seed region, block and gamma of ``contract`` on an H x W map, in the CPU kernel's terms."""
+    k = spec.painted_block_size(contract, height, width, block_size)
+    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
+    before, _ = spec.block_extent(k)
+    gamma = spec.gamma(contract, p, height, width, block_size)
+    return fused_cpu.SeedGeometry(height, width, k, rows.start - before, len(rows), cols.start - before, len(cols), gamma)
+
+
+def _cpu_kernel(x: Tensor) -> fused_cpu.CpuKernel | None:
+    """The compiled kernel when it can take ``x`` (a CPU tensor of a dtype it handles), else None."""
+    if not x.is_cpu:
+        return None
+    kernel = fused_cpu.load()
+    return kernel if kernel is not None and kernel.supports(x.dtype) else None
+
+
+def _draw_seed(generator: torch.Generator | None) -> int:
+    """63 random bits from ``generator`` (or torch's default): the kernel's whole randomness."""
+    return int(torch.empty((), dtype=torch.int64).random_(generator=generator))
+
+
+class _KernelDropBlock(torch.autograd.Function):
+    """The CPU kernel's apply pass; backward replays it on the gradient from the saved seeds."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: fused_cpu.CpuKernel, seeds: fused_cpu.Seeds, maps_per_mask: int,  # type: ignore[override]
+                geometry: fused_cpu.SeedGeometry, scale: float, inplace: bool) -> Tensor:
+        out = _kernel_apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
+        if inplace:
+            ctx.mark_dirty(x)
+        ctx.save_for_backward(seeds.flat)
+        ctx.kernel, ctx.seeds, ctx.maps_per_mask, ctx.geometry, ctx.scale = kernel, seeds._replace(flat=None), maps_per_mask, geometry, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        (flat,) = ctx.saved_tensors
+        seeds = ctx.seeds._replace(flat=flat)
+        grad = grad.contiguous()
+        grad_input = _kernel_apply(grad, ctx.kernel, seeds, ctx.maps_per_mask, ctx.geometry, ctx.scale, False)
+        return grad_input, None, None, None, None, None, None
+
+
+def _kernel_apply(x: Tensor, kernel: fused_cpu.CpuKernel, seeds: fused_cpu.Seeds, maps_per_mask: int,
+                  geometry: fused_cpu.SeedGeometry, scale: float, inplace: bool) -> Tensor:
+    out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+    kernel.apply(x, out, seeds, maps_per_mask, geometry, scale)
+    return out
+
+
+def _drop_with_kernel(kernel: fused_cpu.CpuKernel, x: Tensor, p: float, block_size: int, contract: spec.Contract,
+                      inplace: bool, generator: torch.Generator | None) -> Tensor:
+    """``fused`` (per-channel masks) or ``fused-shared`` (one mask per sample) on the CPU kernel.
+
+    The kernel reads NCHW-contiguous memory: any other layout is copied into it and the result
+    returned in ``x``'s layout (channels-last stays channels-last), or copied back into ``x``
+    when ``inplace``.
+    """
+    if not x.is_contiguous():
+        out = _drop_with_kernel(kernel, x.contiguous(), p, block_size, contract, False, generator)
+        if inplace:
+            return x.copy_(out)
+        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
+    n, c, height, width = x.shape
+    shared = contract.mask is spec.MaskSharing.SHARED
+    geometry = kernel_geometry(contract, height, width, block_size, p)
+    seeds, dropped = kernel.sample(_draw_seed(generator), n if shared else n * c, geometry)
+    maps_per_mask = c if shared else 1
+    scale = spec.kept_scale_of_count(dropped * maps_per_mask, x.numel())
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _KernelDropBlock.apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
+    return _kernel_apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
+
+
 @functools.cache
 def _triton_path() -> Callable[..., Tensor] | None:
     """The Triton implementation when Triton imports (CUDA inputs only), else None."""
@@ -230,8 +315,8 @@ def drop_block2d(
         generator (torch.Generator, optional): source of randomness, on ``x``'s device.
 
     Returns:
-        Tensor[N, C, H, W] with ``x``'s dtype and device. Backward saves the block corners
-        (three int64 per seed), not a mask.
+        Tensor[N, C, H, W] with ``x``'s dtype and device. Backward saves the seeds, not a
+        mask: one int64 per seed with the CPU kernel, three on the pure-torch path.
     """
     check_arguments(x, p, block_size)
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
@@ -239,6 +324,15 @@ def drop_block2d(
         return trivial
     if x.is_cuda and _triton_path() is not None:
         return _triton_path()(x, p, block_size, CONTRACT, inplace=inplace, generator=generator)
+    kernel = _cpu_kernel(x)
+    if kernel is not None:
+        return _drop_with_kernel(kernel, x, p, block_size, CONTRACT, inplace, generator)
+    return _drop_block2d_torch(x, p, block_size, inplace, generator)
+
+
+def _drop_block2d_torch(x: Tensor, p: float, block_size: int, inplace: bool, generator: torch.Generator | None) -> Tensor:
+    """The pure-torch path of :func:`drop_block2d` (arguments checked, trivial cases handled);
+    its sampler is the Triton path's, so the two agree exactly for the same generator."""
     n, c, height, width = x.shape
     blocks = sample_blocks(CONTRACT, n * c, height, width, block_size, p, generator, x.device)
     scale = spec.kept_scale(count_dropped(blocks, height, width), x.numel())
@@ -255,8 +349,8 @@ def drop_block2d_shared(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fast DropBlock with one mask per sample shared by all channels (otherwise the paper's
-    contract). Arguments and result as :func:`drop_block2d`; backward saves only the small
-    (N, 1, H, W) multiplier.
+    contract). Arguments and result as :func:`drop_block2d`; backward saves the seeds (CPU
+    kernel: one int64 each) or, on the pure-torch path, the small (N, 1, H, W) multiplier.
     """
     check_arguments(x, p, block_size)
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
@@ -264,6 +358,14 @@ def drop_block2d_shared(
         return trivial
     if x.is_cuda and _triton_path() is not None:
         return _triton_path()(x, p, block_size, SHARED_CONTRACT, inplace=inplace, generator=generator)
+    kernel = _cpu_kernel(x)
+    if kernel is not None:
+        return _drop_with_kernel(kernel, x, p, block_size, SHARED_CONTRACT, inplace, generator)
+    return _drop_block2d_shared_torch(x, p, block_size, inplace, generator)
+
+
+def _drop_block2d_shared_torch(x: Tensor, p: float, block_size: int, inplace: bool, generator: torch.Generator | None) -> Tensor:
+    """The pure-torch path of :func:`drop_block2d_shared` (as :func:`_drop_block2d_torch`)."""
     n, _, height, width = x.shape
     blocks = sample_blocks(SHARED_CONTRACT, n, height, width, block_size, p, generator, x.device)
     dropped = paint_mask(blocks, (n, 1, height, width), x.device)

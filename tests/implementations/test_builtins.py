@@ -1,6 +1,8 @@
 """Every built-in implementation against its own declared contract, on small cases.
 
-Parametrised over the registry: a new built-in is tested by registering it.
+Parametrised over the registry: a new built-in is tested by registering it. ``fused`` and
+``fused-shared`` run their compiled CPU kernel here; their pure-torch fallbacks are tested too,
+as ``fused[torch]`` and ``fused-shared[torch]``.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from torch_paths import TORCH_PATHS
 
 from dropblock_bench import spec
 from dropblock_bench.registry import Implementation, list_implementations
 
 BUILTINS = [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
-IDS = [impl.name for impl in BUILTINS]
+TESTED = BUILTINS + TORCH_PATHS
+IDS = [impl.name for impl in TESTED]
 # Family-wise false-alarm level of each statistical test below (fixed seeds: deterministic).
 ALPHA = 1e-3
 
 
 def test_the_four_builtins_are_registered():
-    assert IDS == ["blog-style", "fused", "fused-shared", "paper"]
+    assert [impl.name for impl in BUILTINS] == ["blog-style", "fused", "fused-shared", "paper"]
 
 
 def _run(impl: Implementation, x: torch.Tensor, p: float, k: int, seed: int = 0, **kwargs) -> torch.Tensor:
@@ -38,7 +42,7 @@ def _drop_mask(impl: Implementation, out: torch.Tensor) -> torch.Tensor:
     return dropped
 
 
-@pytest.fixture(params=BUILTINS, ids=IDS)
+@pytest.fixture(params=TESTED, ids=IDS)
 def impl(request) -> Implementation:
     return request.param
 
@@ -153,6 +157,8 @@ def test_non_contiguous_input_gives_the_same_result(impl, layout):
 
 
 def test_module_wrapper_passes_training_flag(impl):
+    if impl not in BUILTINS:
+        pytest.skip("a test-only entry point: no module wrapper")
     module_name, _, _ = impl.target.partition(":")
     family = __import__(module_name, fromlist=["_"])
     module_class = family.DropBlock2dShared if impl.name == "fused-shared" else family.DropBlock2d
@@ -174,10 +180,10 @@ def test_module_wrapper_passes_training_flag(impl):
     w=st.integers(1, 12),
     k=st.integers(1, 14),
     p=st.floats(0.0, 1.0),
-    index=st.integers(0, len(BUILTINS) - 1),
+    index=st.integers(0, len(TESTED) - 1),
 )
 def test_any_input_keeps_shape_and_blocks(n, c, h, w, k, p, index):
-    impl = BUILTINS[index]
+    impl = TESTED[index]
     x = torch.rand(n, c, h, w) + 0.5
     out = _run(impl, x, p, k)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
@@ -213,9 +219,10 @@ def test_mean_drop_rate_matches_the_contract(impl, h, w, k, p):
     assert stats.ttest_1samp(rates.numpy(), expected).pvalue > ALPHA
 
 
+@pytest.mark.parametrize("fused_name", ["fused", "fused[torch]"])
 @pytest.mark.parametrize(("h", "w", "k", "p"), STAT_CASES)
-def test_fused_is_indistinguishable_from_paper(h, w, k, p):
-    paper, fused = (next(i for i in BUILTINS if i.name == name) for name in ("paper", "fused"))
+def test_fused_is_indistinguishable_from_paper(h, w, k, p, fused_name):
+    paper, fused = (next(i for i in TESTED if i.name == name) for name in ("paper", fused_name))
     x = torch.ones(400, 8, h, w)
     counts = [_drop_mask(i, _run(i, x, p, k, seed=s)).flatten(1).sum(1).numpy() for i, s in ((paper, 1), (fused, 2))]
     assert stats.ks_2samp(*counts).pvalue > ALPHA

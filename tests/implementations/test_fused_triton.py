@@ -1,7 +1,8 @@
 """The Triton kernels of `fused`, run on the CPU by Triton's interpreter (TRITON_INTERPRET=1).
 
-They must give exactly the CPU path's output and gradient for the same generator: the same
-sampler draws the same blocks, and both compute x * numel / kept in float32.
+They must give exactly the pure-torch path's output and gradient for the same generator: the
+same sampler draws the same blocks, and both compute x * numel / kept in float32. (The compiled
+CPU kernel has its own sampler: same law, different draws.)
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ CHECK = textwrap.dedent(
     cases = [((2, 3, 14, 14), 7, 0.1), ((3, 2, 9, 13), 4, 0.3), ((2, 2, 5, 9), 7, 0.2), ((1, 2, 7, 7), 7, 0.5)]
     for dtype in (torch.float32, torch.float16):
         for shape, k, p in cases:
-            for contract, cpu_fn in ((fused.CONTRACT, fused.drop_block2d), (fused.SHARED_CONTRACT, fused.drop_block2d_shared)):
+            torch_paths = ((fused.CONTRACT, fused._drop_block2d_torch), (fused.SHARED_CONTRACT, fused._drop_block2d_shared_torch))
+            for contract, cpu_fn in torch_paths:
                 x = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype).requires_grad_()
                 x_ref = x.detach().clone().requires_grad_()
                 out = drop_block2d_triton(x, p, k, contract, generator=torch.Generator().manual_seed(7))
-                ref = cpu_fn(x_ref, p, k, generator=torch.Generator().manual_seed(7))
+                ref = cpu_fn(x_ref, p, k, False, torch.Generator().manual_seed(7))
                 upstream = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dtype)
                 (out.float() * upstream.float()).sum().backward()
                 (ref.float() * upstream.float()).sum().backward()
@@ -46,7 +48,7 @@ CHECK = textwrap.dedent(
                     "dropped": int((ref == 0).sum()),
                 })
     inplace = torch.rand(2, 3, 14, 14) + 0.5
-    expected = fused.drop_block2d(inplace.clone(), 0.2, 5, generator=torch.Generator().manual_seed(9))
+    expected = fused._drop_block2d_torch(inplace.clone(), 0.2, 5, False, torch.Generator().manual_seed(9))
     returned = drop_block2d_triton(inplace, 0.2, 5, fused.CONTRACT, inplace=True, generator=torch.Generator().manual_seed(9))
     results.append({"case": "inplace", "forward_equal": bool(torch.equal(inplace, expected)) and returned.data_ptr() == inplace.data_ptr(), "grad_equal": True, "dropped": int((expected == 0).sum())})
     print(json.dumps(results))

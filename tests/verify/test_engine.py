@@ -6,6 +6,7 @@ import pytest
 import torch
 from broken_dropblocks import DEFECTS
 from scipy import stats
+from torch_paths import TORCH_PATHS
 
 from dropblock_bench import spec
 from dropblock_bench.registry import Implementation, list_implementations
@@ -40,7 +41,7 @@ def test_a_raising_implementation_is_reported_per_check_not_fatal():
     assert len(report.checks) > 30  # every check still ran
 
 
-@pytest.mark.parametrize("impl", BUILTINS, ids=[i.name for i in BUILTINS])
+@pytest.mark.parametrize("impl", BUILTINS + TORCH_PATHS, ids=[i.name for i in BUILTINS + TORCH_PATHS])
 def test_builtins_pass_their_own_contracts(impl):
     report = verify_implementation(impl, DEFAULT)
     assert report.passed, [(c.check, c.case, c.reason) for c in report.failures]
@@ -49,8 +50,10 @@ def test_builtins_pass_their_own_contracts(impl):
 
 @pytest.mark.slow
 def test_builtins_false_alarms_are_within_the_family_wise_bound():
-    """Across 20 seeds per built-in, failing runs are consistent with <= 1 % per run."""
-    runs = [verify_implementation(impl, VerifySettings(seed=seed)) for impl in BUILTINS for seed in range(1, 21)]
+    """Across 20 seeds per built-in (and fused's pure-torch fallbacks), failing runs are
+    consistent with <= 1 % per run."""
+    tested = BUILTINS + TORCH_PATHS
+    runs = [verify_implementation(impl, VerifySettings(seed=seed)) for impl in tested for seed in range(1, 21)]
     failing = sum(not report.passed for report in runs)
     # Largest count a 1 % per-run false-alarm rate exceeds with probability < 0.001.
     allowed = int(stats.binom.isf(1e-3, len(runs), DEFAULT.alpha))

@@ -1,0 +1,537 @@
+/* The CPU kernel of `fused` and `fused-shared`: seed sampling with exact drop counts, and the
+ * apply pass of DropBlock on a contiguous (N, C, H, W) tensor, with no full-size mask and no
+ * temporaries.
+ *
+ * Built on first use by fused_cpu.py (plain C11, no Python or torch headers) and called
+ * through ctypes. The math arrives as arguments computed by dropblock_bench.spec: gamma, the
+ * seed region (rows x cols positions; a seed at position i paints the k x k block with corner
+ * (top0 + i / cols, left0 + i % cols)) and the scale. Nothing here re-derives it.
+ *
+ * Randomness. Masks (one per map, or one per sample when channels share it) are sampled in
+ * groups of consecutive masks holding about DBF_GROUP_POSITIONS seed positions; each group
+ * owns one Philox4x32-10 stream, keyed by a 64-bit seed the caller draws from its
+ * torch.Generator, with the group index in the counter. Grouping depends on the geometry
+ * only, so results do not depend on the thread count.
+ *
+ * Seeds are iid Bernoulli(gamma) over a group's positions, drawn exactly: the gaps between
+ * successive seeds of such a sequence are iid Geometric(gamma), one log per seed.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { DBF_FLOAT32 = 0, DBF_FLOAT64 = 1, DBF_FLOAT16 = 2, DBF_BFLOAT16 = 3 };
+
+typedef struct {
+    uint32_t key0, key1;
+    uint64_t stream;
+    uint32_t draw;
+    uint32_t out[4];
+    int used;
+} dbf_rng;
+
+static inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t *hi) {
+    uint64_t product = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(product >> 32);
+    return (uint32_t)product;
+}
+
+static void philox_refill(dbf_rng *r) {
+    uint32_t c0 = r->draw++, c1 = 0, c2 = (uint32_t)r->stream, c3 = (uint32_t)(r->stream >> 32);
+    uint32_t k0 = r->key0, k1 = r->key1;
+    for (int round = 0; round < 10; ++round) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = mulhilo(0xD2511F53u, c0, &hi0);
+        uint32_t lo1 = mulhilo(0xCD9E8D57u, c2, &hi1);
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    r->out[0] = c0, r->out[1] = c1, r->out[2] = c2, r->out[3] = c3;
+    r->used = 0;
+}
+
+static void rng_init(dbf_rng *r, uint64_t seed, uint64_t stream) {
+    r->key0 = (uint32_t)seed;
+    r->key1 = (uint32_t)(seed >> 32);
+    r->stream = stream;
+    r->draw = 0;
+    r->used = 4;
+}
+
+/* A uniform double in the open interval (0, 1), 53 random bits. */
+static inline double rng_uniform(dbf_rng *r) {
+    if (r->used >= 4) philox_refill(r);
+    uint64_t bits = ((uint64_t)r->out[r->used] << 32) | r->out[r->used + 1];
+    r->used += 2;
+    return ((double)(bits >> 11) + 0.5) * 0x1p-53;
+}
+
+/* Seed positions per sampling group (at least one mask per group). */
+#define DBF_GROUP_POSITIONS 1024
+
+typedef struct {
+    uint64_t seed;
+    int64_t masks;          /* how many masks (maps, or samples for a shared mask) */
+    int64_t per_mask;       /* seed positions per mask: rows * cols */
+    int64_t group;          /* masks per sampling group */
+    double gamma;
+    double per_log_miss;    /* 1 / log(1 - gamma) */
+} dbf_sampler;
+
+static dbf_sampler make_sampler(uint64_t seed, int64_t masks, int64_t per_mask, double gamma) {
+    dbf_sampler s = {seed, masks, per_mask, 1, gamma, 1.0 / log1p(-gamma)};
+    if (per_mask > 0 && per_mask < DBF_GROUP_POSITIONS) s.group = DBF_GROUP_POSITIONS / per_mask;
+    return s;
+}
+
+static int64_t group_count(const dbf_sampler *s) { return (s->masks + s->group - 1) / s->group; }
+
+/* The seeds of one group, in ascending order: iid Bernoulli(gamma) over the group's
+ * positions, drawn as geometric gaps (one log per seed). */
+typedef struct {
+    dbf_rng rng;
+    double gamma, per_log_miss;
+    double at, total;    /* latest seed, and positions, within the group */
+    int64_t first;       /* the group's first position in the flat index */
+} seed_walk;
+
+static void walk_start(seed_walk *w, const dbf_sampler *s, int64_t g) {
+    const int64_t first_mask = g * s->group, left = s->masks - first_mask;
+    w->gamma = s->gamma;
+    w->per_log_miss = s->per_log_miss;
+    w->first = first_mask * s->per_mask;
+    w->at = -1.0;
+    w->total = s->gamma > 0.0 ? (double)((left < s->group ? left : s->group) * s->per_mask) : 0.0;
+    rng_init(&w->rng, s->seed, (uint64_t)g);
+}
+
+/* The next seed as a flat index (mask * per_mask + position in the mask's seed region); 0
+ * when the group has no more. */
+static inline int walk_next(seed_walk *w, int64_t *flat) {
+    /* P(gap > j) = (1 - gamma)^j for the gap floor(log(U) / log(1 - gamma)) + 1. */
+    w->at += w->gamma >= 1.0 ? 1.0 : floor(log(rng_uniform(&w->rng)) * w->per_log_miss) + 1.0;
+    if (w->at >= w->total) return 0;
+    *flat = w->first + (int64_t)w->at; /* an integer below 2^53: exact */
+    return 1;
+}
+
+typedef struct {
+    int64_t height, width, k, top0, left0, cols;
+} dbf_geometry;
+
+/* Rows [*r0, *r1) and columns [*c0, *c1) of the block with corner at seed position `pos`,
+ * clipped to the map. */
+static inline void block_bounds(const dbf_geometry *g, int32_t pos, int64_t *r0, int64_t *r1, int64_t *c0,
+                                int64_t *c1) {
+    const int32_t cols = (int32_t)g->cols; /* positions and cols are below 2^31 */
+    const int64_t top = (int64_t)(pos / cols) + g->top0, left = (int64_t)(pos % cols) + g->left0;
+    *r0 = top < 0 ? 0 : top;
+    *r1 = top + g->k > g->height ? g->height : top + g->k;
+    *c0 = left < 0 ? 0 : left;
+    *c1 = left + g->k > g->width ? g->width : left + g->k;
+}
+
+static inline void set_bits(uint64_t *row, int64_t c0, int64_t c1) {
+    while (c0 < c1) {
+        const int64_t offset = c0 & 63, run = c1 - c0 < 64 - offset ? c1 - c0 : 64 - offset;
+        row[c0 >> 6] |= (run == 64 ? ~(uint64_t)0 : (((uint64_t)1 << run) - 1)) << offset;
+        c0 += run;
+    }
+}
+
+/* Units of one map covered by the union of its blocks (seed positions `pos`). `bits` is a
+ * zeroed bitset of H rows of `words` 64-bit words, and is left zeroed. */
+static int64_t covered_units(const dbf_geometry *g, const int32_t *pos, int64_t n, uint64_t *bits, int64_t words) {
+    int64_t r0, r1, c0, c1, covered = 0;
+    if (n == 0) return 0;
+    if (n == 1) {
+        block_bounds(g, pos[0], &r0, &r1, &c0, &c1);
+        return (r1 - r0) * (c1 - c0);
+    }
+    int64_t lowest = g->height, highest = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        block_bounds(g, pos[i], &r0, &r1, &c0, &c1);
+        lowest = r0 < lowest ? r0 : lowest;
+        highest = r1 > highest ? r1 : highest;
+        for (int64_t row = r0; row < r1; ++row) set_bits(bits + row * words, c0, c1);
+    }
+    for (int64_t i = lowest * words; i < highest * words; ++i) {
+        covered += __builtin_popcountll(bits[i]);
+        bits[i] = 0;
+    }
+    return covered;
+}
+
+static inline int thread_index(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+#define DBF_MAX_THREADS 256
+
+/* Samples the seeds of `masks` masks (rows * cols positions each) and counts the units they
+ * drop. Seeds are flat indices mask * rows * cols + position (row-major in the mask's seed
+ * region), ascending; they are written when they fit in `capacity`. *dropped receives the
+ * exact number of units covered, summed over masks (each mask's blocks counted as a union).
+ * Returns the number of seeds; when that exceeds `capacity`, call again with at least that
+ * much room (the same arguments give the same seeds). -1 when scratch memory cannot be had. */
+int64_t dbf_sample(uint64_t seed, int64_t masks, double gamma, int64_t height, int64_t width, int64_t k,
+                   int64_t top0, int64_t rows, int64_t left0, int64_t cols, int64_t *seeds, int64_t capacity,
+                   int64_t *dropped, int n_threads) {
+    const int64_t per_mask = rows * cols;
+    const dbf_sampler s = make_sampler(seed, masks, per_mask, gamma);
+    const dbf_geometry geo = {height, width, k, top0, left0, cols};
+    const int64_t groups = group_count(&s), words = (width + 63) / 64;
+    int threads = groups > 1 && n_threads > 1 ? n_threads : 1;
+    threads = threads > DBF_MAX_THREADS ? DBF_MAX_THREADS : threads;
+    int64_t base[DBF_MAX_THREADS + 1] = {0}, covered = 0, total = 0;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed) reduction(+ : covered)
+    {
+        /* Each thread takes a contiguous run of groups, so concatenating the threads' seeds in
+         * thread order keeps them ascending. */
+        const int me = thread_index(), team = team_size();
+        const int64_t first = groups * me / team, last = groups * (me + 1) / team;
+        const int64_t mask_lo = first * s.group, mask_hi = last * s.group < masks ? last * s.group : masks;
+        const double expected = (double)((mask_hi - mask_lo) * per_mask) * (gamma < 1.0 ? gamma : 1.0);
+        int64_t room = (int64_t)(expected + 8.0 * sqrt(expected) + 64.0), n = 0;
+        int64_t *mine = malloc(sizeof(int64_t) * (size_t)room);
+        int32_t *in_mask = malloc(sizeof(int32_t) * (size_t)(per_mask > 0 ? per_mask : 1));
+        uint64_t *bits = calloc((size_t)(height * words), sizeof(uint64_t));
+        if (!mine || !in_mask || !bits) failed = 1;
+        int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
+        for (int64_t g = first; g < last && !failed; ++g) {
+            seed_walk w;
+            int64_t flat;
+            walk_start(&w, &s, g);
+            while (walk_next(&w, &flat)) {
+                if (flat >= mask_end) { /* a new mask: count the one before */
+                    covered += covered_units(&geo, in_mask, held, bits, words);
+                    held = 0;
+                    mask_end = (flat / per_mask + 1) * per_mask;
+                }
+                in_mask[held++] = (int32_t)(flat - (mask_end - per_mask));
+                if (n == room) {
+                    int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
+                    if (!grown) {
+                        failed = 1;
+                        break;
+                    }
+                    mine = grown, room *= 2;
+                }
+                mine[n++] = flat;
+            }
+        }
+        covered += failed ? 0 : covered_units(&geo, in_mask, held, bits, words);
+        base[me + 1] = n;
+#pragma omp barrier
+#pragma omp single
+        {
+            for (int t = 0; t < team; ++t) base[t + 1] += base[t];
+            total = base[team];
+        } /* (a single ends with an implicit barrier) */
+        if (!failed && base[me] + n <= capacity) memcpy(seeds + base[me], mine, sizeof(int64_t) * (size_t)n);
+        free(mine);
+        free(in_mask);
+        free(bits);
+    }
+    *dropped = covered;
+    return failed ? -1 : total;
+}
+
+/* ------------------------------------------------------------------ element loops */
+
+static inline float bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint16_t float_to_bf16(float f) { /* round to nearest even, as c10::BFloat16 */
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    if (f != f) return 0x7FC0;
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+/* Products are computed in float (double for double) and rounded once, as torch does for
+ * reduced precision. A scalar head brings `dst` to a 32-byte boundary (unaligned vector
+ * stores cost a quarter more here); `src` and `dst` are the same buffer or disjoint, and the
+ * two loop versions let the compiler vectorise each without an overlap check.
+ *
+ * scale_T(src, dst, n, s):        dst[i] = src[i] * s
+ * keep_T(src, dst, n, s, keep):   dst[i] = src[i] * s with its bits ANDed with keep[i], an
+ *                                 all-ones or all-zero word of the element's size: a dropped
+ *                                 unit is an exact +0 even where src is inf or NaN. */
+#define ELEMENT_LOOPS(T, U, W, LOAD, STORE)                                                         \
+    static void scale_##T(const void *src, void *dst, int64_t n, float s) {                         \
+        const W ws = (W)s;                                                                          \
+        const T *a = (const T *)src;                                                                \
+        T *b = (T *)dst;                                                                            \
+        int64_t i = 0;                                                                              \
+        for (; i < n && ((uintptr_t)(b + i) & 31) != 0; ++i) b[i] = STORE(LOAD(a[i]) * ws);        \
+        if (a == b) {                                                                               \
+            T *c = __builtin_assume_aligned(b + i, 32);                                             \
+            for (int64_t j = 0; j < n - i; ++j) c[j] = STORE(LOAD(c[j]) * ws);                      \
+        } else {                                                                                    \
+            const T *restrict x = a + i;                                                            \
+            T *restrict y = __builtin_assume_aligned(b + i, 32);                                    \
+            for (int64_t j = 0; j < n - i; ++j) y[j] = STORE(LOAD(x[j]) * ws);                      \
+        }                                                                                           \
+    }                                                                                               \
+    static void keep_##T(const void *src, void *dst, int64_t n, float s, const void *keep_bits) {   \
+        const W ws = (W)s;                                                                          \
+        const U *restrict keep = (const U *)keep_bits;                                              \
+        const T *a = (const T *)src;                                                                \
+        T *b = (T *)dst;                                                                            \
+        if (a == b) {                                                                               \
+            for (int64_t i = 0; i < n; ++i) {                                                       \
+                T v = STORE(LOAD(b[i]) * ws);                                                       \
+                U u;                                                                                \
+                memcpy(&u, &v, sizeof u);                                                           \
+                u &= keep[i];                                                                       \
+                memcpy(b + i, &u, sizeof u);                                                        \
+            }                                                                                       \
+        } else {                                                                                    \
+            const T *restrict x = a;                                                                \
+            T *restrict y = b;                                                                      \
+            for (int64_t i = 0; i < n; ++i) {                                                       \
+                T v = STORE(LOAD(x[i]) * ws);                                                       \
+                U u;                                                                                \
+                memcpy(&u, &v, sizeof u);                                                           \
+                u &= keep[i];                                                                       \
+                memcpy(y + i, &u, sizeof u);                                                        \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+#define IDENTITY(v) (v)
+typedef double f64;
+typedef uint16_t bf16;
+ELEMENT_LOOPS(float, uint32_t, float, IDENTITY, IDENTITY)
+ELEMENT_LOOPS(f64, uint64_t, double, IDENTITY, IDENTITY)
+ELEMENT_LOOPS(bf16, uint16_t, float, bf16_to_float, float_to_bf16)
+
+/* float16 as uint16 bits; F16C converts 8 at a time where the CPU has it. */
+#if defined(__F16C__)
+#include <immintrin.h>
+#define DBF_HAS_FLOAT16 1
+typedef uint16_t f16;
+static inline float f16_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t float_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+static void scale_f16(const void *src, void *dst, int64_t n, float s) {
+    const uint16_t *a = (const uint16_t *)src;
+    uint16_t *b = (uint16_t *)dst;
+    const __m256 ws = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), ws);
+        _mm_storeu_si128((__m128i *)(b + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; ++i) b[i] = float_to_f16(f16_to_float(a[i]) * s);
+}
+static void keep_f16(const void *src, void *dst, int64_t n, float s, const void *keep_bits) {
+    const uint16_t *a = (const uint16_t *)src, *keep = (const uint16_t *)keep_bits;
+    uint16_t *b = (uint16_t *)dst;
+    const __m256 ws = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), ws);
+        __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(b + i), _mm_and_si128(h, _mm_loadu_si128((const __m128i *)(keep + i))));
+    }
+    for (; i < n; ++i) b[i] = float_to_f16(f16_to_float(a[i]) * s) & keep[i];
+}
+#elif defined(__FLT16_MAX__)
+#define DBF_HAS_FLOAT16 1
+typedef _Float16 f16;
+#define TO_FLOAT(v) ((float)(v))
+#define TO_F16(v) ((_Float16)(v))
+ELEMENT_LOOPS(f16, uint16_t, float, TO_FLOAT, TO_F16)
+#else
+#define DBF_HAS_FLOAT16 0
+#endif
+
+typedef struct {
+    size_t item;
+    void (*scale)(const void *, void *, int64_t, float);
+    void (*keep)(const void *, void *, int64_t, float, const void *);
+} element_loops;
+
+/* 1 when this build handles `dtype`. */
+int dbf_supports(int dtype) {
+    return dtype == DBF_FLOAT32 || dtype == DBF_FLOAT64 || dtype == DBF_BFLOAT16 ||
+           (dtype == DBF_FLOAT16 && DBF_HAS_FLOAT16);
+}
+
+static int loops_for(int dtype, element_loops *loops) {
+    switch (dtype) {
+    case DBF_FLOAT32: *loops = (element_loops){4, scale_float, keep_float}; return 1;
+    case DBF_FLOAT64: *loops = (element_loops){8, scale_f64, keep_f64}; return 1;
+    case DBF_BFLOAT16: *loops = (element_loops){2, scale_bf16, keep_bf16}; return 1;
+#if DBF_HAS_FLOAT16
+    case DBF_FLOAT16: *loops = (element_loops){2, scale_f16, keep_f16}; return 1;
+#endif
+    default: return 0;
+    }
+}
+
+/* Zeros n bytes: short runs (a block's row) as two overlapping fixed-size stores instead of
+ * a call to memset. */
+static inline void zero_bytes(char *p, size_t n) {
+    static const char zeros[16] = {0};
+    if (n > 32) {
+        memset(p, 0, n);
+    } else if (n >= 16) {
+        memcpy(p, zeros, 16), memcpy(p + n - 16, zeros, 16);
+    } else if (n >= 8) {
+        memcpy(p, zeros, 8), memcpy(p + n - 8, zeros, 8);
+    } else if (n >= 4) {
+        memcpy(p, zeros, 4), memcpy(p + n - 4, zeros, 4);
+    } else if (n >= 2) {
+        memcpy(p, zeros, 2), memcpy(p + n - 2, zeros, 2);
+    } else if (n == 1) {
+        *p = 0;
+    }
+}
+
+/* Writes zeros over one block of a map (+0.0 is all zero bits in every supported dtype);
+ * rows spanning the whole width are one run. */
+static inline void zero_block(char *map, const dbf_geometry *g, int32_t position, size_t item) {
+    int64_t r0, r1, c0, c1;
+    block_bounds(g, position, &r0, &r1, &c0, &c1);
+    if (c0 == 0 && c1 == g->width) {
+        memset(map + (size_t)(r0 * g->width) * item, 0, (size_t)((r1 - r0) * g->width) * item);
+        return;
+    }
+    for (int64_t row = r0; row < r1; ++row) zero_bytes(map + (size_t)(row * g->width + c0) * item, (size_t)(c1 - c0) * item);
+}
+
+/* 1 when all n bytes are zero. */
+static int all_zero(const unsigned char *p, size_t n) {
+    unsigned char any = 0;
+    for (size_t i = 0; i < n; ++i) any |= p[i];
+    return any == 0;
+}
+
+/* Maps are processed in spans of about this many bytes: a map's blocks are zeroed while it is
+ * still in cache. */
+#define DBF_SPAN_BYTES 32768
+
+/* The first index i in seeds[lo, hi) with seeds[i] >= value (seeds ascending). */
+static int64_t lower_bound(const int64_t *seeds, int64_t lo, int64_t hi, int64_t value) {
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (seeds[mid] < value)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* out = x * scale with every block zeroed, for `maps` contiguous H x W maps; map m takes the
+ * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
+ * `seeds` are the n_seeds flat seeds from dbf_sample (per_mask = rows * cols there). `out`
+ * may be `x` (in place). Dropped units are exact zeros, whatever x holds there and however
+ * large the scale. Returns 0, or -1 for an unsupported dtype or no scratch memory. */
+int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask, const int64_t *seeds,
+              int64_t n_seeds, int64_t per_mask, int64_t height, int64_t width, int64_t k, int64_t top0,
+              int64_t left0, int64_t cols, float scale, int n_threads) {
+    element_loops loops;
+    const dbf_geometry g = {height, width, k, top0, left0, cols};
+    const int64_t area = height * width;
+    if (!loops_for(dtype, &loops) || maps_per_mask < 1 || area < 1 || per_mask < 1) return -1;
+    const size_t item = loops.item, map_bytes = (size_t)area * item;
+    /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x and
+     * out do. */
+    int64_t step = 64, common = (int64_t)map_bytes;
+    while (common % 2 == 0 && step > 1) common /= 2, step /= 2;
+    int64_t span = (int64_t)(DBF_SPAN_BYTES / map_bytes) / step * step;
+    span = span < step ? step : span;
+    const int64_t spans = (maps + span - 1) / span;
+    const int threads = maps * area > 16384 && n_threads > 1 ? n_threads : 1;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        /* A shared mask becomes one map of keep bits (all ones, or zero where dropped), built
+         * once per mask and applied to its C maps. */
+        unsigned char *keep = maps_per_mask > 1 ? malloc(map_bytes) : NULL;
+        int64_t built = -1;
+        int dropped_all = 0;
+        if (maps_per_mask > 1 && !keep) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t chunk = 0; chunk < spans; ++chunk) {
+            if (maps_per_mask > 1 && !keep) continue;
+            const int64_t first = chunk * span, last = first + span < maps ? first + span : maps;
+            const int64_t first_mask = first / maps_per_mask, last_mask = (last - 1) / maps_per_mask;
+            int64_t i = lower_bound(seeds, 0, n_seeds, first_mask * per_mask);
+            const int64_t stop = lower_bound(seeds, i, n_seeds, (last_mask + 1) * per_mask);
+            const char *src = (const char *)x + (size_t)first * map_bytes;
+            char *dst = (char *)out + (size_t)first * map_bytes;
+            if (maps_per_mask == 1) {
+                /* One mask per map: scale the span, then zero its maps' blocks in cache. */
+                loops.scale(src, dst, (last - first) * area, scale);
+                for (; i < stop; ++i) {
+                    const int64_t map = seeds[i] / per_mask;
+                    zero_block(dst + (size_t)(map - first) * map_bytes, &g, (int32_t)(seeds[i] - map * per_mask), item);
+                }
+                continue;
+            }
+            /* Shared masks: runs of maps whose masks hold no seed are scaled in one go; the maps
+             * of a seeded mask go through its keep bits. */
+            int64_t m = first;
+            while (m < last) {
+                const int64_t next_seeded = i < stop ? seeds[i] / per_mask : last_mask + 1;
+                const int64_t run_end = next_seeded * maps_per_mask < last ? next_seeded * maps_per_mask : last;
+                if (run_end > m) {
+                    loops.scale(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes,
+                                (run_end - m) * area, scale);
+                    m = run_end;
+                    continue;
+                }
+                const int64_t mask = next_seeded, mask_start = mask * per_mask;
+                int64_t j = i;
+                while (j < stop && seeds[j] < mask_start + per_mask) ++j;
+                if (built != mask) {
+                    memset(keep, 0xFF, map_bytes);
+                    for (int64_t t = i; t < j; ++t) zero_block((char *)keep, &g, (int32_t)(seeds[t] - mask_start), item);
+                    dropped_all = all_zero(keep, map_bytes);
+                    built = mask;
+                }
+                const int64_t end = (mask + 1) * maps_per_mask < last ? (mask + 1) * maps_per_mask : last;
+                if (dropped_all) { /* nothing kept: write zeros without reading x */
+                    memset(dst + (size_t)(m - first) * map_bytes, 0, (size_t)(end - m) * map_bytes);
+                    m = end;
+                }
+                for (; m < end; ++m)
+                    loops.keep(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes, area, scale, keep);
+                i = j;
+            }
+        }
+        free(keep);
+    }
+    return failed ? -1 : 0;
+}

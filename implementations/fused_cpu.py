@@ -1,0 +1,209 @@
+"""The compiled CPU kernel behind ``fused`` and ``fused-shared``: built on first use, loaded with ctypes.
+
+``fused_cpu.c`` is plain C11 (no Python or torch headers), so building it takes a C compiler
+and well under a second; the shared library is cached per source, compiler and CPU under
+``$DBENCH_CACHE_DIR`` (default ``$XDG_CACHE_HOME/dropblock-bench`` or ``~/.cache/dropblock-bench``).
+OpenMP threads follow ``torch.get_num_threads()``; the library links the same ``libgomp`` torch
+has loaded, so both share one thread pool.
+
+When there is no compiler, the build fails, or ``DBENCH_CPU_KERNEL=0`` is set, :func:`load`
+returns ``None`` and ``fused`` runs its pure-torch path (same law, slower); :func:`status`
+says which and why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["CpuKernel", "SeedGeometry", "Seeds", "load", "status"]
+
+DISABLE_ENV = "DBENCH_CPU_KERNEL"
+CACHE_ENV = "DBENCH_CACHE_DIR"
+_SOURCE = "fused_cpu.c"
+_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+_BASE_FLAGS = ("-O3", "-funroll-loops", "-std=c11", "-fPIC", "-shared")
+# Tried in order: the first that builds is kept.
+_FLAG_SETS = (("-march=native", "-fopenmp"), ("-fopenmp",), ())
+
+
+class SeedGeometry(NamedTuple):
+    """Where seeds fall and what they paint, in the kernel's terms (all from :mod:`dropblock_bench.spec`).
+
+    A seed at position ``i`` of the ``rows x cols`` seed region paints the ``k x k`` block with
+    top-left corner ``(top0 + i // cols, left0 + i % cols)``, clipped to the ``height x width`` map.
+    Each position holds a seed with probability ``gamma``.
+    """
+
+    height: int
+    width: int
+    k: int
+    top0: int
+    rows: int
+    left0: int
+    cols: int
+    gamma: float
+
+
+class Seeds(NamedTuple):
+    """The seeds of ``masks`` masks as ascending int64 flat indices ``mask * per_mask + position``,
+    ``position`` being row-major in the mask's seed region of ``per_mask = rows * cols`` positions."""
+
+    flat: Tensor
+    masks: int
+    per_mask: int
+
+
+class CpuKernel:
+    """Typed entry points of the loaded library. Inputs are not checked here; callers pass
+    contiguous CPU tensors of a supported dtype."""
+
+    def __init__(self, library: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        i64, u64, f64, ptr, c_int = ctypes.c_int64, ctypes.c_uint64, ctypes.c_double, ctypes.c_void_p, ctypes.c_int
+        self._sample = library.dbf_sample
+        self._sample.restype = i64
+        self._sample.argtypes = [u64, i64, f64] + [i64] * 7 + [ptr, i64, ptr, c_int]
+        self._apply = library.dbf_apply
+        self._apply.restype = c_int
+        self._apply.argtypes = [c_int, ptr, ptr, i64, i64, ptr] + [i64] * 8 + [ctypes.c_float, c_int]
+        self._supported = frozenset(d for d, code in _DTYPE_CODES.items() if library.dbf_supports(code))
+
+    def supports(self, dtype: torch.dtype) -> bool:
+        return dtype in self._supported
+
+    def sample(self, seed: int, masks: int, geometry: SeedGeometry) -> tuple[Seeds, int]:
+        """Bernoulli(gamma) seeds on every position of ``masks`` seed regions, and the exact
+        number of units they drop (each mask's blocks counted as a union, summed over masks).
+
+        Depends on the 64-bit ``seed`` and the geometry only: the same seed gives the same
+        seeds whatever the thread count.
+        """
+        g = geometry
+        expected = masks * g.rows * g.cols * g.gamma
+        capacity = int(expected + 8.0 * math.sqrt(expected) + 64)  # too small with odds below 1e-15
+        dropped = ctypes.c_int64(0)
+        while True:
+            flat = torch.empty(capacity, dtype=torch.int64)
+            total = self._sample(seed, masks, g.gamma, g.height, g.width, g.k, g.top0, g.rows, g.left0, g.cols,
+                                 flat.data_ptr(), capacity, ctypes.byref(dropped), torch.get_num_threads())
+            if total < 0:
+                raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
+            if total <= capacity:
+                return Seeds(flat[:total], masks, g.rows * g.cols), dropped.value
+            capacity = total
+
+    def apply(self, x: Tensor, out: Tensor, seeds: Seeds, maps_per_mask: int, geometry: SeedGeometry, scale: float) -> None:
+        """``out = x * scale`` with the blocks of every (H, W) map zeroed; map ``m`` takes the
+        blocks of mask ``m // maps_per_mask``. Both tensors contiguous; ``out`` may be ``x``."""
+        g = geometry
+        code = self._apply(
+            _DTYPE_CODES[x.dtype], x.data_ptr(), out.data_ptr(), x.numel() // (g.height * g.width), maps_per_mask,
+            seeds.flat.data_ptr(), seeds.flat.numel(), seeds.per_mask,
+            g.height, g.width, g.k, g.top0, g.left0, g.cols, scale, torch.get_num_threads(),
+        )
+        if code != 0:
+            raise MemoryError(f"fused CPU kernel: no scratch memory (or dtype {x.dtype} unsupported)")
+
+
+def _cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dropblock-bench"
+
+
+def _cpu_signature() -> str:
+    """Identifies the CPU a ``-march=native`` build is for (Linux: the flags line)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+
+
+def _build(compiler: str, source: Path, flags: tuple[str, ...], target: Path) -> str | None:
+    """Compile ``source`` into ``target`` atomically; the compiler's complaint, or None on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(handle)
+    try:
+        done = subprocess.run([compiler, *_BASE_FLAGS, *flags, str(source), "-o", scratch, "-lm"],
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        os.replace(scratch, target)
+        return None
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
+_status = "not loaded yet"
+
+
+@functools.cache
+def load() -> CpuKernel | None:
+    """The kernel, building it if needed; ``None`` (and :func:`status` says why) when unavailable."""
+    global _status
+    if os.environ.get(DISABLE_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+        _status = f"disabled by {DISABLE_ENV}"
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        _status = "no C compiler found (set CC); using the pure-torch path"
+        return None
+    with resources.as_file(resources.files(__package__).joinpath(_SOURCE)) as source:
+        code = source.read_bytes()
+        try:
+            version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as error:
+            _status = f"C compiler {compiler} does not run ({error}); using the pure-torch path"
+            return None
+        complaints = []
+        for flags in _FLAG_SETS:
+            key = hashlib.sha256(b"\0".join([code, compiler.encode(), version.encode(), " ".join(flags).encode(),
+                                             _cpu_signature().encode()])).hexdigest()[:20]
+            target = _cache_root() / "kernels" / f"fused_cpu-{key}.so"
+            if not target.exists():
+                try:
+                    complaint = _build(compiler, source, flags, target)
+                except (OSError, subprocess.SubprocessError) as error:
+                    complaint = str(error)
+                if complaint is not None:
+                    complaints.append(f"{' '.join(flags) or 'plain'}: {complaint}")
+                    continue
+            try:
+                kernel = CpuKernel(ctypes.CDLL(str(target)), target)
+            except OSError as error:
+                complaints.append(f"loading {target}: {error}")
+                continue
+            _status = f"compiled kernel {target}" + ("" if "-fopenmp" in flags else " (single-threaded: no OpenMP)")
+            return kernel
+    _status = "build failed (" + "; ".join(complaints) + "); using the pure-torch path"
+    return None
+
+
+def status() -> str:
+    """Which CPU path ``fused`` takes and why, in one line."""
+    load()
+    return _status

@@ -1,0 +1,208 @@
+"""The compiled CPU kernel of ``fused``: its sampler's law, exact counts, and an apply pass that
+equals painting the same seeds with the pure-torch helpers, in every dtype and layout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from scipy import stats
+
+from dropblock_bench import spec
+from dropblock_bench.implementations import fused, fused_cpu
+
+KERNEL = fused_cpu.load()
+pytestmark = pytest.mark.skipif(KERNEL is None, reason=f"CPU kernel unavailable: {fused_cpu.status()}")
+# Family-wise false-alarm level of each statistical test below (fixed seeds: deterministic).
+ALPHA = 1e-3
+GEOMETRIES = [(14, 14, 7, 0.1), (9, 13, 4, 0.3), (7, 7, 7, 0.1), (5, 9, 7, 0.2), (56, 56, 7, 0.3), (3, 70, 2, 0.5)]
+
+
+def _geometry(contract, h, w, k, p) -> fused_cpu.SeedGeometry:
+    return fused.kernel_geometry(contract, h, w, k, p)
+
+
+def _blocks(seeds: fused_cpu.Seeds, geometry: fused_cpu.SeedGeometry) -> fused.Blocks:
+    """The kernel's seeds as the pure-torch path's block corners."""
+    mask = seeds.flat // seeds.per_mask
+    within = seeds.flat % seeds.per_mask
+    top = within // geometry.cols + geometry.top0
+    left = within % geometry.cols + geometry.left0
+    return fused.Blocks(mask, top, left, geometry.k)
+
+
+def _reference(x: torch.Tensor, seeds, geometry, maps_per_mask: int, scale: float) -> torch.Tensor:
+    """x * scale with the blocks zeroed, from torch's own multiply and the torch path's painter."""
+    n, c, h, w = x.shape
+    masks = n * c // maps_per_mask
+    dropped = fused.paint_mask(_blocks(seeds, geometry), (masks, 1, h, w), x.device)
+    dropped = dropped.reshape(masks, 1, h * w).expand(masks, maps_per_mask, h * w).reshape(x.shape)
+    return torch.mul(x, torch.tensor(scale, dtype=torch.float32)).masked_fill(dropped, 0.0)
+
+
+class TestSampler:
+    def test_same_seed_same_seeds_whatever_the_thread_count(self):
+        geometry = _geometry(fused.CONTRACT, 14, 14, 7, 0.1)
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one, dropped_one = KERNEL.sample(42, 5000, geometry)
+            torch.set_num_threads(2)
+            two, dropped_two = KERNEL.sample(42, 5000, geometry)
+        finally:
+            torch.set_num_threads(before)
+        assert torch.equal(one.flat, two.flat) and dropped_one == dropped_two
+        assert not torch.equal(KERNEL.sample(43, 5000, geometry)[0].flat, one.flat)
+
+    def test_seeds_are_ascending_and_in_range(self):
+        geometry = _geometry(fused.CONTRACT, 9, 13, 4, 0.3)
+        seeds, _ = KERNEL.sample(3, 700, geometry)
+        assert bool((seeds.flat.diff() > 0).all())
+        assert 0 <= int(seeds.flat.min()) and int(seeds.flat.max()) < 700 * geometry.rows * geometry.cols
+
+    @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
+    def test_seed_count_is_binomial(self, h, w, k, p):
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
+        positions = 4000 * geometry.rows * geometry.cols
+        seeds, _ = KERNEL.sample(11, 4000, geometry)
+        assert stats.binomtest(seeds.flat.numel(), positions, geometry.gamma).pvalue > ALPHA
+
+    @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
+    def test_every_position_is_equally_likely(self, h, w, k, p):
+        """Seed counts per position of the seed region (over many masks) are uniform."""
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
+        per_mask = geometry.rows * geometry.cols
+        if per_mask == 1:
+            pytest.skip("a single seed position")
+        seeds, _ = KERNEL.sample(5, 20000, geometry)
+        counts = torch.bincount(seeds.flat % per_mask, minlength=per_mask).numpy()
+        assert stats.chisquare(counts).pvalue > ALPHA
+
+    def test_seeds_of_neighbouring_masks_are_independent(self):
+        """Seed counts of masks m and m + 1 (same and different sampling groups) are uncorrelated."""
+        geometry = _geometry(fused.CONTRACT, 14, 14, 7, 0.3)
+        seeds, _ = KERNEL.sample(9, 40000, geometry)
+        counts = torch.bincount(seeds.flat // seeds.per_mask, minlength=40000).double().numpy()
+        assert stats.pearsonr(counts[:-1], counts[1:]).pvalue > ALPHA
+
+    @pytest.mark.parametrize("gamma", [0.0, 1.0])
+    def test_gamma_edges(self, gamma):
+        geometry = _geometry(fused.CONTRACT, 9, 9, 3, 0.5)._replace(gamma=gamma)
+        seeds, _ = KERNEL.sample(1, 10, geometry)
+        assert seeds.flat.numel() == (0 if gamma == 0.0 else 10 * geometry.rows * geometry.cols)
+
+    @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
+    @pytest.mark.parametrize("contract", [fused.CONTRACT, fused.SHARED_CONTRACT], ids=["per-channel", "shared"])
+    def test_dropped_count_is_exact(self, h, w, k, p, contract):
+        geometry = _geometry(contract, h, w, k, p)
+        seeds, dropped = KERNEL.sample(7, 300, geometry)
+        painted = fused.paint_mask(_blocks(seeds, geometry), (300, 1, h, w), torch.device("cpu"))
+        assert dropped == int(painted.sum())
+
+
+class TestApply:
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+    @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
+    @pytest.mark.parametrize("maps_per_mask", [1, 3])
+    def test_equals_painting_the_same_seeds(self, dtype, h, w, k, p, maps_per_mask):
+        if not KERNEL.supports(dtype):
+            pytest.skip(f"this build has no {dtype}")
+        x = torch.randn(4, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
+        seeds, _ = KERNEL.sample(5, x.numel() // (h * w * maps_per_mask), geometry)
+        scale = 1.2345678
+        out = torch.empty_like(x)
+        KERNEL.apply(x, out, seeds, maps_per_mask, geometry, scale)
+        assert torch.equal(out, _reference(x, seeds, geometry, maps_per_mask, scale))
+        in_place = x.clone()
+        KERNEL.apply(in_place, in_place, seeds, maps_per_mask, geometry, scale)
+        assert torch.equal(in_place, out)
+
+    def test_long_spans_and_unaligned_maps(self):
+        """Many odd-sized maps: spans cut across maps, and maps start off 32-byte boundaries."""
+        x = torch.randn(7, 301, 5, 7)
+        geometry = _geometry(fused.CONTRACT, 5, 7, 3, 0.4)
+        for maps_per_mask in (1, 301):
+            seeds, _ = KERNEL.sample(8, x.numel() // (35 * maps_per_mask), geometry)
+            out = torch.empty_like(x)
+            KERNEL.apply(x, out, seeds, maps_per_mask, geometry, 0.75)
+            assert torch.equal(out, _reference(x, seeds, geometry, maps_per_mask, 0.75))
+
+    def test_dropped_units_are_zero_even_for_inf_and_nan(self):
+        x = torch.full((2, 3, 7, 7), float("inf"))
+        x[0, 0, 0, 0] = float("nan")
+        geometry = _geometry(fused.CONTRACT, 7, 7, 7, 0.5)._replace(gamma=1.0)  # every map dropped whole
+        for maps_per_mask in (1, 3):
+            seeds, _ = KERNEL.sample(1, 6 // maps_per_mask, geometry)
+            out = torch.empty_like(x)
+            KERNEL.apply(x, out, seeds, maps_per_mask, geometry, 2.0)
+            assert bool((out == 0).all()) and not bool(out.signbit().any())
+
+
+class TestDispatch:
+    def test_contiguous_cpu_input_takes_the_kernel(self, monkeypatch):
+        calls = []
+        monkeypatch.setattr(fused, "_drop_with_kernel", lambda *args: calls.append(args) or args[1])
+        x = torch.randn(2, 3, 8, 8)
+        fused.drop_block2d(x, 0.2, 3)
+        fused.drop_block2d_shared(x, 0.2, 3)
+        assert len(calls) == 2
+
+    def test_channels_last_stays_channels_last(self):
+        x = torch.randn(2, 3, 10, 10).to(memory_format=torch.channels_last)
+        out = fused.drop_block2d(x, 0.3, 3, generator=torch.Generator().manual_seed(1))
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(out, fused.drop_block2d(x.contiguous(), 0.3, 3, generator=torch.Generator().manual_seed(1)))
+
+    def test_backward_saves_one_int64_per_seed(self):
+        x = torch.randn(4, 8, 14, 14, requires_grad=True)
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            out = fused.drop_block2d(x, 0.3, 3, generator=torch.Generator().manual_seed(2))
+        assert len(saved) == 1 and saved[0].dtype == torch.int64 and saved[0].numel() < x.numel() / 8
+        out.sum().backward()
+        scale = float(x.grad.max())
+        assert torch.equal(x.grad, torch.where(out == 0, 0.0, scale)) and scale > 1.0
+        torch.testing.assert_close(out, x.detach() * x.grad)
+
+    def test_generator_state_advances(self):
+        generator = torch.Generator().manual_seed(0)
+        x = torch.ones(2, 4, 14, 14)
+        assert not torch.equal(fused.drop_block2d(x, 0.3, 3, generator=generator), fused.drop_block2d(x, 0.3, 3, generator=generator))
+
+
+BUILD_CHECK = textwrap.dedent(
+    """
+    import torch
+    from dropblock_bench.implementations import fused, fused_cpu
+    kernel = fused_cpu.load()
+    x = torch.ones(2, 3, 9, 9)
+    out = fused.drop_block2d(x, 0.3, 3, generator=torch.Generator().manual_seed(0))
+    print(kernel is None, "|", fused_cpu.status(), "|", bool((out == 0).any()))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"DBENCH_CPU_KERNEL": "0"}, "disabled by DBENCH_CPU_KERNEL"), ({"CC": "/bin/false"}, "build failed")],
+    ids=["disabled", "compiler-fails"],
+)
+def test_without_the_kernel_fused_falls_back_to_torch(tmp_path, env, expected):
+    environment = {**os.environ, "DBENCH_CACHE_DIR": str(tmp_path), **env}
+    done = subprocess.run([sys.executable, "-c", BUILD_CHECK], env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    unavailable, status, dropped_some = (part.strip() for part in done.stdout.strip().split("|"))
+    assert unavailable == "True" and expected in status and dropped_some == "True"
+
+
+def test_builds_into_an_empty_cache(tmp_path):
+    environment = {**os.environ, "DBENCH_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", BUILD_CHECK], env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("False") and "compiled kernel" in done.stdout
+    assert list((tmp_path / "kernels").glob("fused_cpu-*.so"))
