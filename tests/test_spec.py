@@ -206,6 +206,14 @@ class TestNormalisationScale:
         assert spec.normalisation_scale(spec.PAPER_CONTRACT, dropped, 0.1, 1).item() == pytest.approx(140000 / 120000)
 
 
+@given(total=st.integers(1, 2**40), dropped_fraction=st.floats(0.0, 1.0))
+def test_kept_scale_of_count_is_kept_scale_for_one_count(total, dropped_fraction):
+    dropped = min(total, int(total * dropped_fraction))
+    as_tensor = spec.kept_scale(torch.tensor(dropped), total).item()
+    assert spec.kept_scale_of_count(dropped, total) == as_tensor
+    assert spec.kept_scale_of_count(total, total) == 0.0
+
+
 @pytest.mark.parametrize("contract", [c for c in ALL_CONTRACTS if c.norm == "batch"])
 def test_reference_sampler_matches_the_exact_map(contract):
     """Per-position drop counts of the reference sampler are Binomial(n, map[i, j])."""
