@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -226,42 +227,55 @@ def _cpu_kernel(x: Tensor) -> fused_cpu.CpuKernel | None:
     return kernel if kernel is not None and kernel.supports(x.dtype) else None
 
 
+_seed_scratch = threading.local()
+
+
 def _draw_seed(generator: torch.Generator | None) -> int:
     """63 random bits from ``generator`` (or torch's default): the kernel's whole randomness."""
-    return int(torch.empty((), dtype=torch.int64).random_(generator=generator))
+    scratch = getattr(_seed_scratch, "tensor", None)
+    if scratch is None:
+        scratch = _seed_scratch.tensor = torch.empty((), dtype=torch.int64)
+    return int(scratch.random_(generator=generator))
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(shared: bool, shape: tuple[int, int, int, int], block_size: int, p: float, dtype: torch.dtype) -> fused_cpu.Plan:
+    """The CPU kernel's calls for one input shape (per-channel or shared masks)."""
+    n, c, height, width = shape
+    contract = SHARED_CONTRACT if shared else CONTRACT
+    geometry = kernel_geometry(contract, height, width, block_size, p)
+    kernel = fused_cpu.load()
+    assert kernel is not None  # callers checked _cpu_kernel first
+    return kernel.plan(geometry, n if shared else n * c, c if shared else 1, dtype)
 
 
 class _KernelDropBlock(torch.autograd.Function):
     """The CPU kernel's apply pass; backward replays it on the gradient from the saved seeds."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: fused_cpu.CpuKernel, seeds: fused_cpu.Seeds, maps_per_mask: int,  # type: ignore[override]
-                geometry: fused_cpu.SeedGeometry, scale: float, inplace: bool) -> Tensor:
-        out = _kernel_apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
+    def forward(ctx, x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:  # type: ignore[override]
+        out = _kernel_apply(x, plan, seeds, scale, inplace)
         if inplace:
             ctx.mark_dirty(x)
         ctx.save_for_backward(seeds.flat)
-        ctx.kernel, ctx.seeds, ctx.maps_per_mask, ctx.geometry, ctx.scale = kernel, seeds._replace(flat=None), maps_per_mask, geometry, scale
+        ctx.plan, ctx.seeds, ctx.scale = plan, seeds._replace(flat=None), scale
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         (flat,) = ctx.saved_tensors
-        seeds = ctx.seeds._replace(flat=flat)
-        grad = grad.contiguous()
-        grad_input = _kernel_apply(grad, ctx.kernel, seeds, ctx.maps_per_mask, ctx.geometry, ctx.scale, False)
-        return grad_input, None, None, None, None, None, None
+        grad_input = _kernel_apply(grad.contiguous(), ctx.plan, ctx.seeds._replace(flat=flat), ctx.scale, False)
+        return grad_input, None, None, None, None
 
 
-def _kernel_apply(x: Tensor, kernel: fused_cpu.CpuKernel, seeds: fused_cpu.Seeds, maps_per_mask: int,
-                  geometry: fused_cpu.SeedGeometry, scale: float, inplace: bool) -> Tensor:
+def _kernel_apply(x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:
     out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
-    kernel.apply(x, out, seeds, maps_per_mask, geometry, scale)
+    plan.apply(x, out, seeds, scale)
     return out
 
 
-def _drop_with_kernel(kernel: fused_cpu.CpuKernel, x: Tensor, p: float, block_size: int, contract: spec.Contract,
-                      inplace: bool, generator: torch.Generator | None) -> Tensor:
+def _drop_with_kernel(x: Tensor, p: float, block_size: int, shared: bool, inplace: bool,
+                      generator: torch.Generator | None) -> Tensor:
     """``fused`` (per-channel masks) or ``fused-shared`` (one mask per sample) on the CPU kernel.
 
     The kernel reads NCHW-contiguous memory: any other layout is copied into it and the result
@@ -269,19 +283,16 @@ def _drop_with_kernel(kernel: fused_cpu.CpuKernel, x: Tensor, p: float, block_si
     when ``inplace``.
     """
     if not x.is_contiguous():
-        out = _drop_with_kernel(kernel, x.contiguous(), p, block_size, contract, False, generator)
+        out = _drop_with_kernel(x.contiguous(), p, block_size, shared, False, generator)
         if inplace:
             return x.copy_(out)
         return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
-    n, c, height, width = x.shape
-    shared = contract.mask is spec.MaskSharing.SHARED
-    geometry = kernel_geometry(contract, height, width, block_size, p)
-    seeds, dropped = kernel.sample(_draw_seed(generator), n if shared else n * c, geometry)
-    maps_per_mask = c if shared else 1
-    scale = spec.kept_scale_of_count(dropped * maps_per_mask, x.numel())
+    plan = _plan(shared, tuple(x.shape), block_size, p, x.dtype)
+    seeds, dropped = plan.sample(_draw_seed(generator))
+    scale = spec.kept_scale_of_count(dropped * plan.maps_per_mask, x.numel())
     if torch.is_grad_enabled() and x.requires_grad:
-        return _KernelDropBlock.apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
-    return _kernel_apply(x, kernel, seeds, maps_per_mask, geometry, scale, inplace)
+        return _KernelDropBlock.apply(x, plan, seeds, scale, inplace)
+    return _kernel_apply(x, plan, seeds, scale, inplace)
 
 
 @functools.cache
@@ -324,9 +335,8 @@ def drop_block2d(
         return trivial
     if x.is_cuda and _triton_path() is not None:
         return _triton_path()(x, p, block_size, CONTRACT, inplace=inplace, generator=generator)
-    kernel = _cpu_kernel(x)
-    if kernel is not None:
-        return _drop_with_kernel(kernel, x, p, block_size, CONTRACT, inplace, generator)
+    if _cpu_kernel(x) is not None:
+        return _drop_with_kernel(x, p, block_size, False, inplace, generator)
     return _drop_block2d_torch(x, p, block_size, inplace, generator)
 
 
@@ -358,9 +368,8 @@ def drop_block2d_shared(
         return trivial
     if x.is_cuda and _triton_path() is not None:
         return _triton_path()(x, p, block_size, SHARED_CONTRACT, inplace=inplace, generator=generator)
-    kernel = _cpu_kernel(x)
-    if kernel is not None:
-        return _drop_with_kernel(kernel, x, p, block_size, SHARED_CONTRACT, inplace, generator)
+    if _cpu_kernel(x) is not None:
+        return _drop_with_kernel(x, p, block_size, True, inplace, generator)
     return _drop_block2d_shared_torch(x, p, block_size, inplace, generator)
 
 

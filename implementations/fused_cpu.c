@@ -189,71 +189,98 @@ static inline int team_size(void) {
 
 #define DBF_MAX_THREADS 256
 
-/* Samples the seeds of `masks` masks (rows * cols positions each) and counts the units they
- * drop. Seeds are flat indices mask * rows * cols + position (row-major in the mask's seed
- * region), ascending; they are written when they fit in `capacity`. *dropped receives the
- * exact number of units covered, summed over masks (each mask's blocks counted as a union).
- * Returns the number of seeds; when that exceeds `capacity`, call again with at least that
- * much room (the same arguments give the same seeds). -1 when scratch memory cannot be had. */
-int64_t dbf_sample(uint64_t seed, int64_t masks, double gamma, int64_t height, int64_t width, int64_t k,
-                   int64_t top0, int64_t rows, int64_t left0, int64_t cols, int64_t *seeds, int64_t capacity,
-                   int64_t *dropped, int n_threads) {
-    const int64_t per_mask = rows * cols;
-    const dbf_sampler s = make_sampler(seed, masks, per_mask, gamma);
-    const dbf_geometry geo = {height, width, k, top0, left0, cols};
-    const int64_t groups = group_count(&s), words = (width + 63) / 64;
-    int threads = groups > 1 && n_threads > 1 ? n_threads : 1;
-    threads = threads > DBF_MAX_THREADS ? DBF_MAX_THREADS : threads;
-    int64_t base[DBF_MAX_THREADS + 1] = {0}, covered = 0, total = 0;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed) reduction(+ : covered)
-    {
-        /* Each thread takes a contiguous run of groups, so concatenating the threads' seeds in
-         * thread order keeps them ascending. */
-        const int me = thread_index(), team = team_size();
-        const int64_t first = groups * me / team, last = groups * (me + 1) / team;
-        const int64_t mask_lo = first * s.group, mask_hi = last * s.group < masks ? last * s.group : masks;
-        const double expected = (double)((mask_hi - mask_lo) * per_mask) * (gamma < 1.0 ? gamma : 1.0);
-        int64_t room = (int64_t)(expected + 8.0 * sqrt(expected) + 64.0), n = 0;
-        int64_t *mine = malloc(sizeof(int64_t) * (size_t)room);
-        int32_t *in_mask = malloc(sizeof(int32_t) * (size_t)(per_mask > 0 ? per_mask : 1));
-        uint64_t *bits = calloc((size_t)(height * words), sizeof(uint64_t));
-        if (!mine || !in_mask || !bits) failed = 1;
-        int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
-        for (int64_t g = first; g < last && !failed; ++g) {
-            seed_walk w;
-            int64_t flat;
-            walk_start(&w, &s, g);
-            while (walk_next(&w, &flat)) {
-                if (flat >= mask_end) { /* a new mask: count the one before */
-                    covered += covered_units(&geo, in_mask, held, bits, words);
-                    held = 0;
-                    mask_end = (flat / per_mask + 1) * per_mask;
-                }
-                in_mask[held++] = (int32_t)(flat - (mask_end - per_mask));
-                if (n == room) {
-                    int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
-                    if (!grown) {
-                        failed = 1;
-                        break;
-                    }
-                    mine = grown, room *= 2;
-                }
-                mine[n++] = flat;
+/* Everything the kernel needs to know about the geometry, from dropblock_bench.spec: H x W
+ * maps, a k x k block per seed, seeds on a rows x cols region whose position i paints the
+ * block with corner (top0 + i / cols, left0 + i % cols), each with probability gamma. */
+typedef struct {
+    int64_t height, width, k, top0, rows, left0, cols;
+    double gamma;
+} dbf_args;
+
+typedef struct {
+    dbf_sampler s;
+    dbf_geometry geo;
+    int64_t groups, words;
+} sample_job;
+
+typedef struct {
+    int64_t *seeds, n, covered;
+    int failed;
+} sample_part;
+
+/* The seeds of groups [groups * me / team, groups * (me + 1) / team), and what they cover. */
+static void sample_share(const sample_job *job, int me, int team, sample_part *part) {
+    const dbf_sampler *s = &job->s;
+    const int64_t first = job->groups * me / team, last = job->groups * (me + 1) / team;
+    const int64_t mask_lo = first * s->group, mask_hi = last * s->group < s->masks ? last * s->group : s->masks;
+    const double expected = (double)((mask_hi - mask_lo) * s->per_mask) * (s->gamma < 1.0 ? s->gamma : 1.0);
+    int64_t room = (int64_t)(expected + 8.0 * sqrt(expected) + 64.0), n = 0, covered = 0;
+    int64_t *mine = malloc(sizeof(int64_t) * (size_t)room);
+    int32_t *in_mask = malloc(sizeof(int32_t) * (size_t)(s->per_mask > 0 ? s->per_mask : 1));
+    uint64_t *bits = calloc((size_t)(job->geo.height * job->words), sizeof(uint64_t));
+    int failed = !mine || !in_mask || !bits;
+    int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
+    for (int64_t g = first; g < last && !failed; ++g) {
+        seed_walk w;
+        int64_t flat;
+        walk_start(&w, s, g);
+        while (walk_next(&w, &flat)) {
+            if (flat >= mask_end) { /* a new mask: count the one before */
+                covered += covered_units(&job->geo, in_mask, held, bits, job->words);
+                held = 0;
+                mask_end = (flat / s->per_mask + 1) * s->per_mask;
             }
+            in_mask[held++] = (int32_t)(flat - (mask_end - s->per_mask));
+            if (n == room) {
+                int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
+                if (!grown) {
+                    failed = 1;
+                    break;
+                }
+                mine = grown, room *= 2;
+            }
+            mine[n++] = flat;
         }
-        covered += failed ? 0 : covered_units(&geo, in_mask, held, bits, words);
-        base[me + 1] = n;
-#pragma omp barrier
-#pragma omp single
+    }
+    if (!failed) covered += covered_units(&job->geo, in_mask, held, bits, job->words);
+    free(in_mask);
+    free(bits);
+    *part = (sample_part){mine, n, covered, failed};
+}
+
+/* Samples the seeds of `masks` masks and counts the units they drop. Seeds are flat indices
+ * mask * rows * cols + position (row-major in the mask's seed region), ascending; they are
+ * written when they fit in `capacity`. *dropped receives the exact number of units covered,
+ * summed over masks (each mask's blocks counted as a union). Returns the number of seeds;
+ * when that exceeds `capacity`, call again with at least that much room (the same arguments
+ * give the same seeds). -1 when scratch memory cannot be had. */
+int64_t dbf_sample(uint64_t seed, int64_t masks, const dbf_args *a, int64_t *seeds, int64_t capacity,
+                   int64_t *dropped, int n_threads) {
+    sample_job job = {make_sampler(seed, masks, a->rows * a->cols, a->gamma),
+                      {a->height, a->width, a->k, a->top0, a->left0, a->cols}, 0, (a->width + 63) / 64};
+    job.groups = group_count(&job.s);
+    sample_part parts[DBF_MAX_THREADS];
+    int team = job.groups > 1 && n_threads > 1 ? n_threads : 1;
+    team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;
+    if (team == 1) {
+        sample_share(&job, 0, 1, &parts[0]);
+    } else {
+        /* Each thread takes a contiguous run of groups, so concatenating the threads' seeds
+         * in thread order keeps them ascending. */
+#pragma omp parallel num_threads(team)
         {
-            for (int t = 0; t < team; ++t) base[t + 1] += base[t];
-            total = base[team];
-        } /* (a single ends with an implicit barrier) */
-        if (!failed && base[me] + n <= capacity) memcpy(seeds + base[me], mine, sizeof(int64_t) * (size_t)n);
-        free(mine);
-        free(in_mask);
-        free(bits);
+#pragma omp single
+            team = team_size();
+            sample_share(&job, thread_index(), team, &parts[thread_index()]);
+        }
+    }
+    int64_t total = 0, covered = 0;
+    int failed = 0;
+    for (int t = 0; t < team; ++t) {
+        if (!parts[t].failed && total + parts[t].n <= capacity)
+            memcpy(seeds + total, parts[t].seeds, sizeof(int64_t) * (size_t)parts[t].n);
+        total += parts[t].n, covered += parts[t].covered, failed |= parts[t].failed;
+        free(parts[t].seeds);
     }
     *dropped = covered;
     return failed ? -1 : total;
@@ -306,23 +333,34 @@ static inline uint16_t float_to_bf16(float f) { /* round to nearest even, as c10
         const U *restrict keep = (const U *)keep_bits;                                              \
         const T *a = (const T *)src;                                                                \
         T *b = (T *)dst;                                                                            \
+        int64_t i = 0;                                                                              \
+        for (; i < n && ((uintptr_t)(b + i) & 31) != 0; ++i) {                                      \
+            T v = STORE(LOAD(a[i]) * ws);                                                           \
+            U u;                                                                                    \
+            memcpy(&u, &v, sizeof u);                                                               \
+            u &= keep[i];                                                                           \
+            memcpy(b + i, &u, sizeof u);                                                            \
+        }                                                                                           \
         if (a == b) {                                                                               \
-            for (int64_t i = 0; i < n; ++i) {                                                       \
-                T v = STORE(LOAD(b[i]) * ws);                                                       \
+            T *c = __builtin_assume_aligned(b + i, 32);                                             \
+            const U *k = keep + i;                                                                  \
+            for (int64_t j = 0; j < n - i; ++j) {                                                   \
+                T v = STORE(LOAD(c[j]) * ws);                                                       \
                 U u;                                                                                \
                 memcpy(&u, &v, sizeof u);                                                           \
-                u &= keep[i];                                                                       \
-                memcpy(b + i, &u, sizeof u);                                                        \
+                u &= k[j];                                                                          \
+                memcpy(c + j, &u, sizeof u);                                                        \
             }                                                                                       \
         } else {                                                                                    \
-            const T *restrict x = a;                                                                \
-            T *restrict y = b;                                                                      \
-            for (int64_t i = 0; i < n; ++i) {                                                       \
-                T v = STORE(LOAD(x[i]) * ws);                                                       \
+            const T *restrict x = a + i;                                                            \
+            T *restrict y = __builtin_assume_aligned(b + i, 32);                                    \
+            const U *k = keep + i;                                                                  \
+            for (int64_t j = 0; j < n - i; ++j) {                                                   \
+                T v = STORE(LOAD(x[j]) * ws);                                                       \
                 U u;                                                                                \
                 memcpy(&u, &v, sizeof u);                                                           \
-                u &= keep[i];                                                                       \
-                memcpy(y + i, &u, sizeof u);                                                        \
+                u &= k[j];                                                                          \
+                memcpy(y + j, &u, sizeof u);                                                        \
             }                                                                                       \
         }                                                                                           \
     }
@@ -429,16 +467,9 @@ static inline void zero_block(char *map, const dbf_geometry *g, int32_t position
     for (int64_t row = r0; row < r1; ++row) zero_bytes(map + (size_t)(row * g->width + c0) * item, (size_t)(c1 - c0) * item);
 }
 
-/* 1 when all n bytes are zero. */
-static int all_zero(const unsigned char *p, size_t n) {
-    unsigned char any = 0;
-    for (size_t i = 0; i < n; ++i) any |= p[i];
-    return any == 0;
-}
-
 /* Maps are processed in spans of about this many bytes: a map's blocks are zeroed while it is
  * still in cache. */
-#define DBF_SPAN_BYTES 32768
+#define DBF_SPAN_BYTES 131072
 
 /* The first index i in seeds[lo, hi) with seeds[i] >= value (seeds ascending). */
 static int64_t lower_bound(const int64_t *seeds, int64_t lo, int64_t hi, int64_t value) {
@@ -452,86 +483,165 @@ static int64_t lower_bound(const int64_t *seeds, int64_t lo, int64_t hi, int64_t
     return lo;
 }
 
-/* out = x * scale with every block zeroed, for `maps` contiguous H x W maps; map m takes the
- * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
- * `seeds` are the n_seeds flat seeds from dbf_sample (per_mask = rows * cols there). `out`
- * may be `x` (in place). Dropped units are exact zeros, whatever x holds there and however
- * large the scale. Returns 0, or -1 for an unsupported dtype or no scratch memory. */
-int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask, const int64_t *seeds,
-              int64_t n_seeds, int64_t per_mask, int64_t height, int64_t width, int64_t k, int64_t top0,
-              int64_t left0, int64_t cols, float scale, int n_threads) {
+/* A shared mask as runs of rows, each all kept (scaled), all dropped (zeros) or mixed
+ * (through the keep bits); at most 2H + 1 runs. */
+enum { ROWS_KEPT, ROWS_DROPPED, ROWS_MIXED };
+#define DBF_RUNS_FROM_BYTES 4096
+#define DBF_KEEP_BYTES 8192
+typedef struct {
+    int64_t first_row, rows;
+    int kind;
+} row_run;
+
+typedef struct {
     element_loops loops;
-    const dbf_geometry g = {height, width, k, top0, left0, cols};
-    const int64_t area = height * width;
-    if (!loops_for(dtype, &loops) || maps_per_mask < 1 || area < 1 || per_mask < 1) return -1;
-    const size_t item = loops.item, map_bytes = (size_t)area * item;
-    /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x and
-     * out do. */
-    int64_t step = 64, common = (int64_t)map_bytes;
-    while (common % 2 == 0 && step > 1) common /= 2, step /= 2;
-    int64_t span = (int64_t)(DBF_SPAN_BYTES / map_bytes) / step * step;
-    span = span < step ? step : span;
-    const int64_t spans = (maps + span - 1) / span;
-    const int threads = maps * area > 16384 && n_threads > 1 ? n_threads : 1;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        /* A shared mask becomes one map of keep bits (all ones, or zero where dropped), built
-         * once per mask and applied to its C maps. */
-        unsigned char *keep = maps_per_mask > 1 ? malloc(map_bytes) : NULL;
-        int64_t built = -1;
-        int dropped_all = 0;
-        if (maps_per_mask > 1 && !keep) failed = 1;
-#pragma omp for schedule(static)
-        for (int64_t chunk = 0; chunk < spans; ++chunk) {
-            if (maps_per_mask > 1 && !keep) continue;
-            const int64_t first = chunk * span, last = first + span < maps ? first + span : maps;
-            const int64_t first_mask = first / maps_per_mask, last_mask = (last - 1) / maps_per_mask;
-            int64_t i = lower_bound(seeds, 0, n_seeds, first_mask * per_mask);
-            const int64_t stop = lower_bound(seeds, i, n_seeds, (last_mask + 1) * per_mask);
-            const char *src = (const char *)x + (size_t)first * map_bytes;
-            char *dst = (char *)out + (size_t)first * map_bytes;
-            if (maps_per_mask == 1) {
-                /* One mask per map: scale the span, then zero its maps' blocks in cache. */
-                loops.scale(src, dst, (last - first) * area, scale);
-                for (; i < stop; ++i) {
-                    const int64_t map = seeds[i] / per_mask;
-                    zero_block(dst + (size_t)(map - first) * map_bytes, &g, (int32_t)(seeds[i] - map * per_mask), item);
-                }
+    dbf_geometry g;
+    const void *x;
+    void *out;
+    const int64_t *seeds;
+    int64_t n_seeds, per_mask, maps, maps_per_mask, area, span;
+    size_t map_bytes;
+    float scale;
+} apply_job;
+
+/* Builds the keep bits of mask seeds[i..j) and its row runs; returns the number of runs. */
+static int64_t build_keep(const apply_job *job, const int64_t *seeds, int64_t count, int64_t mask_start,
+                          unsigned char *keep, row_run *runs) {
+    const size_t item = job->loops.item, row_bytes = (size_t)job->g.width * item;
+    memset(keep, 0xFF, job->map_bytes);
+    for (int64_t t = 0; t < count; ++t) zero_block((char *)keep, &job->g, (int32_t)(seeds[t] - mask_start), item);
+    int64_t n = 0;
+    for (int64_t row = 0; row < job->g.height; ++row) {
+        const unsigned char *bytes = keep + (size_t)row * row_bytes;
+        unsigned char any = 0, all = 0xFF;
+        for (size_t b = 0; b < row_bytes; ++b) any |= bytes[b], all &= bytes[b];
+        const int kind = all == 0xFF ? ROWS_KEPT : any == 0 ? ROWS_DROPPED : ROWS_MIXED;
+        if (n > 0 && runs[n - 1].kind == kind)
+            runs[n - 1].rows += 1;
+        else
+            runs[n++] = (row_run){row, 1, kind};
+    }
+    /* Small maps go through the keep bits in one call: a call per run costs more there. */
+    if (n > 1 && job->map_bytes < DBF_RUNS_FROM_BYTES) n = 1, runs[0] = (row_run){0, job->g.height, ROWS_MIXED};
+    return n;
+}
+
+/* Spans [lo, hi) of apply_job: maps [lo * span, min(hi * span, maps)). */
+static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
+    const element_loops *loops = &job->loops;
+    const size_t item = loops->item, map_bytes = job->map_bytes, row_bytes = (size_t)job->g.width * item;
+    const int64_t per_mask = job->per_mask, mpm = job->maps_per_mask, area = job->area;
+    unsigned char *keep = NULL;
+    row_run *runs = NULL;
+    int64_t built = -1, n_runs = 0;
+    /* Keep bits for `copies` maps at once: one call covers several small maps. */
+    int64_t copies = (int64_t)(DBF_KEEP_BYTES / map_bytes);
+    copies = copies < 1 ? 1 : copies > mpm ? mpm : copies;
+    if (mpm > 1) {
+        keep = malloc(map_bytes * (size_t)copies);
+        runs = malloc(sizeof(row_run) * (size_t)(2 * job->g.height + 1));
+        if (!keep || !runs) {
+            free(keep);
+            free(runs);
+            return -1;
+        }
+    }
+    for (int64_t chunk = lo; chunk < hi; ++chunk) {
+        const int64_t first = chunk * job->span, last = first + job->span < job->maps ? first + job->span : job->maps;
+        const int64_t first_mask = first / mpm, last_mask = (last - 1) / mpm;
+        int64_t i = lower_bound(job->seeds, 0, job->n_seeds, first_mask * per_mask);
+        const int64_t stop = lower_bound(job->seeds, i, job->n_seeds, (last_mask + 1) * per_mask);
+        const char *src = (const char *)job->x + (size_t)first * map_bytes;
+        char *dst = (char *)job->out + (size_t)first * map_bytes;
+        if (mpm == 1) {
+            /* One mask per map: scale the span, then zero its maps' blocks in cache. */
+            loops->scale(src, dst, (last - first) * area, job->scale);
+            for (; i < stop; ++i) {
+                const int64_t map = job->seeds[i] / per_mask;
+                zero_block(dst + (size_t)(map - first) * map_bytes, &job->g, (int32_t)(job->seeds[i] - map * per_mask), item);
+            }
+            continue;
+        }
+        /* Shared masks: runs of maps whose masks hold no seed are scaled in one go; the maps of
+         * a seeded mask go row run by row run (scaled, zeroed, or through its keep bits). */
+        int64_t m = first;
+        while (m < last) {
+            const int64_t next_seeded = i < stop ? job->seeds[i] / per_mask : last_mask + 1;
+            const int64_t run_end = next_seeded * mpm < last ? next_seeded * mpm : last;
+            if (run_end > m) {
+                loops->scale(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes,
+                             (run_end - m) * area, job->scale);
+                m = run_end;
                 continue;
             }
-            /* Shared masks: runs of maps whose masks hold no seed are scaled in one go; the maps
-             * of a seeded mask go through its keep bits. */
-            int64_t m = first;
-            while (m < last) {
-                const int64_t next_seeded = i < stop ? seeds[i] / per_mask : last_mask + 1;
-                const int64_t run_end = next_seeded * maps_per_mask < last ? next_seeded * maps_per_mask : last;
-                if (run_end > m) {
-                    loops.scale(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes,
-                                (run_end - m) * area, scale);
-                    m = run_end;
-                    continue;
-                }
-                const int64_t mask = next_seeded, mask_start = mask * per_mask;
-                int64_t j = i;
-                while (j < stop && seeds[j] < mask_start + per_mask) ++j;
-                if (built != mask) {
-                    memset(keep, 0xFF, map_bytes);
-                    for (int64_t t = i; t < j; ++t) zero_block((char *)keep, &g, (int32_t)(seeds[t] - mask_start), item);
-                    dropped_all = all_zero(keep, map_bytes);
-                    built = mask;
-                }
-                const int64_t end = (mask + 1) * maps_per_mask < last ? (mask + 1) * maps_per_mask : last;
-                if (dropped_all) { /* nothing kept: write zeros without reading x */
-                    memset(dst + (size_t)(m - first) * map_bytes, 0, (size_t)(end - m) * map_bytes);
-                    m = end;
-                }
-                for (; m < end; ++m)
-                    loops.keep(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes, area, scale, keep);
-                i = j;
+            const int64_t mask = next_seeded, mask_start = mask * per_mask;
+            int64_t j = i;
+            while (j < stop && job->seeds[j] < mask_start + per_mask) ++j;
+            if (built != mask) {
+                n_runs = build_keep(job, job->seeds + i, j - i, mask_start, keep, runs);
+                for (int64_t copy = 1; copy < copies; ++copy) memcpy(keep + (size_t)copy * map_bytes, keep, map_bytes);
+                built = mask;
             }
+            const int64_t end = (mask + 1) * mpm < last ? (mask + 1) * mpm : last;
+            if (n_runs == 1 && runs[0].kind == ROWS_DROPPED) { /* nothing kept: zeros, x unread */
+                memset(dst + (size_t)(m - first) * map_bytes, 0, (size_t)(end - m) * map_bytes);
+                m = end;
+            } else if (n_runs == 1) { /* one call per `copies` maps */
+                while (m < end) {
+                    const int64_t count = end - m < copies ? end - m : copies;
+                    loops->keep(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes,
+                                count * area, job->scale, keep);
+                    m += count;
+                }
+            }
+            for (; m < end; ++m) {
+                const char *map_src = src + (size_t)(m - first) * map_bytes;
+                char *map_dst = dst + (size_t)(m - first) * map_bytes;
+                for (int64_t r = 0; r < n_runs; ++r) {
+                    const size_t at = (size_t)runs[r].first_row * row_bytes, bytes = (size_t)runs[r].rows * row_bytes;
+                    const int64_t units = runs[r].rows * job->g.width;
+                    if (runs[r].kind == ROWS_KEPT)
+                        loops->scale(map_src + at, map_dst + at, units, job->scale);
+                    else if (runs[r].kind == ROWS_DROPPED)
+                        memset(map_dst + at, 0, bytes);
+                    else
+                        loops->keep(map_src + at, map_dst + at, units, job->scale, keep + at);
+                }
+            }
+            i = j;
         }
-        free(keep);
+    }
+    free(keep);
+    free(runs);
+    return 0;
+}
+
+/* out = x * scale with every block zeroed, for `maps` contiguous H x W maps; map m takes the
+ * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
+ * `seeds` are the n_seeds flat seeds from dbf_sample with the same geometry. `out` may be `x`
+ * (in place). Dropped units are exact zeros, whatever x holds there and however large the
+ * scale. Returns 0, or -1 for an unsupported dtype or no scratch memory. */
+int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask, const int64_t *seeds,
+              int64_t n_seeds, const dbf_args *a, float scale, int n_threads) {
+    apply_job job = {.g = {a->height, a->width, a->k, a->top0, a->left0, a->cols}, .x = x, .out = out,
+                     .seeds = seeds, .n_seeds = n_seeds, .per_mask = a->rows * a->cols, .maps = maps,
+                     .maps_per_mask = maps_per_mask, .area = a->height * a->width, .scale = scale};
+    if (!loops_for(dtype, &job.loops) || maps_per_mask < 1 || job.area < 1 || job.per_mask < 1) return -1;
+    job.map_bytes = (size_t)job.area * job.loops.item;
+    /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x and
+     * out do. */
+    int64_t step = 64, common = (int64_t)job.map_bytes;
+    while (common % 2 == 0 && step > 1) common /= 2, step /= 2;
+    job.span = (int64_t)(DBF_SPAN_BYTES / job.map_bytes) / step * step;
+    job.span = job.span < step ? step : job.span;
+    const int64_t spans = (maps + job.span - 1) / job.span;
+    const int team = maps * job.area > 16384 && n_threads > 1 ? n_threads : 1;
+    if (team == 1) return apply_spans(&job, 0, spans);
+    int failed = 0;
+#pragma omp parallel num_threads(team) reduction(| : failed)
+    {
+        const int me = thread_index(), size = team_size();
+        failed |= apply_spans(&job, spans * me / size, spans * (me + 1) / size) != 0;
     }
     return failed ? -1 : 0;
 }

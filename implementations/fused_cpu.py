@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["CpuKernel", "SeedGeometry", "Seeds", "load", "status"]
+__all__ = ["CpuKernel", "Plan", "SeedGeometry", "Seeds", "load", "status"]
 
 DISABLE_ENV = "DBENCH_CPU_KERNEL"
 CACHE_ENV = "DBENCH_CACHE_DIR"
@@ -67,56 +67,84 @@ class Seeds(NamedTuple):
     per_mask: int
 
 
+class _Args(ctypes.Structure):
+    """``dbf_args`` of fused_cpu.c: a :class:`SeedGeometry` as the kernel reads it."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in ("height", "width", "k", "top0", "rows", "left0", "cols")]
+    _fields_ += [("gamma", ctypes.c_double)]
+
+
 class CpuKernel:
     """Typed entry points of the loaded library. Inputs are not checked here; callers pass
     contiguous CPU tensors of a supported dtype."""
 
     def __init__(self, library: ctypes.CDLL, path: Path) -> None:
         self.path = path
-        i64, u64, f64, ptr, c_int = ctypes.c_int64, ctypes.c_uint64, ctypes.c_double, ctypes.c_void_p, ctypes.c_int
+        i64, u64, ptr, c_int = ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int
         self._sample = library.dbf_sample
         self._sample.restype = i64
-        self._sample.argtypes = [u64, i64, f64] + [i64] * 7 + [ptr, i64, ptr, c_int]
+        self._sample.argtypes = [u64, i64, ctypes.POINTER(_Args), ptr, i64, ctypes.POINTER(i64), c_int]
         self._apply = library.dbf_apply
         self._apply.restype = c_int
-        self._apply.argtypes = [c_int, ptr, ptr, i64, i64, ptr] + [i64] * 8 + [ctypes.c_float, c_int]
+        self._apply.argtypes = [c_int, ptr, ptr, i64, i64, ptr, i64, ctypes.POINTER(_Args), ctypes.c_float, c_int]
         self._supported = frozenset(d for d, code in _DTYPE_CODES.items() if library.dbf_supports(code))
 
     def supports(self, dtype: torch.dtype) -> bool:
         return dtype in self._supported
 
+    def plan(self, geometry: SeedGeometry, masks: int, maps_per_mask: int, dtype: torch.dtype) -> Plan:
+        """The calls for ``masks`` masks of ``geometry``, each applied to ``maps_per_mask``
+        consecutive maps of ``dtype``, with their arguments converted once."""
+        return Plan(self, geometry, masks, maps_per_mask, dtype)
+
     def sample(self, seed: int, masks: int, geometry: SeedGeometry) -> tuple[Seeds, int]:
-        """Bernoulli(gamma) seeds on every position of ``masks`` seed regions, and the exact
+        """:meth:`Plan.sample` for a one-off call."""
+        return self.plan(geometry, masks, 1, torch.float32).sample(seed)
+
+    def apply(self, x: Tensor, out: Tensor, seeds: Seeds, maps_per_mask: int, geometry: SeedGeometry, scale: float) -> None:
+        """:meth:`Plan.apply` for a one-off call."""
+        self.plan(geometry, seeds.masks, maps_per_mask, x.dtype).apply(x, out, seeds, scale)
+
+
+class Plan:
+    """One geometry's kernel calls with their arguments converted once (cache it per shape:
+    at late ResNet stages a forward pass costs about as much as Python glue)."""
+
+    def __init__(self, kernel: CpuKernel, geometry: SeedGeometry, masks: int, maps_per_mask: int, dtype: torch.dtype) -> None:
+        self.geometry, self.masks, self.maps_per_mask = geometry, masks, maps_per_mask
+        self.maps = masks * maps_per_mask
+        self.per_mask = geometry.rows * geometry.cols
+        expected = masks * self.per_mask * geometry.gamma
+        self._capacity = int(expected + 8.0 * math.sqrt(expected) + 64)  # too small with odds below 1e-15
+        self._args = _Args(*geometry)
+        self._dtype_code = _DTYPE_CODES[dtype]
+        self._sample, self._apply = kernel._sample, kernel._apply
+
+    def sample(self, seed: int) -> tuple[Seeds, int]:
+        """Bernoulli(gamma) seeds on every position of the masks' seed regions, and the exact
         number of units they drop (each mask's blocks counted as a union, summed over masks).
 
         Depends on the 64-bit ``seed`` and the geometry only: the same seed gives the same
         seeds whatever the thread count.
         """
-        g = geometry
-        expected = masks * g.rows * g.cols * g.gamma
-        capacity = int(expected + 8.0 * math.sqrt(expected) + 64)  # too small with odds below 1e-15
-        dropped = ctypes.c_int64(0)
+        capacity, dropped = self._capacity, ctypes.c_int64(0)
         while True:
             flat = torch.empty(capacity, dtype=torch.int64)
-            total = self._sample(seed, masks, g.gamma, g.height, g.width, g.k, g.top0, g.rows, g.left0, g.cols,
-                                 flat.data_ptr(), capacity, ctypes.byref(dropped), torch.get_num_threads())
+            total = self._sample(seed, self.masks, self._args, flat.data_ptr(), capacity, dropped, torch.get_num_threads())
             if total < 0:
                 raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
             if total <= capacity:
-                return Seeds(flat[:total], masks, g.rows * g.cols), dropped.value
+                return Seeds(flat[:total], self.masks, self.per_mask), dropped.value
             capacity = total
 
-    def apply(self, x: Tensor, out: Tensor, seeds: Seeds, maps_per_mask: int, geometry: SeedGeometry, scale: float) -> None:
+    def apply(self, x: Tensor, out: Tensor, seeds: Seeds, scale: float) -> None:
         """``out = x * scale`` with the blocks of every (H, W) map zeroed; map ``m`` takes the
-        blocks of mask ``m // maps_per_mask``. Both tensors contiguous; ``out`` may be ``x``."""
-        g = geometry
-        code = self._apply(
-            _DTYPE_CODES[x.dtype], x.data_ptr(), out.data_ptr(), x.numel() // (g.height * g.width), maps_per_mask,
-            seeds.flat.data_ptr(), seeds.flat.numel(), seeds.per_mask,
-            g.height, g.width, g.k, g.top0, g.left0, g.cols, scale, torch.get_num_threads(),
-        )
+        blocks of mask ``m // maps_per_mask``. Both tensors contiguous, of this plan's dtype and
+        ``masks * maps_per_mask`` maps; ``out`` may be ``x``."""
+        code = self._apply(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps, self.maps_per_mask,
+                           seeds.flat.data_ptr(), seeds.flat.numel(), self._args, scale, torch.get_num_threads())
         if code != 0:
-            raise MemoryError(f"fused CPU kernel: no scratch memory (or dtype {x.dtype} unsupported)")
+            raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
 
 
 def _cache_root() -> Path:

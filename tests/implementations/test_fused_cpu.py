@@ -146,7 +146,7 @@ class TestApply:
 class TestDispatch:
     def test_contiguous_cpu_input_takes_the_kernel(self, monkeypatch):
         calls = []
-        monkeypatch.setattr(fused, "_drop_with_kernel", lambda *args: calls.append(args) or args[1])
+        monkeypatch.setattr(fused, "_drop_with_kernel", lambda *args: calls.append(args) or args[0])
         x = torch.randn(2, 3, 8, 8)
         fused.drop_block2d(x, 0.2, 3)
         fused.drop_block2d_shared(x, 0.2, 3)
