@@ -370,7 +370,51 @@ typedef double f64;
 typedef uint16_t bf16;
 ELEMENT_LOOPS(float, uint32_t, float, IDENTITY, IDENTITY)
 ELEMENT_LOOPS(f64, uint64_t, double, IDENTITY, IDENTITY)
+
+/* Half-width types, 8 at a time with AVX2 (bfloat16) or F16C (float16): a lane-wise version
+ * of the scalar conversions, scalar for the tail. */
+#define HALF_WIDTH_LOOPS(NAME, LOAD8, STORE8, LOAD1, STORE1)                                        \
+    static void scale_##NAME(const void *src, void *dst, int64_t n, float s) {                      \
+        const uint16_t *a = (const uint16_t *)src;                                                  \
+        uint16_t *b = (uint16_t *)dst;                                                              \
+        const __m256 ws = _mm256_set1_ps(s);                                                        \
+        int64_t i = 0;                                                                              \
+        for (; i + 8 <= n; i += 8) {                                                                \
+            __m256 v = _mm256_mul_ps(LOAD8(_mm_loadu_si128((const __m128i *)(a + i))), ws);         \
+            _mm_storeu_si128((__m128i *)(b + i), STORE8(v));                                        \
+        }                                                                                           \
+        for (; i < n; ++i) b[i] = STORE1(LOAD1(a[i]) * s);                                          \
+    }                                                                                               \
+    static void keep_##NAME(const void *src, void *dst, int64_t n, float s, const void *keep_bits) { \
+        const uint16_t *a = (const uint16_t *)src, *keep = (const uint16_t *)keep_bits;             \
+        uint16_t *b = (uint16_t *)dst;                                                              \
+        const __m256 ws = _mm256_set1_ps(s);                                                        \
+        int64_t i = 0;                                                                              \
+        for (; i + 8 <= n; i += 8) {                                                                \
+            __m256 v = _mm256_mul_ps(LOAD8(_mm_loadu_si128((const __m128i *)(a + i))), ws);         \
+            __m128i h = STORE8(v);                                                                  \
+            _mm_storeu_si128((__m128i *)(b + i), _mm_and_si128(h, _mm_loadu_si128((const __m128i *)(keep + i)))); \
+        }                                                                                           \
+        for (; i < n; ++i) b[i] = STORE1(LOAD1(a[i]) * s) & keep[i];                                \
+    }
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+static inline __m256 bf16x8_to_ps(__m128i h) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+static inline __m128i ps_to_bf16x8(__m256 f) { /* float_to_bf16, lane-wise */
+    const __m256i bits = _mm256_castps_si256(f);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+    const __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
+    rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(nan));
+    return _mm_packus_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1));
+}
+HALF_WIDTH_LOOPS(bf16, bf16x8_to_ps, ps_to_bf16x8, bf16_to_float, float_to_bf16)
+#else
 ELEMENT_LOOPS(bf16, uint16_t, float, bf16_to_float, float_to_bf16)
+#endif
 
 /* float16 as uint16 bits; F16C converts 8 at a time where the CPU has it. */
 #if defined(__F16C__)
@@ -379,29 +423,8 @@ ELEMENT_LOOPS(bf16, uint16_t, float, bf16_to_float, float_to_bf16)
 typedef uint16_t f16;
 static inline float f16_to_float(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t float_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
-static void scale_f16(const void *src, void *dst, int64_t n, float s) {
-    const uint16_t *a = (const uint16_t *)src;
-    uint16_t *b = (uint16_t *)dst;
-    const __m256 ws = _mm256_set1_ps(s);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), ws);
-        _mm_storeu_si128((__m128i *)(b + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-    }
-    for (; i < n; ++i) b[i] = float_to_f16(f16_to_float(a[i]) * s);
-}
-static void keep_f16(const void *src, void *dst, int64_t n, float s, const void *keep_bits) {
-    const uint16_t *a = (const uint16_t *)src, *keep = (const uint16_t *)keep_bits;
-    uint16_t *b = (uint16_t *)dst;
-    const __m256 ws = _mm256_set1_ps(s);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), ws);
-        __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128((__m128i *)(b + i), _mm_and_si128(h, _mm_loadu_si128((const __m128i *)(keep + i))));
-    }
-    for (; i < n; ++i) b[i] = float_to_f16(f16_to_float(a[i]) * s) & keep[i];
-}
+static inline __m128i ps_to_f16x8(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT); }
+HALF_WIDTH_LOOPS(f16, _mm256_cvtph_ps, ps_to_f16x8, f16_to_float, float_to_f16)
 #elif defined(__FLT16_MAX__)
 #define DBF_HAS_FLOAT16 1
 typedef _Float16 f16;

@@ -122,6 +122,19 @@ class TestApply:
         KERNEL.apply(in_place, in_place, seeds, maps_per_mask, geometry, scale)
         assert torch.equal(in_place, out)
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+    def test_special_values_round_like_torch(self, dtype):
+        """inf, NaN, overflow after scaling, subnormals and ties: kept units as torch rounds them."""
+        info = torch.finfo(dtype)
+        values = [float("inf"), -float("inf"), float("nan"), info.max, -info.max, info.tiny, info.tiny / 4, 1 + info.eps / 2, -0.0, 1.0]
+        x = torch.tensor(values * 30, dtype=dtype)[: 2 * 3 * 7 * 7].reshape(2, 3, 7, 7)
+        geometry = _geometry(fused.CONTRACT, 7, 7, 3, 0.1)
+        seeds, _ = KERNEL.sample(3, 6, geometry)
+        for scale in (1.5, 3.0, 1.0000001):
+            out = torch.empty_like(x)
+            KERNEL.apply(x, out, seeds, 1, geometry, scale)
+            torch.testing.assert_close(out, _reference(x, seeds, geometry, 1, scale), rtol=0, atol=0, equal_nan=True)
+
     def test_long_spans_and_unaligned_maps(self):
         """Many odd-sized maps: spans cut across maps, and maps start off 32-byte boundaries."""
         x = torch.randn(7, 301, 5, 7)
