@@ -269,11 +269,13 @@ def run_command(
     if threads:
         torch.set_num_threads(threads)
     settings = RunSettings(min_time_s=min_time, measure_memory=memory)
+    backend = _fused_cpu_backend(implementations.values(), cases)
     writers = []
     if csv_path:
         writers.append((CsvAppender(csv_path), "row"))
     if json_path:
-        meta = machine_meta({"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases)})
+        extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases)}
+        meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
         writers.append((JsonRunWriter(json_path, meta), "record"))
     results = []
     progress = _progress(with_eta=True)
@@ -301,6 +303,8 @@ def run_command(
         console.print(run_table(results))
     for line in run_notes(results):
         console.print(line, highlight=False)
+    if backend:
+        console.print(f"[dim]fused on CPU: {backend}[/]", highlight=False)
     saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
     if interrupted:
         error_console.print(f"[yellow]interrupted after {len(results)} of {len(cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
@@ -480,6 +484,21 @@ def show_command(
         png.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(png, dpi=110)
         console.print(f"saved {png}", highlight=False)
+
+
+def _fused_cpu_backend(implementations, cases) -> str | None:
+    """Which CPU path the built-in fused implementations take (compiled kernel or pure-torch
+    fallback, and why), when any of them runs on the CPU here; building the kernel if needed."""
+    from dropblock_bench.implementations.records import FUSED
+
+    module = FUSED.target.partition(":")[0]
+    if not any(i.target.partition(":")[0] == module for i in implementations):
+        return None
+    if not any(c.device == "cpu" for c in cases):
+        return None
+    from dropblock_bench.implementations import fused_cpu
+
+    return fused_cpu.status()
 
 
 def _progress(with_eta: bool = False):

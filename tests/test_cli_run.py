@@ -29,6 +29,17 @@ def test_tiny_run_writes_table_csv_and_json(tmp_path):
     payload = json.loads((tmp_path / "o.json").read_text())
     assert len(payload["cases"]) == 4 and payload["meta"]["tool"] == "dbench run"
     assert all(case["samples_ms"] for case in payload["cases"])
+    from dropblock_bench.implementations import fused_cpu
+
+    assert payload["meta"]["fused_cpu_backend"] == fused_cpu.status()
+    assert "fused on CPU:" in result.output
+
+
+def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
+    result = runner.invoke(app, ["run", "--impl", "paper", *TINY, "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 0, result.output
+    assert "fused on CPU" not in result.output
+    assert "fused_cpu_backend" not in json.loads((tmp_path / "o.json").read_text())["meta"]
 
 
 def test_absent_device_is_skipped_not_a_crash(tmp_path):

@@ -1,7 +1,7 @@
 """Speed and memory targets of `fused` / `fused-shared` (issue: "a fused DropBlock that beats
 them by an order of magnitude"), measured as ratios side by side in one process.
 
-Run: ``pytest tests/bench/test_fused_targets.py --benchmark-only`` (CPU, fp32, block 7, p 0.1;
+Run: ``pytest tests/bench/test_fused_targets.py --benchmark-only`` (CPU, fp32 unless named, block 7, p 0.1;
 set ``torch.set_num_threads`` via ``DBENCH_THREADS``, default 2). Each test records the ratio
 it reached in ``extra_info`` and asserts its target. Peers are compared when installed.
 """
@@ -96,3 +96,18 @@ def test_forward_backward_and_memory_at_56(benchmark):
     assert saved_per_element <= 1.0
     if peak is not None:
         assert peak <= 1.3 * plain.nbytes
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
+    fn = _fn("fused")
+    call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
+    x32 = torch.randn(STAGES[stage])
+    scope = {"fn": fn, "x32": x32, "xh": x32.to(dtype)}
+    statements = {"fp32": call.format("x32"), "fp32_floor": floor.format("x32"), "half": call.format("xh"), "half_floor": floor.format("xh")}
+    medians = benchmark.pedantic(_medians_ms, args=(statements, scope), rounds=1, iterations=1)
+    fp32_ratio, half_ratio = medians["fp32"] / medians["fp32_floor"], medians["half"] / medians["half_floor"]
+    benchmark.extra_info.update(fp32_ratio_to_floor=fp32_ratio, half_ratio_to_floor=half_ratio, **medians)
+    assert half_ratio <= fp32_ratio
