@@ -8,11 +8,14 @@ it reached in ``extra_info`` and asserts its target. Peers are compared when ins
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch.utils import benchmark as torch_benchmark
 
 from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
@@ -29,14 +32,19 @@ def _fn(name: str):
         pytest.skip(f"{name} is not installed")
 
 
-def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, float]:
-    """Median of each statement, timed in alternating blocks so the ratios hold on a noisy machine."""
+def _samples_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, list[float]]:
+    """Times of each statement (ms per call), in alternating blocks so ratios hold on a noisy machine."""
     samples: dict[str, list[float]] = {name: [] for name in statements}
     for _ in range(rounds):
         for name, statement in statements.items():
             timer = torch_benchmark.Timer(statement, globals=scope, num_threads=torch.get_num_threads())
             samples[name] += [t * 1e3 for t in timer.blocked_autorange(min_run_time=block_s).times]
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, float]:
+    """Median of each statement's times (see :func:`_samples_ms`)."""
+    return {name: statistics.median(values) for name, values in _samples_ms(statements, scope, rounds, block_s).items()}
 
 
 FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
@@ -98,16 +106,34 @@ def test_forward_backward_and_memory_at_56(benchmark):
         assert peak <= 1.3 * plain.nbytes
 
 
+# At 32x512x28x28 the fp32 floor `x * c` allocates 51 MB, above glibc's largest mmap threshold
+# (32 MB): every call pays ~19 ms of fresh page faults, which flatters fp32's ratio ~20-fold
+# against float16/bfloat16 (25 MB, reused heap). That comparison measures the allocator.
+ALLOCATOR_BOUND = {("28", False)}
+
+
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
+    """Fails when the half-precision ratio to its floor is larger than fp32's with 99 % confidence
+    (bootstrap of the difference of ratios of medians, fixed seed)."""
+    if (stage, inplace) in ALLOCATOR_BOUND:
+        pytest.xfail("fp32's floor pays page faults here (see ALLOCATOR_BOUND); the in-place case compares fairly")
     fn = _fn("fused")
     call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
     x32 = torch.randn(STAGES[stage])
     scope = {"fn": fn, "x32": x32, "xh": x32.to(dtype)}
     statements = {"fp32": call.format("x32"), "fp32_floor": floor.format("x32"), "half": call.format("xh"), "half_floor": floor.format("xh")}
-    medians = benchmark.pedantic(_medians_ms, args=(statements, scope), rounds=1, iterations=1)
-    fp32_ratio, half_ratio = medians["fp32"] / medians["fp32_floor"], medians["half"] / medians["half_floor"]
-    benchmark.extra_info.update(fp32_ratio_to_floor=fp32_ratio, half_ratio_to_floor=half_ratio, **medians)
-    assert half_ratio <= fp32_ratio
+    samples = benchmark.pedantic(_samples_ms, args=(statements, scope), rounds=1, iterations=1)
+    arrays = [np.asarray(samples[name]) for name in ("half", "half_floor", "fp32", "fp32_floor")]
+
+    def excess(half, half_floor, fp32, fp32_floor, axis=-1):
+        median = functools.partial(np.median, axis=axis)
+        return median(half) / median(half_floor) - median(fp32) / median(fp32_floor)
+
+    interval = stats.bootstrap(arrays, excess, confidence_level=0.98, n_resamples=2000, vectorized=True, paired=False,
+                               method="percentile", random_state=np.random.default_rng(0)).confidence_interval
+    benchmark.extra_info.update(excess_ratio=excess(*arrays), excess_lower=interval.low, excess_upper=interval.high,
+                                **{name: statistics.median(values) for name, values in samples.items()})
+    assert interval.low <= 0.0, "half precision is slower than fp32 relative to its floor"
