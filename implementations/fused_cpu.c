@@ -75,8 +75,12 @@ static inline double rng_uniform(dbf_rng *r) {
     return ((double)(bits >> 11) + 0.5) * 0x1p-53;
 }
 
-/* Seed positions per sampling group (at least one mask per group). */
-#define DBF_GROUP_POSITIONS 1024
+/* Seed positions per sampling group: the whole job over about DBF_GROUPS groups, within
+ * [DBF_GROUP_MIN, DBF_GROUP_MAX] positions (at least one mask per group). Depends on the
+ * geometry and the number of masks only, never on the thread count. */
+#define DBF_GROUPS 256
+#define DBF_GROUP_MIN 1024
+#define DBF_GROUP_MAX 8192
 
 typedef struct {
     uint64_t seed;
@@ -89,7 +93,9 @@ typedef struct {
 
 static dbf_sampler make_sampler(uint64_t seed, int64_t masks, int64_t per_mask, double gamma) {
     dbf_sampler s = {seed, masks, per_mask, 1, gamma, 1.0 / log1p(-gamma)};
-    if (per_mask > 0 && per_mask < DBF_GROUP_POSITIONS) s.group = DBF_GROUP_POSITIONS / per_mask;
+    int64_t positions = masks * per_mask / DBF_GROUPS;
+    positions = positions < DBF_GROUP_MIN ? DBF_GROUP_MIN : positions > DBF_GROUP_MAX ? DBF_GROUP_MAX : positions;
+    if (per_mask > 0 && per_mask < positions) s.group = positions / per_mask;
     return s;
 }
 
@@ -114,14 +120,29 @@ static void walk_start(seed_walk *w, const dbf_sampler *s, int64_t g) {
     rng_init(&w->rng, s->seed, (uint64_t)g);
 }
 
-/* The next seed as a flat index (mask * per_mask + position in the mask's seed region); 0
- * when the group has no more. */
-static inline int walk_next(seed_walk *w, int64_t *flat) {
-    /* P(gap > j) = (1 - gamma)^j for the gap floor(log(U) / log(1 - gamma)) + 1. */
-    w->at += w->gamma >= 1.0 ? 1.0 : floor(log(rng_uniform(&w->rng)) * w->per_log_miss) + 1.0;
-    if (w->at >= w->total) return 0;
-    *flat = w->first + (int64_t)w->at; /* an integer below 2^53: exact */
-    return 1;
+/* Writes the group's next seeds as flat indices (mask * per_mask + position in the mask's
+ * seed region), at most `room` of them; returns how many. Fewer than `room` means the group
+ * is done. The loop has no data-dependent branch but its exit, so the logs of successive
+ * draws overlap in the pipeline. */
+static int64_t walk_fill(seed_walk *w, int64_t *out, int64_t room) {
+    int64_t n = 0;
+    double at = w->at;
+    if (w->gamma >= 1.0) {
+        while (n < room && at + 1.0 < w->total) out[n++] = w->first + (int64_t)(at += 1.0);
+    } else {
+        /* P(gap > j) = (1 - gamma)^j for the gap floor(log(U) / log(1 - gamma)) + 1. */
+        while (n < room) {
+            const double next = at + floor(log(rng_uniform(&w->rng)) * w->per_log_miss) + 1.0;
+            if (next >= w->total) {
+                at = w->total;
+                break;
+            }
+            at = next;
+            out[n++] = w->first + (int64_t)at; /* an integer below 2^53: exact */
+        }
+    }
+    w->at = at;
+    return n;
 }
 
 typedef struct {
@@ -153,16 +174,29 @@ static inline void set_bits(uint64_t *row, int64_t c0, int64_t c1) {
 static int64_t covered_units(const dbf_geometry *g, const int32_t *pos, int64_t n, uint64_t *bits, int64_t words) {
     int64_t r0, r1, c0, c1, covered = 0;
     if (n == 0) return 0;
-    if (n == 1) {
+    if (n <= 2) { /* one block, or two: |A u B| = |A| + |B| - |A n B| */
         block_bounds(g, pos[0], &r0, &r1, &c0, &c1);
-        return (r1 - r0) * (c1 - c0);
+        covered = (r1 - r0) * (c1 - c0);
+        if (n == 2) {
+            int64_t s0, s1, d0, d1;
+            block_bounds(g, pos[1], &s0, &s1, &d0, &d1);
+            const int64_t rows = (r1 < s1 ? r1 : s1) - (r0 > s0 ? r0 : s0);
+            const int64_t cols = (c1 < d1 ? c1 : d1) - (c0 > d0 ? c0 : d0);
+            covered += (s1 - s0) * (d1 - d0) - (rows > 0 && cols > 0 ? rows * cols : 0);
+        }
+        return covered;
     }
     int64_t lowest = g->height, highest = 0;
     for (int64_t i = 0; i < n; ++i) {
         block_bounds(g, pos[i], &r0, &r1, &c0, &c1);
         lowest = r0 < lowest ? r0 : lowest;
         highest = r1 > highest ? r1 : highest;
-        for (int64_t row = r0; row < r1; ++row) set_bits(bits + row * words, c0, c1);
+        if (words == 1) { /* the common case: a row fits one word */
+            const uint64_t run = c1 - c0 == 64 ? ~(uint64_t)0 : (((uint64_t)1 << (c1 - c0)) - 1) << c0;
+            for (int64_t row = r0; row < r1; ++row) bits[row] |= run;
+        } else {
+            for (int64_t row = r0; row < r1; ++row) set_bits(bits + row * words, c0, c1);
+        }
     }
     for (int64_t i = lowest * words; i < highest * words; ++i) {
         covered += __builtin_popcountll(bits[i]);
@@ -222,15 +256,8 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
     int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
     for (int64_t g = first; g < last && !failed; ++g) {
         seed_walk w;
-        int64_t flat;
         walk_start(&w, s, g);
-        while (walk_next(&w, &flat)) {
-            if (flat >= mask_end) { /* a new mask: count the one before */
-                covered += covered_units(&job->geo, in_mask, held, bits, job->words);
-                held = 0;
-                mask_end = (flat / s->per_mask + 1) * s->per_mask;
-            }
-            in_mask[held++] = (int32_t)(flat - (mask_end - s->per_mask));
+        for (;;) {
             if (n == room) {
                 int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
                 if (!grown) {
@@ -239,7 +266,18 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
                 }
                 mine = grown, room *= 2;
             }
-            mine[n++] = flat;
+            const int64_t start = n;
+            n += walk_fill(&w, mine + n, room - n);
+            /* Count each mask's blocks once all its seeds are in. */
+            for (int64_t i = start; i < n; ++i) {
+                if (mine[i] >= mask_end) {
+                    covered += covered_units(&job->geo, in_mask, held, bits, job->words);
+                    held = 0;
+                    mask_end = (mine[i] / s->per_mask + 1) * s->per_mask;
+                }
+                in_mask[held++] = (int32_t)(mine[i] - (mask_end - s->per_mask));
+            }
+            if (n < room) break; /* the group is done */
         }
     }
     if (!failed) covered += covered_units(&job->geo, in_mask, held, bits, job->words);
@@ -506,15 +544,9 @@ static int64_t lower_bound(const int64_t *seeds, int64_t lo, int64_t hi, int64_t
     return lo;
 }
 
-/* A shared mask as runs of rows, each all kept (scaled), all dropped (zeros) or mixed
- * (through the keep bits); at most 2H + 1 runs. */
-enum { ROWS_KEPT, ROWS_DROPPED, ROWS_MIXED };
-#define DBF_RUNS_FROM_BYTES 4096
+/* Keep bits are built for as many copies of a map as fit in this many bytes, so one call
+ * covers several small maps. */
 #define DBF_KEEP_BYTES 8192
-typedef struct {
-    int64_t first_row, rows;
-    int kind;
-} row_run;
 
 typedef struct {
     element_loops loops;
@@ -527,47 +559,30 @@ typedef struct {
     float scale;
 } apply_job;
 
-/* Builds the keep bits of mask seeds[i..j) and its row runs; returns the number of runs. */
-static int64_t build_keep(const apply_job *job, const int64_t *seeds, int64_t count, int64_t mask_start,
-                          unsigned char *keep, row_run *runs) {
-    const size_t item = job->loops.item, row_bytes = (size_t)job->g.width * item;
+/* Builds the keep bits of one mask from its `count` seeds; returns 1 when the mask drops the
+ * whole map. */
+static int build_keep(const apply_job *job, const int64_t *seeds, int64_t count, int64_t mask_start, unsigned char *keep) {
     memset(keep, 0xFF, job->map_bytes);
-    for (int64_t t = 0; t < count; ++t) zero_block((char *)keep, &job->g, (int32_t)(seeds[t] - mask_start), item);
-    int64_t n = 0;
-    for (int64_t row = 0; row < job->g.height; ++row) {
-        const unsigned char *bytes = keep + (size_t)row * row_bytes;
-        unsigned char any = 0, all = 0xFF;
-        for (size_t b = 0; b < row_bytes; ++b) any |= bytes[b], all &= bytes[b];
-        const int kind = all == 0xFF ? ROWS_KEPT : any == 0 ? ROWS_DROPPED : ROWS_MIXED;
-        if (n > 0 && runs[n - 1].kind == kind)
-            runs[n - 1].rows += 1;
-        else
-            runs[n++] = (row_run){row, 1, kind};
-    }
-    /* Small maps go through the keep bits in one call: a call per run costs more there. */
-    if (n > 1 && job->map_bytes < DBF_RUNS_FROM_BYTES) n = 1, runs[0] = (row_run){0, job->g.height, ROWS_MIXED};
-    return n;
+    for (int64_t t = 0; t < count; ++t) zero_block((char *)keep, &job->g, (int32_t)(seeds[t] - mask_start), job->loops.item);
+    unsigned char any = 0;
+    for (size_t b = 0; b < job->map_bytes; ++b) any |= keep[b];
+    return any == 0;
 }
 
 /* Spans [lo, hi) of apply_job: maps [lo * span, min(hi * span, maps)). */
 static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
     const element_loops *loops = &job->loops;
-    const size_t item = loops->item, map_bytes = job->map_bytes, row_bytes = (size_t)job->g.width * item;
+    const size_t item = loops->item, map_bytes = job->map_bytes;
     const int64_t per_mask = job->per_mask, mpm = job->maps_per_mask, area = job->area;
     unsigned char *keep = NULL;
-    row_run *runs = NULL;
-    int64_t built = -1, n_runs = 0;
+    int64_t built = -1;
+    int dropped_whole = 0;
     /* Keep bits for `copies` maps at once: one call covers several small maps. */
     int64_t copies = (int64_t)(DBF_KEEP_BYTES / map_bytes);
     copies = copies < 1 ? 1 : copies > mpm ? mpm : copies;
     if (mpm > 1) {
         keep = malloc(map_bytes * (size_t)copies);
-        runs = malloc(sizeof(row_run) * (size_t)(2 * job->g.height + 1));
-        if (!keep || !runs) {
-            free(keep);
-            free(runs);
-            return -1;
-        }
+        if (!keep) return -1;
     }
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
         const int64_t first = chunk * job->span, last = first + job->span < job->maps ? first + job->span : job->maps;
@@ -586,7 +601,7 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
             continue;
         }
         /* Shared masks: runs of maps whose masks hold no seed are scaled in one go; the maps of
-         * a seeded mask go row run by row run (scaled, zeroed, or through its keep bits). */
+         * a seeded mask go through its keep bits, or are zeroed when it drops them whole. */
         int64_t m = first;
         while (m < last) {
             const int64_t next_seeded = i < stop ? job->seeds[i] / per_mask : last_mask + 1;
@@ -601,41 +616,25 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
             int64_t j = i;
             while (j < stop && job->seeds[j] < mask_start + per_mask) ++j;
             if (built != mask) {
-                n_runs = build_keep(job, job->seeds + i, j - i, mask_start, keep, runs);
+                dropped_whole = build_keep(job, job->seeds + i, j - i, mask_start, keep);
                 for (int64_t copy = 1; copy < copies; ++copy) memcpy(keep + (size_t)copy * map_bytes, keep, map_bytes);
                 built = mask;
             }
             const int64_t end = (mask + 1) * mpm < last ? (mask + 1) * mpm : last;
-            if (n_runs == 1 && runs[0].kind == ROWS_DROPPED) { /* nothing kept: zeros, x unread */
+            if (dropped_whole) { /* nothing kept: zeros, x unread */
                 memset(dst + (size_t)(m - first) * map_bytes, 0, (size_t)(end - m) * map_bytes);
                 m = end;
-            } else if (n_runs == 1) { /* one call per `copies` maps */
-                while (m < end) {
-                    const int64_t count = end - m < copies ? end - m : copies;
-                    loops->keep(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes,
-                                count * area, job->scale, keep);
-                    m += count;
-                }
             }
-            for (; m < end; ++m) {
-                const char *map_src = src + (size_t)(m - first) * map_bytes;
-                char *map_dst = dst + (size_t)(m - first) * map_bytes;
-                for (int64_t r = 0; r < n_runs; ++r) {
-                    const size_t at = (size_t)runs[r].first_row * row_bytes, bytes = (size_t)runs[r].rows * row_bytes;
-                    const int64_t units = runs[r].rows * job->g.width;
-                    if (runs[r].kind == ROWS_KEPT)
-                        loops->scale(map_src + at, map_dst + at, units, job->scale);
-                    else if (runs[r].kind == ROWS_DROPPED)
-                        memset(map_dst + at, 0, bytes);
-                    else
-                        loops->keep(map_src + at, map_dst + at, units, job->scale, keep + at);
-                }
+            while (m < end) { /* one call per `copies` maps */
+                const int64_t count = end - m < copies ? end - m : copies;
+                loops->keep(src + (size_t)(m - first) * map_bytes, dst + (size_t)(m - first) * map_bytes, count * area,
+                            job->scale, keep);
+                m += count;
             }
             i = j;
         }
     }
     free(keep);
-    free(runs);
     return 0;
 }
 
