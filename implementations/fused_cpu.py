@@ -3,8 +3,8 @@
 ``fused_cpu.c`` is plain C11 (no Python or torch headers), so building it takes a C compiler
 and well under a second; the shared library is cached per source, compiler and CPU under
 ``$DBENCH_CACHE_DIR`` (default ``$XDG_CACHE_HOME/dropblock-bench`` or ``~/.cache/dropblock-bench``).
-OpenMP threads follow ``torch.get_num_threads()``; the library links the same ``libgomp`` torch
-has loaded, so both share one thread pool.
+OpenMP threads follow ``torch.get_num_threads()``; on Linux the library binds to the
+``libgomp`` torch has already loaded, so both share one thread pool.
 
 When there is no compiler, the build fails, or ``DBENCH_CPU_KERNEL=0`` is set, :func:`load`
 returns ``None`` and ``fused`` runs its pure-torch path (same law, slower); :func:`status`
@@ -148,10 +148,19 @@ class Plan:
 
 
 def _cache_root() -> Path:
+    """Where built kernels go: ``$DBENCH_CACHE_DIR``, else the user cache, else (when that
+    cannot be written) a per-user folder in the temporary directory."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dropblock-bench"
+    root = Path(base) / "dropblock-bench"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"dropblock-bench-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def _cpu_signature() -> str:
@@ -209,7 +218,8 @@ def load() -> CpuKernel | None:
             return None
         complaints = []
         for flags in _FLAG_SETS:
-            key = hashlib.sha256(b"\0".join([code, compiler.encode(), version.encode(), " ".join(flags).encode(),
+            recipe = " ".join((*_BASE_FLAGS, *flags))
+            key = hashlib.sha256(b"\0".join([code, compiler.encode(), version.encode(), recipe.encode(),
                                              _cpu_signature().encode()])).hexdigest()[:20]
             target = _cache_root() / "kernels" / f"fused_cpu-{key}.so"
             if not target.exists():
