@@ -2,33 +2,29 @@
 
 Where the time goes in a textbook DropBlock is dense work on full-size float tensors: a
 uniform draw per position, a ``max_pool2d`` over the whole map, a float mask, a float sum.
-Here:
+Three back ends avoid all of it, with the same law:
 
-* **Sparse seeds.** Seeds are iid Bernoulli(gamma) over the seed positions of every map,
-  taken in one flat sequence. The gaps between successive seeds of such a sequence are iid
-  Geometric(gamma), so drawing gaps and summing them yields *exactly* the Bernoulli seed set
-  at the cost of the expected number of seeds (about ``gamma * positions``), not one draw
-  per position.
-* **Windows, not units.** Blocks are grouped by their first column; each group is one
-  ``index_fill_`` on an overlapping strided view whose elements are k x k windows: one index
-  per block instead of ``k**2``, and no full-size mask.
-* **Exact counts without a mask.** The dropped count is an integer (never a half sum):
-  ``k**2`` for each map holding one seed (most maps at late ResNet stages hold none or one),
-  and for maps holding several, the union of their blocks' row runs, counted after a sort.
-* **One pass over x.** ``fused`` computes ``x * scale`` and zeroes the blocks in place;
-  backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
-  ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
-
-Three back ends share this law:
-
-* **CPU kernel** (:mod:`.fused_cpu`, C compiled on first use): contiguous CPU tensors of
-  float32/float64/float16/bfloat16. Sampling, exact counting and the apply pass run in C with
-  OpenMP, cache-sized spans and no temporaries; backward saves the seeds (one int64 each)
-  and replays them.
+* **CPU kernel** (:mod:`.fused_cpu`, C compiled on first use): CPU tensors of float32,
+  float64, float16 or bfloat16 (other layouts are made contiguous first). Sampling, exact
+  counting and the apply pass run in C with OpenMP and no temporaries; backward saves the seeds
+  (one int64 each) and replays them.
 * **Triton** (:mod:`.fused_triton`) on CUDA devices when Triton is installed (mask painting
   fused with the apply pass).
-* **Pure torch** (this module), for everything else: other layouts, devices without Triton,
-  or no C compiler. ``fused_cpu.status()`` says which CPU path is in use.
+* **Pure torch** (this module) for everything else, and as the CPU fallback when no C
+  compiler is found (``fused_cpu.status()`` says which CPU path is in use):
+
+  - *Sparse seeds.* Seeds are iid Bernoulli(gamma) over the seed positions of every map, taken
+    in one flat sequence. The gaps between successive seeds of such a sequence are iid
+    Geometric(gamma), so drawing gaps and summing them yields *exactly* the Bernoulli seed set
+    at the cost of the expected number of seeds, not one draw per position.
+  - *Windows, not units.* Blocks are grouped by their first column; each group is one
+    ``index_fill_`` on an overlapping strided view whose elements are k x k windows: one index
+    per block instead of ``k**2``, and no full-size mask.
+  - *Exact counts without a mask.* ``k**2`` for each map holding one seed, and for maps holding
+    several the union of their blocks' row runs, counted after a sort.
+  - *One pass over x.* ``fused`` computes ``x * scale`` and zeroes the blocks in place;
+    backward recomputes the blocks from the saved seeds (three int64 per seed, not a mask).
+    ``fused-shared`` folds the scale into its small (N, 1, H, W) mask and multiplies once.
 
 The contracts (paper, and paper with a shared mask) are declared in :mod:`.records`;
 ``dbench verify`` checks this module against them.
