@@ -24,20 +24,27 @@ def _pyplot() -> Any:
 
 
 def timing_figure(cases: Sequence[Mapping[str, Any]], mode: str) -> Any:
-    """Median time (log scale) and ratio to the memory floor, per shape and implementation."""
+    """Median time (log scale) and ratio to the memory floor, per shape (and dtype, when the run
+    has several) and implementation."""
     plt = _pyplot()
     rows = [c for c in cases if c["status"] == "ok" and c["mode"] == mode and not c.get("inplace")]
-    shapes = list(dict.fromkeys(f"{c['shape']}\nk={c['block_size']} p={c['p']:g}" for c in rows))
+    several_dtypes = len({c["dtype"] for c in rows}) > 1
+
+    def group(c: Mapping[str, Any]) -> str:
+        dtype = f"{c['dtype']} " if several_dtypes else ""
+        return f"{c['shape']}\n{dtype}k={c['block_size']} p={c['p']:g}"
+
+    shapes = list(dict.fromkeys(group(c) for c in rows))
     names = list(dict.fromkeys(c["implementation"] for c in rows))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(max(12.0, 1.6 * len(shapes)), 4.5))
     width = 0.8 / max(len(names), 1)
     for index, name in enumerate(names):
-        by_shape = {f"{c['shape']}\nk={c['block_size']} p={c['p']:g}": c for c in rows if c["implementation"] == name}
+        by_shape = {group(c): c for c in rows if c["implementation"] == name}
         xs = [i + index * width for i, s in enumerate(shapes) if s in by_shape]
         left.bar(xs, [by_shape[s]["median_ms"] for s in shapes if s in by_shape], width, label=name)
         right.bar(xs, [by_shape[s]["floor_ratio"] for s in shapes if s in by_shape], width, label=name)
     for axis, title in ((left, "median time (ms, log scale)"), (right, "time / memory floor (x * c)")):
-        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes, fontsize=8)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes, fontsize=8, rotation=90 if several_dtypes else 0)
         axis.set_title(title)
         axis.grid(axis="y", alpha=0.3)
     left.set_yscale("log")
