@@ -8,10 +8,10 @@
  * (top0 + i / cols, left0 + i % cols)) and the scale. Nothing here re-derives it.
  *
  * Randomness. Masks (one per map, or one per sample when channels share it) are sampled in
- * groups of consecutive masks holding about DBF_GROUP_POSITIONS seed positions; each group
- * owns one Philox4x32-10 stream, keyed by a 64-bit seed the caller draws from its
- * torch.Generator, with the group index in the counter. Grouping depends on the geometry
- * only, so results do not depend on the thread count.
+ * groups of consecutive masks (1,024 to 8,192 seed positions a group, see make_sampler); each
+ * group owns one Philox4x32-10 stream, keyed by a 64-bit seed the caller draws from its
+ * torch.Generator, with the group index in the counter. Grouping depends on the geometry and
+ * the number of masks only, so results do not depend on the thread count.
  *
  * Seeds are iid Bernoulli(gamma) over a group's positions, drawn exactly: the gaps between
  * successive seeds of such a sequence are iid Geometric(gamma), one log per seed.
