@@ -32,7 +32,7 @@ FUSED = Implementation(
     name="fused",
     target=f"{_PACKAGE}.fused:drop_block2d",
     contract=PAPER_CONTRACT,
-    description="Paper contract, fast: sparse seeds, bool mask, scale folded into one pass.",
+    description="Paper contract, fast: exact sparse seeds, no mask, one pass (C kernel on CPU, Triton on CUDA).",
     origin=_ORIGIN,
 )
 
