@@ -9,9 +9,9 @@
  *
  * Randomness. Masks (one per map, or one per sample when channels share it) are sampled in
  * groups of consecutive masks (1,024 to 8,192 seed positions a group, see make_sampler); each
- * group owns one Philox4x32-10 stream, keyed by a 64-bit seed the caller draws from its
- * torch.Generator, with the group index in the counter. Grouping depends on the geometry and
- * the number of masks only, so results do not depend on the thread count.
+ * group owns one SplitMix64 stream started from a hash of the group index and a 64-bit seed
+ * the caller draws from its torch.Generator. Grouping depends on the geometry and the number
+ * of masks only, so results do not depend on the thread count.
  *
  * Seeds are iid Bernoulli(gamma) over a group's positions, drawn exactly: the gaps between
  * successive seeds of such a sequence are iid Geometric(gamma), one log per seed.
@@ -27,51 +27,26 @@
 
 enum { DBF_FLOAT32 = 0, DBF_FLOAT64 = 1, DBF_FLOAT16 = 2, DBF_BFLOAT16 = 3 };
 
+/* One stream per sampling group: SplitMix64 (Steele, Lea and Flood, 2014) started at a point of
+ * its 2^64-long Weyl sequence hashed from the caller's seed and the group index. A group draws
+ * at most a few thousand numbers, so two groups' stretches overlap with odds below 1e-8. */
 typedef struct {
-    uint32_t key0, key1;
-    uint64_t stream;
-    uint32_t draw;
-    uint32_t out[4];
-    int used;
+    uint64_t state;
 } dbf_rng;
 
-static inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t *hi) {
-    uint64_t product = (uint64_t)a * (uint64_t)b;
-    *hi = (uint32_t)(product >> 32);
-    return (uint32_t)product;
-}
-
-static void philox_refill(dbf_rng *r) {
-    uint32_t c0 = r->draw++, c1 = 0, c2 = (uint32_t)r->stream, c3 = (uint32_t)(r->stream >> 32);
-    uint32_t k0 = r->key0, k1 = r->key1;
-    for (int round = 0; round < 10; ++round) {
-        uint32_t hi0, hi1;
-        uint32_t lo0 = mulhilo(0xD2511F53u, c0, &hi0);
-        uint32_t lo1 = mulhilo(0xCD9E8D57u, c2, &hi1);
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    r->out[0] = c0, r->out[1] = c1, r->out[2] = c2, r->out[3] = c3;
-    r->used = 0;
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
 static void rng_init(dbf_rng *r, uint64_t seed, uint64_t stream) {
-    r->key0 = (uint32_t)seed;
-    r->key1 = (uint32_t)(seed >> 32);
-    r->stream = stream;
-    r->draw = 0;
-    r->used = 4;
+    r->state = mix64(seed ^ mix64(stream * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull));
 }
 
 /* A uniform double in the open interval (0, 1), 53 random bits. */
 static inline double rng_uniform(dbf_rng *r) {
-    if (r->used >= 4) philox_refill(r);
-    uint64_t bits = ((uint64_t)r->out[r->used] << 32) | r->out[r->used + 1];
-    r->used += 2;
+    const uint64_t bits = mix64(r->state += 0x9E3779B97F4A7C15ull);
     return ((double)(bits >> 11) + 0.5) * 0x1p-53;
 }
 
