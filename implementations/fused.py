@@ -100,20 +100,26 @@ class Blocks(NamedTuple):
         return self.map_index * height + self.top
 
 
+@functools.lru_cache(maxsize=256)
+def seed_geometry(contract: spec.Contract, height: int, width: int, block_size: int, p: float) -> fused_cpu.SeedGeometry:
+    """The seed region, block and gamma of ``contract`` on an H x W map (from :mod:`spec`),
+    as both the pure-torch sampler and the CPU kernel use them."""
+    k = spec.painted_block_size(contract, height, width, block_size)
+    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
+    before, _ = spec.block_extent(k)
+    gamma = spec.gamma(contract, p, height, width, block_size)
+    return fused_cpu.SeedGeometry(height, width, k, rows.start - before, len(rows), cols.start - before, len(cols), gamma)
+
+
 def sample_blocks(
     contract: spec.Contract, n_maps: int, height: int, width: int, block_size: int, p: float, generator: torch.Generator | None, device: torch.device
 ) -> Blocks:
     """Bernoulli(gamma) seeds on every map's seed region, as block corners (sorted by map)."""
-    k = spec.painted_block_size(contract, height, width, block_size)
-    gamma = spec.gamma(contract, p, height, width, block_size)
-    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
-    per_map = len(rows) * len(cols)
-    seeds = sample_bernoulli_positions(n_maps * per_map, gamma, generator=generator, device=device)
+    g = seed_geometry(contract, height, width, block_size, p)
+    per_map = g.rows * g.cols
+    seeds = sample_bernoulli_positions(n_maps * per_map, g.gamma, generator=generator, device=device)
     within = seeds % per_map
-    before, _ = spec.block_extent(k)
-    top = within // len(cols) + (rows.start - before)
-    left = within % len(cols) + (cols.start - before)
-    return Blocks(seeds // per_map, top, left, k)
+    return Blocks(seeds // per_map, within // g.cols + g.top0, within % g.cols + g.left0, g.k)
 
 
 def fill_blocks(rows_view: Tensor, first_row: Tensor, left: Tensor, size: int, value: float | bool) -> None:
@@ -205,16 +211,6 @@ class _ScaleAndDropBlocks(torch.autograd.Function):
         return grad_input, None, None, None, None, None, None
 
 
-@functools.lru_cache(maxsize=256)
-def kernel_geometry(contract: spec.Contract, height: int, width: int, block_size: int, p: float) -> fused_cpu.SeedGeometry:
-    """The seed region, block and gamma of ``contract`` on an H x W map, in the CPU kernel's terms."""
-    k = spec.painted_block_size(contract, height, width, block_size)
-    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
-    before, _ = spec.block_extent(k)
-    gamma = spec.gamma(contract, p, height, width, block_size)
-    return fused_cpu.SeedGeometry(height, width, k, rows.start - before, len(rows), cols.start - before, len(cols), gamma)
-
-
 def _cpu_kernel(x: Tensor) -> fused_cpu.CpuKernel | None:
     """The compiled kernel when it can take ``x`` (a CPU tensor of a dtype it handles), else None."""
     if not x.is_cpu:
@@ -239,7 +235,7 @@ def _plan(shared: bool, shape: tuple[int, int, int, int], block_size: int, p: fl
     """The CPU kernel's calls for one input shape (per-channel or shared masks)."""
     n, c, height, width = shape
     contract = SHARED_CONTRACT if shared else CONTRACT
-    geometry = kernel_geometry(contract, height, width, block_size, p)
+    geometry = seed_geometry(contract, height, width, block_size, p)
     kernel = fused_cpu.load()
     assert kernel is not None  # callers checked _cpu_kernel first
     return kernel.plan(geometry, n if shared else n * c, c if shared else 1, dtype)
@@ -301,6 +297,23 @@ def _triton_path() -> Callable[..., Tensor] | None:
     return drop_block2d_triton
 
 
+def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: bool, inplace: bool,
+              generator: torch.Generator | None, torch_only: bool = False) -> Tensor:
+    """Check the arguments, settle the trivial cases, then take the first back end that can run
+    ``x``: Triton on CUDA, the CPU kernel, else pure torch (``torch_only``: pure torch always)."""
+    check_arguments(x, p, block_size)
+    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
+    if trivial is not None:
+        return trivial
+    if not torch_only:
+        if x.is_cuda and _triton_path() is not None:
+            return _triton_path()(x, p, block_size, SHARED_CONTRACT if shared else CONTRACT, inplace=inplace, generator=generator)
+        if _cpu_kernel(x) is not None:
+            return _drop_with_kernel(x, p, block_size, shared, inplace, generator)
+    torch_path = _drop_block2d_shared_torch if shared else _drop_block2d_torch
+    return torch_path(x, p, block_size, inplace, generator)
+
+
 def drop_block2d(
     x: Tensor,
     p: float,
@@ -325,15 +338,7 @@ def drop_block2d(
         Tensor[N, C, H, W] with ``x``'s dtype and device. Backward saves the seeds, not a
         mask: one int64 per seed with the CPU kernel, three on the pure-torch path.
     """
-    check_arguments(x, p, block_size)
-    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
-    if trivial is not None:
-        return trivial
-    if x.is_cuda and _triton_path() is not None:
-        return _triton_path()(x, p, block_size, CONTRACT, inplace=inplace, generator=generator)
-    if _cpu_kernel(x) is not None:
-        return _drop_with_kernel(x, p, block_size, False, inplace, generator)
-    return _drop_block2d_torch(x, p, block_size, inplace, generator)
+    return _dispatch(x, p, block_size, shared=False, training=training, inplace=inplace, generator=generator)
 
 
 def _drop_block2d_torch(x: Tensor, p: float, block_size: int, inplace: bool, generator: torch.Generator | None) -> Tensor:
@@ -358,15 +363,7 @@ def drop_block2d_shared(
     contract). Arguments and result as :func:`drop_block2d`; backward saves the seeds (CPU
     kernel: one int64 each) or, on the pure-torch path, the small (N, 1, H, W) multiplier.
     """
-    check_arguments(x, p, block_size)
-    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
-    if trivial is not None:
-        return trivial
-    if x.is_cuda and _triton_path() is not None:
-        return _triton_path()(x, p, block_size, SHARED_CONTRACT, inplace=inplace, generator=generator)
-    if _cpu_kernel(x) is not None:
-        return _drop_with_kernel(x, p, block_size, True, inplace, generator)
-    return _drop_block2d_shared_torch(x, p, block_size, inplace, generator)
+    return _dispatch(x, p, block_size, shared=True, training=training, inplace=inplace, generator=generator)
 
 
 def _drop_block2d_shared_torch(x: Tensor, p: float, block_size: int, inplace: bool, generator: torch.Generator | None) -> Tensor:

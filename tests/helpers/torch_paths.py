@@ -8,23 +8,18 @@ import torch
 from torch import Tensor
 
 from dropblock_bench.implementations import fused
-from dropblock_bench.implementations._common import check_arguments, output_without_sampling
 from dropblock_bench.implementations.records import FUSED, FUSED_SHARED
 from dropblock_bench.registry import Implementation
 
 
 def fused_torch(x: Tensor, p: float, block_size: int, *, training: bool = True, inplace: bool = False,
                 generator: torch.Generator | None = None) -> Tensor:
-    check_arguments(x, p, block_size)
-    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
-    return trivial if trivial is not None else fused._drop_block2d_torch(x, p, block_size, inplace, generator)
+    return fused._dispatch(x, p, block_size, shared=False, training=training, inplace=inplace, generator=generator, torch_only=True)
 
 
 def fused_shared_torch(x: Tensor, p: float, block_size: int, *, training: bool = True, inplace: bool = False,
                        generator: torch.Generator | None = None) -> Tensor:
-    check_arguments(x, p, block_size)
-    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
-    return trivial if trivial is not None else fused._drop_block2d_shared_torch(x, p, block_size, inplace, generator)
+    return fused._dispatch(x, p, block_size, shared=True, training=training, inplace=inplace, generator=generator, torch_only=True)
 
 
 TORCH_PATHS = [

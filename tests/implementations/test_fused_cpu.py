@@ -23,7 +23,7 @@ GEOMETRIES = [(14, 14, 7, 0.1), (9, 13, 4, 0.3), (7, 7, 7, 0.1), (5, 9, 7, 0.2),
 
 
 def _geometry(contract, h, w, k, p) -> fused_cpu.SeedGeometry:
-    return fused.kernel_geometry(contract, h, w, k, p)
+    return fused.seed_geometry(contract, h, w, k, p)
 
 
 def _blocks(seeds: fused_cpu.Seeds, geometry: fused_cpu.SeedGeometry) -> fused.Blocks:
