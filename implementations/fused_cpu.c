@@ -341,40 +341,27 @@ static inline uint16_t float_to_bf16(float f) { /* round to nearest even, as c10
             for (int64_t j = 0; j < n - i; ++j) y[j] = STORE(LOAD(x[j]) * ws);                      \
         }                                                                                           \
     }                                                                                               \
+    static inline void keep_one_##T(const T *from, T *to, W ws, U mask) {                           \
+        T v = STORE(LOAD(*from) * ws);                                                              \
+        U u;                                                                                        \
+        memcpy(&u, &v, sizeof u);                                                                   \
+        u &= mask;                                                                                  \
+        memcpy(to, &u, sizeof u);                                                                   \
+    }                                                                                               \
     static void keep_##T(const void *src, void *dst, int64_t n, float s, const void *keep_bits) {   \
         const W ws = (W)s;                                                                          \
         const U *restrict keep = (const U *)keep_bits;                                              \
         const T *a = (const T *)src;                                                                \
         T *b = (T *)dst;                                                                            \
         int64_t i = 0;                                                                              \
-        for (; i < n && ((uintptr_t)(b + i) & 31) != 0; ++i) {                                      \
-            T v = STORE(LOAD(a[i]) * ws);                                                           \
-            U u;                                                                                    \
-            memcpy(&u, &v, sizeof u);                                                               \
-            u &= keep[i];                                                                           \
-            memcpy(b + i, &u, sizeof u);                                                            \
-        }                                                                                           \
+        for (; i < n && ((uintptr_t)(b + i) & 31) != 0; ++i) keep_one_##T(a + i, b + i, ws, keep[i]); \
         if (a == b) {                                                                               \
             T *c = __builtin_assume_aligned(b + i, 32);                                             \
-            const U *k = keep + i;                                                                  \
-            for (int64_t j = 0; j < n - i; ++j) {                                                   \
-                T v = STORE(LOAD(c[j]) * ws);                                                       \
-                U u;                                                                                \
-                memcpy(&u, &v, sizeof u);                                                           \
-                u &= k[j];                                                                          \
-                memcpy(c + j, &u, sizeof u);                                                        \
-            }                                                                                       \
+            for (int64_t j = 0; j < n - i; ++j) keep_one_##T(c + j, c + j, ws, keep[i + j]);        \
         } else {                                                                                    \
             const T *restrict x = a + i;                                                            \
             T *restrict y = __builtin_assume_aligned(b + i, 32);                                    \
-            const U *k = keep + i;                                                                  \
-            for (int64_t j = 0; j < n - i; ++j) {                                                   \
-                T v = STORE(LOAD(x[j]) * ws);                                                       \
-                U u;                                                                                \
-                memcpy(&u, &v, sizeof u);                                                           \
-                u &= k[j];                                                                          \
-                memcpy(y + j, &u, sizeof u);                                                        \
-            }                                                                                       \
+            for (int64_t j = 0; j < n - i; ++j) keep_one_##T(x + j, y + j, ws, keep[i + j]);        \
         }                                                                                           \
     }
 
