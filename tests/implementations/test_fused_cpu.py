@@ -3,10 +3,12 @@ equals painting the same seeds with the pure-torch helpers, in every dtype and l
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,6 +106,40 @@ class TestSampler:
         assert dropped == int(painted.sum())
 
 
+# Seeds on the whole map with centred blocks, clipped at the edges (not a fused contract, but
+# the kernel takes any geometry): the clipping paths of counting and zeroing.
+CLIPPED = fused_cpu.SeedGeometry(height=9, width=11, k=5, top0=-2, rows=9, left0=-2, cols=11, gamma=0.15)
+
+
+def _painted(seeds: fused_cpu.Seeds, geometry: fused_cpu.SeedGeometry) -> torch.Tensor:
+    """The (masks, H, W) drop mask of the seeds, painted one block at a time with clipping."""
+    g = geometry
+    mask = torch.zeros(seeds.masks, g.height, g.width, dtype=torch.bool)
+    for flat in seeds.flat.tolist():
+        m, position = divmod(flat, seeds.per_mask)
+        top, left = position // g.cols + g.top0, position % g.cols + g.left0
+        mask[m, max(top, 0) : top + g.k, max(left, 0) : left + g.k] = True
+    return mask
+
+
+def _clipped_reference(x: torch.Tensor, seeds, geometry, maps_per_mask: int, scale: float) -> torch.Tensor:
+    n, c, h, w = x.shape
+    dropped = _painted(seeds, geometry).repeat_interleave(maps_per_mask, dim=0).reshape(x.shape)
+    return torch.mul(x, torch.tensor(scale, dtype=torch.float32)).masked_fill(dropped, 0.0)
+
+
+class TestClippedBlocks:
+    @pytest.mark.parametrize("maps_per_mask", [1, 4])
+    def test_count_and_apply(self, maps_per_mask):
+        x = torch.randn(8, 4, 9, 11, generator=torch.Generator().manual_seed(3))
+        seeds, dropped = KERNEL.sample(4, x.numel() // (99 * maps_per_mask), CLIPPED)
+        assert dropped == int(_painted(seeds, CLIPPED).sum()) > 0
+        for dtype in (torch.float32, torch.float16):
+            xd, out = x.to(dtype), torch.empty_like(x, dtype=dtype)
+            KERNEL.apply(xd, out, seeds, maps_per_mask, CLIPPED, 1.25)
+            assert torch.equal(out, _clipped_reference(xd, seeds, CLIPPED, maps_per_mask, 1.25))
+
+
 class TestApply:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
     @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
@@ -186,6 +222,41 @@ class TestDispatch:
         generator = torch.Generator().manual_seed(0)
         x = torch.ones(2, 4, 14, 14)
         assert not torch.equal(fused.drop_block2d(x, 0.3, 3, generator=generator), fused.drop_block2d(x, 0.3, 3, generator=generator))
+
+
+@pytest.fixture(scope="module")
+def portable_kernel(tmp_path_factory) -> fused_cpu.CpuKernel:
+    """The kernel built without -march=native or OpenMP: the scalar log and element loops any
+    C11 compiler takes, single-threaded."""
+    compiler = fused_cpu._compiler()
+    target = tmp_path_factory.mktemp("portable") / "fused_cpu.so"
+    source = Path(fused_cpu.__file__).with_name("fused_cpu.c")
+    complaint = fused_cpu._build(compiler, source, (), target)
+    assert complaint is None, complaint
+    return fused_cpu.CpuKernel(ctypes.CDLL(str(target)), target)
+
+
+class TestPortableBuild:
+    """The code paths without AVX2, F16C or OpenMP give the same seeds and the same results."""
+
+    @pytest.mark.parametrize(("h", "w", "k", "p"), GEOMETRIES)
+    def test_same_seeds_and_counts_as_the_native_build(self, portable_kernel, h, w, k, p):
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
+        native, portable = KERNEL.sample(21, 3000, geometry), portable_kernel.sample(21, 3000, geometry)
+        assert torch.equal(native[0].flat, portable[0].flat) and native[1] == portable[1]
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+    @pytest.mark.parametrize("maps_per_mask", [1, 3])
+    def test_apply_equals_painting(self, portable_kernel, dtype, maps_per_mask):
+        if not portable_kernel.supports(dtype):
+            pytest.skip(f"the portable build has no {dtype}")
+        for geometry in (_geometry(fused.CONTRACT, 14, 14, 7, 0.3), CLIPPED):
+            x = torch.randn(4, 3, geometry.height, geometry.width, generator=torch.Generator().manual_seed(0)).to(dtype)
+            seeds, dropped = portable_kernel.sample(5, 12 // maps_per_mask, geometry)
+            assert dropped == int(_painted(seeds, geometry).sum())
+            out = torch.empty_like(x)
+            portable_kernel.apply(x, out, seeds, maps_per_mask, geometry, 1.2345678)
+            assert torch.equal(out, _clipped_reference(x, seeds, geometry, maps_per_mask, 1.2345678))
 
 
 BUILD_CHECK = textwrap.dedent(
