@@ -267,6 +267,59 @@ static int64_t covered_units(const dbf_geometry *g, const int32_t *pos, int64_t 
     return covered;
 }
 
+#if defined(__AVX2__)
+/* Counting where blocks are never clipped (seeds in the valid region): every block is a k x k
+ * square, and squares with corners (r, c) and (r', c') share (k - |r - r'|)(k - |c - c'|)
+ * units when both factors are positive. As a mask's seeds arrive (ascending), each block is
+ * compared with the mask's 8 blocks before it, 8 lanes at once; the mask covers n k^2 units
+ * minus those overlaps unless three blocks share a unit, which needs a block meeting two
+ * earlier ones, or an earlier block beyond the 8 reaches its rows. Then `recount` is set and
+ * the mask is counted again by covered_units. Branch-free per seed: the outcomes are coin
+ * flips. */
+typedef struct {
+    __m256i top, left;  /* the corners of the mask's latest 8 blocks, block j in lane j & 7 */
+    __m256i overlap;    /* the overlaps found, summed per lane */
+    int32_t tops[8];    /* the same tops, for the reach test */
+    int64_t seen;
+    int recount;
+} square_tally;
+
+#define DBF_FAR (-(1 << 28)) /* a corner no block reaches */
+
+static inline void squares_reset(square_tally *t) {
+    t->top = t->left = _mm256_set1_epi32(DBF_FAR);
+    t->overlap = _mm256_setzero_si256();
+    for (int lane = 0; lane < 8; ++lane) t->tops[lane] = DBF_FAR;
+    t->seen = 0, t->recount = 0;
+}
+
+static inline void squares_add(square_tally *t, int32_t row, int32_t col, int32_t k) {
+    static const int32_t one_hot[8][8] = {{-1, 0, 0, 0, 0, 0, 0, 0}, {0, -1, 0, 0, 0, 0, 0, 0}, {0, 0, -1, 0, 0, 0, 0, 0},
+                                          {0, 0, 0, -1, 0, 0, 0, 0}, {0, 0, 0, 0, -1, 0, 0, 0}, {0, 0, 0, 0, 0, -1, 0, 0},
+                                          {0, 0, 0, 0, 0, 0, -1, 0}, {0, 0, 0, 0, 0, 0, 0, -1}};
+    const __m256i r = _mm256_set1_epi32(row), c = _mm256_set1_epi32(col), side = _mm256_set1_epi32(k);
+    const __m256i rows = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(r, t->top)));
+    const __m256i cols = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(c, t->left)));
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i meet = _mm256_and_si256(_mm256_cmpgt_epi32(rows, zero), _mm256_cmpgt_epi32(cols, zero));
+    t->overlap = _mm256_add_epi32(t->overlap, _mm256_and_si256(meet, _mm256_mullo_epi32(rows, cols)));
+    const int meets = _mm256_movemask_ps(_mm256_castsi256_ps(meet)), lane = (int)(t->seen & 7);
+    t->recount |= ((meets & (meets - 1)) != 0) | (t->tops[lane] > row - k);
+    const __m256i here = _mm256_loadu_si256((const __m256i *)one_hot[lane]);
+    t->top = _mm256_blendv_epi8(t->top, r, here), t->left = _mm256_blendv_epi8(t->left, c, here);
+    t->tops[lane] = row, t->seen += 1;
+}
+
+/* The sum of 8 int32 lanes, in int64. */
+static inline int64_t lanes_sum(__m256i v) {
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, v);
+    int64_t sum = 0;
+    for (int lane = 0; lane < 8; ++lane) sum += lanes[lane];
+    return sum;
+}
+#endif
+
 static inline int thread_index(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -297,6 +350,7 @@ typedef struct {
     dbf_sampler s;
     dbf_geometry geo;
     int64_t groups, words;
+    int squares; /* count with square_tally: AVX2, and no block is clipped */
 } sample_job;
 
 typedef struct {
@@ -316,6 +370,30 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
     uint64_t *bits = calloc((size_t)(job->geo.height * job->words), sizeof(uint64_t));
     int failed = !mine || !in_mask || !bits;
     int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
+#if defined(__AVX2__)
+    /* Squares: covered = (units of the masks counted by their overlaps) - overlaps + recounts. */
+    square_tally tally;
+    squares_reset(&tally);
+    __m256i overlaps = _mm256_setzero_si256();
+    int64_t square_units = 0, since_flush = 0;
+    const int64_t k = job->geo.k, flush_every = ((int64_t)1 << 30) / (k * k);
+    /* Without a recount each block meets at most one earlier block: a lane gains at most k^2
+     * a seed, so sums over flush_every seeds stay below 2^30. */
+#define DBF_MASK_DONE()                                                                             \
+    do {                                                                                            \
+        if (!job->squares || tally.recount || held > flush_every) {                                 \
+            covered += covered_units(&job->geo, in_mask, held, bits, job->words);                   \
+        } else {                                                                                    \
+            if (since_flush + held > flush_every)                                                   \
+                covered -= lanes_sum(overlaps), overlaps = _mm256_setzero_si256(), since_flush = 0; \
+            square_units += held * k * k, since_flush += held;                                      \
+            overlaps = _mm256_add_epi32(overlaps, tally.overlap);                                   \
+        }                                                                                           \
+        squares_reset(&tally);                                                                      \
+    } while (0)
+#else
+#define DBF_MASK_DONE() (covered += covered_units(&job->geo, in_mask, held, bits, job->words))
+#endif
     for (int64_t g = first; g < last && !failed; ++g) {
         seed_walk w;
         walk_start(&w, s, g);
@@ -330,19 +408,30 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
             }
             const int64_t start = n;
             n += walk_fill(&w, mine + n, room - n);
-            /* Count each mask's blocks once all its seeds are in. */
+            /* Count each mask's blocks as its seeds come in. */
             for (int64_t i = start; i < n; ++i) {
                 if (mine[i] >= mask_end) {
-                    covered += covered_units(&job->geo, in_mask, held, bits, job->words);
+                    DBF_MASK_DONE();
                     held = 0;
                     mask_end = (mine[i] / s->per_mask + 1) * s->per_mask;
                 }
-                in_mask[held++] = (int32_t)(mine[i] - (mask_end - s->per_mask));
+                const int64_t position = mine[i] - (mask_end - s->per_mask);
+                in_mask[held++] = (int32_t)position;
+#if defined(__AVX2__)
+                if (job->squares) {
+                    const int64_t row = position_row(&job->geo, position);
+                    squares_add(&tally, (int32_t)row, (int32_t)(position - row * job->geo.cols), (int32_t)k);
+                }
+#endif
             }
             if (n < room) break; /* the group is done */
         }
     }
-    if (!failed) covered += covered_units(&job->geo, in_mask, held, bits, job->words);
+    if (!failed) DBF_MASK_DONE();
+#undef DBF_MASK_DONE
+#if defined(__AVX2__)
+    covered += square_units - lanes_sum(overlaps);
+#endif
     free(in_mask);
     free(bits);
     *part = (sample_part){mine, n, covered, failed};
@@ -357,8 +446,12 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
 int64_t dbf_sample(uint64_t seed, int64_t masks, const dbf_args *a, int64_t *seeds, int64_t capacity,
                    int64_t *dropped, int n_threads) {
     sample_job job = {make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                      make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64};
+                      make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0};
     job.groups = group_count(&job.s);
+#if defined(__AVX2__)
+    job.squares = a->top0 >= 0 && a->left0 >= 0 && a->top0 + a->rows - 1 + a->k <= a->height &&
+                  a->left0 + a->cols - 1 + a->k <= a->width && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
+#endif
     sample_part parts[DBF_MAX_THREADS];
     int team = job.groups > 1 && n_threads > 1 ? n_threads : 1;
     team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;

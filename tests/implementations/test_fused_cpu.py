@@ -245,6 +245,15 @@ class TestPortableBuild:
         native, portable = KERNEL.sample(21, 3000, geometry), portable_kernel.sample(21, 3000, geometry)
         assert torch.equal(native[0].flat, portable[0].flat) and native[1] == portable[1]
 
+    def test_same_counts_for_large_blocks(self, portable_kernel):
+        """Blocks of side 1000 overlapping heavily: the native build's lane sums of overlaps are
+        flushed every ~1,000 seeds (each thread would pass 2^31 otherwise); its count must still
+        equal the portable build's bitset count."""
+        geometry = fused_cpu.SeedGeometry(height=1001, width=1001, k=1000, top0=0, rows=2, left0=0, cols=2, gamma=0.5)
+        native, portable = KERNEL.sample(3, 20000, geometry), portable_kernel.sample(3, 20000, geometry)
+        assert torch.equal(native[0].flat, portable[0].flat) and native[1] == portable[1]
+        assert native[0].flat.numel() > 30_000
+
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
     @pytest.mark.parametrize("maps_per_mask", [1, 3])
     def test_apply_equals_painting(self, portable_kernel, dtype, maps_per_mask):
