@@ -280,11 +280,13 @@ def _drop_with_kernel(x: Tensor, p: float, block_size: int, shared: bool, inplac
             return x.copy_(out)
         return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
     plan = _plan(shared, tuple(x.shape), block_size, p, x.dtype)
-    seeds, dropped = plan.sample(_draw_seed(generator))
-    scale = spec.kept_scale_of_count(dropped * plan.maps_per_mask, x.numel())
     if torch.is_grad_enabled() and x.requires_grad:
+        seeds, dropped = plan.sample(_draw_seed(generator))
+        scale = spec.kept_scale_of_count(dropped * plan.maps_per_mask, x.numel())
         return _KernelDropBlock.apply(x, plan, seeds, scale, inplace)
-    return _kernel_apply(x, plan, seeds, scale, inplace)
+    out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+    plan.drop(_draw_seed(generator), x, out, spec.kept_scale_of_count)
+    return out
 
 
 @functools.cache

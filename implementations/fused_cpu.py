@@ -22,6 +22,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -119,6 +121,29 @@ class Plan:
         self._args = _Args(*geometry)
         self._dtype_code = _DTYPE_CODES[dtype]
         self._sample, self._apply = kernel._sample, kernel._apply
+        self._scratch = threading.local()  # drop()'s seed buffer, one per thread
+
+    def drop(self, seed: int, x: Tensor, out: Tensor, scale_of: Callable[[int, int], float]) -> float:
+        """:meth:`sample` then :meth:`apply` with ``scale = scale_of(dropped units, units of x)``,
+        keeping no seeds (the call without autograd: the seeds go to a per-thread buffer and the
+        Python between the two kernel calls is kept to a minimum). Returns the scale."""
+        scratch = self._scratch
+        flat = getattr(scratch, "flat", None)
+        if flat is None:
+            flat, scratch.dropped = torch.empty(self._capacity, dtype=torch.int64), ctypes.c_int64(0)
+            scratch.flat = flat
+        dropped, threads = scratch.dropped, torch.get_num_threads()
+        total = self._sample(seed, self.masks, self._args, flat.data_ptr(), flat.numel(), dropped, threads)
+        if total > flat.numel():  # the same seed again, with room
+            flat = scratch.flat = torch.empty(total, dtype=torch.int64)
+            total = self._sample(seed, self.masks, self._args, flat.data_ptr(), total, dropped, threads)
+        if total < 0:
+            raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
+        scale = scale_of(dropped.value * self.maps_per_mask, x.numel())
+        if self._apply(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps, self.maps_per_mask, flat.data_ptr(),
+                       total, self._args, scale, threads) != 0:
+            raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
+        return scale
 
     def sample(self, seed: int) -> tuple[Seeds, int]:
         """Bernoulli(gamma) seeds on every position of the masks' seed regions, and the exact

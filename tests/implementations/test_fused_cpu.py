@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,49 @@ class TestApply:
             out = torch.empty_like(x)
             KERNEL.apply(x, out, seeds, maps_per_mask, geometry, 2.0)
             assert bool((out == 0).all()) and not bool(out.signbit().any())
+
+
+class TestPlanDrop:
+    """Plan.drop, the no-autograd path: the same result as sample then apply."""
+
+    @pytest.mark.parametrize("maps_per_mask", [1, 3])
+    @pytest.mark.parametrize("inplace", [False, True])
+    def test_equals_sample_then_apply(self, maps_per_mask, inplace):
+        x = torch.randn(4, 3, 14, 14, generator=torch.Generator().manual_seed(0))
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 5, 0.3), 12 // maps_per_mask, maps_per_mask, x.dtype)
+        seeds, dropped = plan.sample(77)
+        expected = torch.empty_like(x)
+        plan.apply(x, expected, seeds, spec.kept_scale_of_count(dropped * maps_per_mask, x.numel()))
+        out = x.clone() if inplace else torch.empty_like(x)
+        scale = plan.drop(77, out if inplace else x, out, spec.kept_scale_of_count)
+        assert torch.equal(out, expected) and scale == spec.kept_scale_of_count(dropped * maps_per_mask, x.numel())
+
+    def test_grows_its_buffer_and_keeps_the_seeds(self):
+        x = torch.randn(8, 3, 14, 14)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 3, 0.5), 24, 1, x.dtype)
+        plan._capacity = 1  # far too small: the kernel asks for room and is called again
+        seeds, dropped = plan.sample(5)
+        expected = torch.empty_like(x)
+        plan.apply(x, expected, seeds, 2.0)
+        out = torch.empty_like(x)
+        plan.drop(5, x, out, lambda units, total: 2.0)
+        assert seeds.flat.numel() > 1 and torch.equal(out, expected)
+
+    def test_threads_do_not_share_buffers(self):
+        x = torch.randn(16, 8, 28, 28)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 28, 28, 7, 0.2), 128, 1, x.dtype)
+        expected = {}
+        for seed in range(8):
+            expected[seed] = torch.empty_like(x)
+            plan.drop(seed, x, expected[seed], spec.kept_scale_of_count)
+        outputs = {seed: torch.empty_like(x) for seed in range(8)}
+        workers = [threading.Thread(target=lambda s=seed: [plan.drop(s, x, outputs[s], spec.kept_scale_of_count) for _ in range(5)])
+                   for seed in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert all(torch.equal(outputs[seed], expected[seed]) for seed in range(8))
 
 
 class TestDispatch:
