@@ -221,7 +221,7 @@ def run_command(
     impl: ImplOption = None,
     shape: Annotated[ListOption, typer.Option("--shape", "-s", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
     preset: Annotated[
-        Optional[str], typer.Option(help="quick: 3 map sizes, forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
+        Optional[str], typer.Option(help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
     ] = None,
     block_size: Annotated[ListOption, typer.Option("--block-size", "-k", help="Block size(s). Default 7.")] = None,
     p: Annotated[ListOption, typer.Option("--p", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,

@@ -101,3 +101,11 @@ def test_ctrl_c_keeps_finished_cases_on_disk(tmp_path, monkeypatch):
     assert "interrupted after 2 of 4 cases" in result.output
     assert len(list(csv.DictReader((tmp_path / "o.csv").open()))) == 2
     assert len(json.loads((tmp_path / "o.json").read_text())["cases"]) == 2
+
+
+def test_help_names_the_quick_presets_shapes():
+    from dropblock_bench.matrix import PRESETS
+
+    help_text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=400).output.split())
+    for shape in PRESETS["quick"]["shapes"]:
+        assert "x".join(map(str, shape)) in help_text
