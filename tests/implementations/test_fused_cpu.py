@@ -124,7 +124,7 @@ def _painted(seeds: fused_cpu.Seeds, geometry: fused_cpu.SeedGeometry) -> torch.
 
 
 def _clipped_reference(x: torch.Tensor, seeds, geometry, maps_per_mask: int, scale: float) -> torch.Tensor:
-    n, c, h, w = x.shape
+    """x * scale with the blocks zeroed, clipping included (the map of mask m is maps m * maps_per_mask onwards)."""
     dropped = _painted(seeds, geometry).repeat_interleave(maps_per_mask, dim=0).reshape(x.shape)
     return torch.mul(x, torch.tensor(scale, dtype=torch.float32)).masked_fill(dropped, 0.0)
 
@@ -208,7 +208,7 @@ class TestPlanDrop:
         scale = plan.drop(77, out if inplace else x, out, spec.kept_scale_of_count)
         assert torch.equal(out, expected) and scale == spec.kept_scale_of_count(dropped * maps_per_mask, x.numel())
 
-    def test_grows_its_buffer_and_keeps_the_seeds(self):
+    def test_grows_its_buffer_and_draws_the_same_seeds(self):
         x = torch.randn(8, 3, 14, 14)
         plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 3, 0.5), 24, 1, x.dtype)
         plan._capacity = 1  # far too small: the kernel asks for room and is called again
