@@ -72,7 +72,7 @@ class MatrixSpec:
 
 
 PRESETS: dict[str, dict[str, tuple]] = {
-    # A newcomer's first run: an early and a late ResNet-50 stage at batch 16, forward and
+    # A newcomer's first run: an early and a late ResNet-50 stage at batch 8, forward and
     # forward+backward; tensors large enough to leave the caches, done in well under a minute.
     "quick": {"shapes": ((8, 256, 56, 56), (8, 1024, 14, 14)), "modes": MODES},
     # The four ResNet-50 stage outputs at batch 32, block 7 (the paper's setting).

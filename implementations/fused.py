@@ -260,8 +260,13 @@ class _KernelDropBlock(torch.autograd.Function):
         return grad_input, None, None, None, None
 
 
+def _output(x: Tensor, inplace: bool) -> Tensor:
+    """Where the kernel writes: ``x`` itself, or a new NCHW-contiguous tensor like it."""
+    return x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 def _kernel_apply(x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:
-    out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = _output(x, inplace)
     plan.apply(x, out, seeds, scale)
     return out
 
@@ -284,7 +289,7 @@ def _drop_with_kernel(x: Tensor, p: float, block_size: int, shared: bool, inplac
         seeds, dropped = plan.sample(_draw_seed(generator))
         scale = spec.kept_scale_of_count(dropped * plan.maps_per_mask, x.numel())
         return _KernelDropBlock.apply(x, plan, seeds, scale, inplace)
-    out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = _output(x, inplace)
     plan.drop(_draw_seed(generator), x, out, spec.kept_scale_of_count)
     return out
 

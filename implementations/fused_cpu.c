@@ -346,6 +346,13 @@ typedef struct {
     double gamma;
 } dbf_args;
 
+/* 1 when every block of the geometry lies inside the map (seeds in the valid region): no
+ * block is ever clipped. */
+static int blocks_inside(const dbf_args *a) {
+    return a->top0 >= 0 && a->left0 >= 0 && a->top0 + a->rows - 1 + a->k <= a->height &&
+           a->left0 + a->cols - 1 + a->k <= a->width;
+}
+
 typedef struct {
     dbf_sampler s;
     dbf_geometry geo;
@@ -449,8 +456,7 @@ int64_t dbf_sample(uint64_t seed, int64_t masks, const dbf_args *a, int64_t *see
                       make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0};
     job.groups = group_count(&job.s);
 #if defined(__AVX2__)
-    job.squares = a->top0 >= 0 && a->left0 >= 0 && a->top0 + a->rows - 1 + a->k <= a->height &&
-                  a->left0 + a->cols - 1 + a->k <= a->width && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
+    job.squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
 #endif
     sample_part parts[DBF_MAX_THREADS];
     int team = job.groups > 1 && n_threads > 1 ? n_threads : 1;
@@ -869,8 +875,7 @@ int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_pe
                      .maps_per_mask = maps_per_mask, .area = a->height * a->width, .scale = scale};
     if (!loops_for(dtype, &job.loops) || maps_per_mask < 1 || job.area < 1 || job.per_mask < 1) return -1;
     job.map_bytes = (size_t)job.area * job.loops.item;
-    job.inside = a->top0 >= 0 && a->left0 >= 0 && a->top0 + a->rows - 1 + a->k <= a->height &&
-                 a->left0 + a->cols - 1 + a->k <= a->width;
+    job.inside = blocks_inside(a);
     /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x and
      * out do. */
     int64_t step = 64, common = (int64_t)job.map_bytes;
