@@ -358,7 +358,65 @@ typedef struct {
     dbf_geometry geo;
     int64_t groups, words;
     int squares; /* count with square_tally: AVX2, and no block is clipped */
+    int sparse;  /* ... and by runs (sparse_covered): masks hold under one seed on average */
+    uint64_t per_mask_m; /* floor(2^62 / per_mask) + 1, for mask_index */
 } sample_job;
+
+#if defined(__AVX2__)
+/* flat / per_mask, as position_row does it: exact while flat * per_mask < 2^62 (sparse jobs only). */
+static inline int64_t mask_index(const sample_job *job, int64_t flat) {
+#ifdef __SIZEOF_INT128__
+    return (int64_t)(((unsigned __int128)(uint64_t)flat * job->per_mask_m) >> 62);
+#else
+    return flat / job->s.per_mask;
+#endif
+}
+
+/* What the blocks of `count` (>= 2) seeds of one mask share: count k^2 minus their union. */
+static int64_t run_overlap(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
+    const dbf_geometry *geo = &job->geo;
+    const int64_t k = geo->k, start = mask_index(job, flat[0]) * job->s.per_mask;
+    square_tally tally;
+    squares_reset(&tally);
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t position = flat[i] - start, row = position_row(geo, position);
+        in_mask[i] = (int32_t)position;
+        squares_add(&tally, (int32_t)row, (int32_t)(position - row * geo->cols), (int32_t)k);
+    }
+    /* Without a recount, a lane gains at most k^2 a seed: below 2^30 for count <= 2^30 / k^2. */
+    if (tally.recount || count > ((int64_t)1 << 30) / (k * k))
+        return count * k * k - covered_units(geo, in_mask, count, bits, job->words);
+    return lanes_sum(tally.overlap);
+}
+
+/* Units covered by `count` seeds (ascending flat indices) of whole masks of a sparse job: k^2
+ * each, minus what the blocks share within each run of seeds in one mask. Most seeds are alone
+ * in their mask; finding the runs is branch-free, one bit per seed. */
+static int64_t sparse_covered(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
+    int64_t covered = count * job->geo.k * job->geo.k, run_first = 0, run_length = 0, previous = -1;
+    for (int64_t base = 0; base < count; base += 64) {
+        const int64_t chunk = count - base < 64 ? count - base : 64;
+        uint64_t same = 0; /* bit j: seed base + j lies in the mask of the seed before it */
+        for (int64_t j = 0; j < chunk; ++j) {
+            const int64_t mask = mask_index(job, flat[base + j]);
+            same |= (uint64_t)(mask == previous) << j;
+            previous = mask;
+        }
+        while (same) {
+            const int64_t at = base + __builtin_ctzll(same);
+            same &= same - 1;
+            if (run_length > 0 && run_first + run_length == at) {
+                ++run_length;
+                continue;
+            }
+            if (run_length > 0) covered -= run_overlap(job, flat + run_first, run_length, in_mask, bits);
+            run_first = at - 1, run_length = 2;
+        }
+    }
+    if (run_length > 0) covered -= run_overlap(job, flat + run_first, run_length, in_mask, bits);
+    return covered;
+}
+#endif
 
 typedef struct {
     int64_t *seeds, n, covered;
@@ -404,6 +462,7 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
     for (int64_t g = first; g < last && !failed; ++g) {
         seed_walk w;
         walk_start(&w, s, g);
+        const int64_t group_start = n;
         for (;;) {
             if (n == room) {
                 int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
@@ -415,8 +474,8 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
             }
             const int64_t start = n;
             n += walk_fill(&w, mine + n, room - n);
-            /* Count each mask's blocks as its seeds come in. */
-            for (int64_t i = start; i < n; ++i) {
+            /* Count each mask's blocks as its seeds come in (sparse jobs: once the group is done). */
+            for (int64_t i = job->sparse ? n : start; i < n; ++i) {
                 if (mine[i] >= mask_end) {
                     DBF_MASK_DONE();
                     held = 0;
@@ -433,6 +492,9 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
             }
             if (n < room) break; /* the group is done */
         }
+#if defined(__AVX2__)
+        if (job->sparse && !failed) covered += sparse_covered(job, mine + group_start, n - group_start, in_mask, bits);
+#endif
     }
     if (!failed) DBF_MASK_DONE();
 #undef DBF_MASK_DONE
@@ -453,10 +515,13 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
 int64_t dbf_sample(uint64_t seed, int64_t masks, const dbf_args *a, int64_t *seeds, int64_t capacity,
                    int64_t *dropped, int n_threads) {
     sample_job job = {make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                      make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0};
+                      make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, 0};
     job.groups = group_count(&job.s);
 #if defined(__AVX2__)
     job.squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
+    const double positions = (double)masks * (double)job.s.per_mask;
+    job.sparse = job.squares && (double)job.s.per_mask * a->gamma < 1.0 && positions * (double)job.s.per_mask < 0x1p61;
+    job.per_mask_m = ((uint64_t)1 << 62) / (uint64_t)(job.s.per_mask > 0 ? job.s.per_mask : 1) + 1;
 #endif
     sample_part parts[DBF_MAX_THREADS];
     int team = job.groups > 1 && n_threads > 1 ? n_threads : 1;

@@ -106,6 +106,20 @@ class TestSampler:
         painted = fused.paint_mask(_blocks(seeds, geometry), (300, 1, h, w), torch.device("cpu"))
         assert dropped == int(painted.sum())
 
+    # Under one seed per mask on average the kernel counts by runs of seeds sharing a mask
+    # (sparse_covered); these hold many masks of 2, 3 and more seeds, in runs that cross the
+    # 64-seed chunks the runs are found in.
+    @pytest.mark.parametrize(("h", "w", "k", "p"), [(14, 14, 7, 0.2), (10, 10, 3, 0.05), (7, 7, 7, 0.1)])
+    def test_dropped_count_is_exact_for_sparse_masks(self, h, w, k, p):
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
+        per_mask = geometry.rows * geometry.cols
+        assert per_mask * geometry.gamma < 1.0  # the sparse path
+        seeds, dropped = KERNEL.sample(21, 20000, geometry)
+        held = torch.bincount(seeds.flat // per_mask, minlength=20000)
+        assert per_mask == 1 or int((held >= 3).sum()) >= 50
+        painted = fused.paint_mask(_blocks(seeds, geometry), (20000, 1, h, w), torch.device("cpu"))
+        assert dropped == int(painted.sum())
+
 
 # Seeds on the whole map with centred blocks, clipped at the edges (not a fused contract, but
 # the kernel takes any geometry): the clipping paths of counting and zeroing.
