@@ -376,6 +376,11 @@ static inline int64_t mask_index(const sample_job *job, int64_t flat) {
 static int64_t run_overlap(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
     const dbf_geometry *geo = &job->geo;
     const int64_t k = geo->k, start = mask_index(job, flat[0]) * job->s.per_mask;
+    if (count == 2) { /* the common run: two squares */
+        const int64_t a = flat[0] - start, b = flat[1] - start, row_a = position_row(geo, a), row_b = position_row(geo, b);
+        const int64_t rows = k - (row_b - row_a), cols = k - llabs((b - row_b * geo->cols) - (a - row_a * geo->cols));
+        return rows > 0 && cols > 0 ? rows * cols : 0;
+    }
     square_tally tally;
     squares_reset(&tally);
     for (int64_t i = 0; i < count; ++i) {
@@ -657,22 +662,24 @@ ELEMENT_LOOPS(f64, uint64_t, double, IDENTITY, IDENTITY)
 
 #if defined(__AVX2__)
 #include <immintrin.h>
-/* bfloat16 is the top half of a float: interleaving zeros below widens 16 of them, 4 a time
- * per 128-bit lane (lanes of `lo` hold halves 0-3 and 8-11, of `hi` 4-7 and 12-15), and
- * _mm256_packus_epi32 puts them back in order. */
-static inline void bf16x16_to_ps(__m256i h, __m256 *lo, __m256 *hi) {
-    *lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), h));
-    *hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), h));
+/* bfloat16 is the top half of a float: a 32-bit lane holding two of them gives the even one
+ * shifted up and the odd one masked in place, and NARROW16 puts them back the same way. The
+ * rounding is float_to_bf16's, bits + 0x7FFF + odd = bits + 0x8000 - (odd ? 0 : 1), with no
+ * shifts. Its NaN test is not needed here: a product of a widened bfloat16 (low 16 bits zero)
+ * and a float is a NaN only when one of them is, and such a NaN has low 16 bits zero, so the
+ * rounding cannot carry it into an infinity; it stays a NaN (its payload is not made 0x7FC0). */
+static inline void bf16x16_to_ps(__m256i h, __m256 *even, __m256 *odd) {
+    *even = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    *odd = _mm256_castsi256_ps(_mm256_and_si256(h, _mm256_set1_epi32((int)0xFFFF0000u)));
 }
-static inline __m256i ps_to_bf16_bits(__m256 f) { /* float_to_bf16, lane-wise, in the low 16 bits */
+static inline __m256i ps_to_bf16_rounded(__m256 f) { /* float_to_bf16, lane-wise, in the high 16 bits */
     const __m256i bits = _mm256_castps_si256(f);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
-    const __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
-    return _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(nan));
+    const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x10000)), _mm256_setzero_si256());
+    return _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x8000)), even);
 }
-static inline __m256i ps_to_bf16x16(__m256 lo, __m256 hi) {
-    return _mm256_packus_epi32(ps_to_bf16_bits(lo), ps_to_bf16_bits(hi));
+static inline __m256i ps_to_bf16x16(__m256 even, __m256 odd) {
+    return _mm256_or_si256(_mm256_srli_epi32(ps_to_bf16_rounded(even), 16),
+                           _mm256_and_si256(ps_to_bf16_rounded(odd), _mm256_set1_epi32((int)0xFFFF0000u)));
 }
 HALF_WIDTH_LOOPS(bf16, bf16x16_to_ps, ps_to_bf16x16, bf16_to_float, float_to_bf16)
 #else
@@ -876,9 +883,12 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
                 const int64_t piece = spread ? (int64_t)(DBF_PIECE_BYTES / item) : units;
                 const char *from = src + (size_t)(m - first) * map_bytes;
                 char *to = dst + (size_t)(m - first) * map_bytes;
-                for (int64_t at = 0; at < units; at += piece) {
-                    loops->scale(from + (size_t)at * item, to + (size_t)at * item, units - at < piece ? units - at : piece,
-                                 job->scale);
+                for (int64_t at = 0, length; at < units; at += length) {
+                    /* Pieces end on 32-byte boundaries of `to`: only a chunk's first and last
+                     * pieces take the element loops' scalar head and tail. */
+                    length = spread ? piece - (int64_t)(((uintptr_t)(to + (size_t)(at + piece) * item) & 31) / item) : piece;
+                    length = length < units - at ? length : units - at;
+                    loops->scale(from + (size_t)at * item, to + (size_t)at * item, length, job->scale);
                     if (zeroed < i) zero_seed(job, dst, first, job->seeds[zeroed++], &cursor);
                 }
                 int64_t own = i; /* the seeds of maps [m, end) are [i, own) */

@@ -186,6 +186,20 @@ class TestApply:
             KERNEL.apply(x, out, seeds, 1, geometry, scale)
             torch.testing.assert_close(out, _reference(x, seeds, geometry, 1, scale), rtol=0, atol=0, equal_nan=True)
 
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+    def test_ties_round_to_even_like_torch(self, dtype):
+        """x * 1.5 needs at most one bit more than the type holds, so each of its inexact products
+        is an exact tie (x * 1.25: some are), which the vector loops must round to even."""
+        x = torch.randn(4, 16, 14, 14, generator=torch.Generator().manual_seed(0)).to(dtype)
+        geometry = _geometry(fused.CONTRACT, 14, 14, 7, 0.1)
+        seeds, _ = KERNEL.sample(5, 64, geometry)
+        for scale in (1.5, 1.25):
+            exact = x.double() * scale
+            assert float((exact != exact.to(dtype).double()).double().mean()) > 0.2  # many products are inexact
+            out = torch.empty_like(x)
+            KERNEL.apply(x, out, seeds, 1, geometry, scale)
+            assert torch.equal(out, _reference(x, seeds, geometry, 1, scale))
+
     def test_long_spans_and_unaligned_maps(self):
         """Many odd-sized maps: spans cut across maps, and maps start off 32-byte boundaries."""
         x = torch.randn(7, 301, 5, 7)
