@@ -467,7 +467,8 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
     for (int64_t g = first; g < last && !failed; ++g) {
         seed_walk w;
         walk_start(&w, s, g);
-        const int64_t group_start = n;
+        const int64_t group_start = n; /* the group's seeds are mine[group_start, n) */
+        (void)group_start;
         for (;;) {
             if (n == room) {
                 int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
@@ -511,6 +512,18 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
     *part = (sample_part){mine, n, covered, failed};
 }
 
+static void make_sample_job(sample_job *job, uint64_t seed, int64_t masks, const dbf_args *a) {
+    *job = (sample_job){make_sampler(seed, masks, a->rows * a->cols, a->gamma),
+                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, 0};
+    job->groups = group_count(&job->s);
+#if defined(__AVX2__)
+    job->squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
+    const double positions = (double)masks * (double)job->s.per_mask;
+    job->sparse = job->squares && (double)job->s.per_mask * a->gamma < 1.0 && positions * (double)job->s.per_mask < 0x1p61;
+    job->per_mask_m = ((uint64_t)1 << 62) / (uint64_t)(job->s.per_mask > 0 ? job->s.per_mask : 1) + 1;
+#endif
+}
+
 /* Samples the seeds of `masks` masks and counts the units they drop. Seeds are flat indices
  * mask * rows * cols + position (row-major in the mask's seed region), ascending; they are
  * written when they fit in `capacity`. *dropped receives the exact number of units covered,
@@ -519,15 +532,8 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
  * give the same seeds). -1 when scratch memory cannot be had. */
 int64_t dbf_sample(uint64_t seed, int64_t masks, const dbf_args *a, int64_t *seeds, int64_t capacity,
                    int64_t *dropped, int n_threads) {
-    sample_job job = {make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                      make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, 0};
-    job.groups = group_count(&job.s);
-#if defined(__AVX2__)
-    job.squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
-    const double positions = (double)masks * (double)job.s.per_mask;
-    job.sparse = job.squares && (double)job.s.per_mask * a->gamma < 1.0 && positions * (double)job.s.per_mask < 0x1p61;
-    job.per_mask_m = ((uint64_t)1 << 62) / (uint64_t)(job.s.per_mask > 0 ? job.s.per_mask : 1) + 1;
-#endif
+    sample_job job;
+    make_sample_job(&job, seed, masks, a);
     sample_part parts[DBF_MAX_THREADS];
     int team = job.groups > 1 && n_threads > 1 ? n_threads : 1;
     team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;
@@ -848,8 +854,8 @@ static inline void zero_seed(const apply_job *job, char *dst, int64_t first, int
     }
 }
 
-/* Spans [lo, hi) of apply_job: maps [lo * span, min(hi * span, maps)). */
-static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
+/* Maps [map_lo, map_hi) of apply_job, a span at a time. */
+static int apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi) {
     const element_loops *loops = &job->loops;
     const size_t item = loops->item, map_bytes = job->map_bytes;
     const int64_t per_mask = job->per_mask, mpm = job->maps_per_mask, area = job->area;
@@ -863,8 +869,8 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
         keep = malloc(map_bytes * (size_t)copies);
         if (!keep) return -1;
     }
-    for (int64_t chunk = lo; chunk < hi; ++chunk) {
-        const int64_t first = chunk * job->span, last = first + job->span < job->maps ? first + job->span : job->maps;
+    for (int64_t first = map_lo; first < map_hi; first += job->span) {
+        const int64_t last = first + job->span < map_hi ? first + job->span : map_hi;
         const int64_t first_mask = first / mpm, last_mask = (last - 1) / mpm;
         int64_t i = lower_bound(job->seeds, 0, job->n_seeds, first_mask * per_mask);
         const int64_t stop = lower_bound(job->seeds, i, job->n_seeds, (last_mask + 1) * per_mask);
@@ -938,6 +944,29 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
     return 0;
 }
 
+/* The apply job for `maps` maps of `dtype`; -1 for an unsupported dtype or geometry. */
+static int make_apply_job(apply_job *job, int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask,
+                          const int64_t *seeds, int64_t n_seeds, const dbf_args *a, float scale) {
+    *job = (apply_job){.g = make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), .x = x, .out = out,
+                       .seeds = seeds, .n_seeds = n_seeds, .per_mask = a->rows * a->cols, .maps = maps,
+                       .maps_per_mask = maps_per_mask, .area = a->height * a->width, .scale = scale};
+    if (!loops_for(dtype, &job->loops) || maps_per_mask < 1 || job->area < 1 || job->per_mask < 1) return -1;
+    job->map_bytes = (size_t)job->area * job->loops.item;
+    job->inside = blocks_inside(a);
+    /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x, out
+     * and the first map do. */
+    int64_t step = 64, common = (int64_t)job->map_bytes;
+    while (common % 2 == 0 && step > 1) common /= 2, step /= 2;
+    job->span = (int64_t)(DBF_SPAN_BYTES / job->map_bytes) / step * step;
+    job->span = job->span < step ? step : job->span;
+    job->hot = (int64_t)(DBF_HOT_BYTES / job->map_bytes);
+    job->hot = job->hot < 1 ? 1 : job->hot;
+    return 0;
+}
+
+/* Enough work to share among threads: more than 16,384 units. */
+#define DBF_PARALLEL_UNITS 16384
+
 /* out = x * scale with every block zeroed, for `maps` contiguous H x W maps; map m takes the
  * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
  * `seeds` are the n_seeds flat seeds from dbf_sample with the same geometry. `out` may be `x`
@@ -945,28 +974,69 @@ static int apply_spans(const apply_job *job, int64_t lo, int64_t hi) {
  * scale. Returns 0, or -1 for an unsupported dtype or no scratch memory. */
 int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask, const int64_t *seeds,
               int64_t n_seeds, const dbf_args *a, float scale, int n_threads) {
-    apply_job job = {.g = make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), .x = x, .out = out,
-                     .seeds = seeds, .n_seeds = n_seeds, .per_mask = a->rows * a->cols, .maps = maps,
-                     .maps_per_mask = maps_per_mask, .area = a->height * a->width, .scale = scale};
-    if (!loops_for(dtype, &job.loops) || maps_per_mask < 1 || job.area < 1 || job.per_mask < 1) return -1;
-    job.map_bytes = (size_t)job.area * job.loops.item;
-    job.inside = blocks_inside(a);
-    /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x and
-     * out do. */
-    int64_t step = 64, common = (int64_t)job.map_bytes;
-    while (common % 2 == 0 && step > 1) common /= 2, step /= 2;
-    job.span = (int64_t)(DBF_SPAN_BYTES / job.map_bytes) / step * step;
-    job.span = job.span < step ? step : job.span;
-    job.hot = (int64_t)(DBF_HOT_BYTES / job.map_bytes);
-    job.hot = job.hot < 1 ? 1 : job.hot;
+    apply_job job;
+    if (make_apply_job(&job, dtype, x, out, maps, maps_per_mask, seeds, n_seeds, a, scale) != 0) return -1;
     const int64_t spans = (maps + job.span - 1) / job.span;
-    const int team = maps * job.area > 16384 && n_threads > 1 ? n_threads : 1;
-    if (team == 1) return apply_spans(&job, 0, spans);
+    const int team = maps * job.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
+    if (team == 1) return apply_maps(&job, 0, maps);
     int failed = 0;
 #pragma omp parallel num_threads(team) reduction(| : failed)
     {
         const int me = thread_index(), size = team_size();
-        failed |= apply_spans(&job, spans * me / size, spans * (me + 1) / size) != 0;
+        const int64_t lo = spans * me / size * job.span, hi = spans * (me + 1) / size * job.span;
+        failed |= apply_maps(&job, lo, hi < maps ? hi : maps) != 0;
     }
     return failed ? -1 : 0;
+}
+
+/* The scale for `dropped` of `units` units, from the caller (dropblock_bench.spec's rule). */
+typedef double (*dbf_scale_fn)(int64_t dropped, int64_t units);
+
+/* dbf_sample and dbf_apply in one parallel region, keeping no seeds: each thread samples its
+ * run of groups, the master thread (the caller's) asks scale_of for the scale once every
+ * count is in, then each thread applies the maps of its own masks from the seeds it holds.
+ * Same seeds, count and output as the two calls. *scale receives the scale. Returns 0, -1
+ * for an unsupported dtype or no scratch memory, -2 when scale_of gives no finite scale >= 0
+ * (nothing is written then). */
+int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_t seed, int64_t masks,
+             const dbf_args *a, dbf_scale_fn scale_of, float *scale, int n_threads) {
+    sample_job job;
+    make_sample_job(&job, seed, masks, a);
+    apply_job apply;
+    if (make_apply_job(&apply, dtype, x, out, masks * maps_per_mask, maps_per_mask, NULL, 0, a, 0.0f) != 0) return -1;
+    sample_part parts[DBF_MAX_THREADS];
+    int team = job.groups > 1 && masks * maps_per_mask * apply.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
+    team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;
+    int status = 0;
+#pragma omp parallel num_threads(team)
+    {
+        const int me = thread_index(), size = team_size();
+        sample_share(&job, me, size, &parts[me]);
+#pragma omp barrier
+#pragma omp master
+        {
+            int64_t covered = 0;
+            for (int t = 0; t < size; ++t) covered += parts[t].covered, status |= parts[t].failed ? -1 : 0;
+            if (status == 0) {
+                const double s = scale_of(covered * maps_per_mask, masks * maps_per_mask * apply.area);
+                status = s >= 0.0 && s <= 3.4028234663852886e38 ? 0 : -2;
+                *scale = (float)s;
+            }
+        }
+#pragma omp barrier
+        int sampled;
+#pragma omp atomic read
+        sampled = status;
+        if (sampled == 0) {
+            apply_job mine = apply;
+            mine.seeds = parts[me].seeds, mine.n_seeds = parts[me].n, mine.scale = *scale;
+            const int64_t first = job.groups * me / size * job.s.group, last = job.groups * (me + 1) / size * job.s.group;
+            if (apply_maps(&mine, first * maps_per_mask, (last < masks ? last : masks) * maps_per_mask) != 0) {
+#pragma omp atomic write
+                status = -1;
+            }
+        }
+        free(parts[me].seeds);
+    }
+    return status;
 }

@@ -76,6 +76,26 @@ class _Args(ctypes.Structure):
     _fields_ += [("gamma", ctypes.c_double)]
 
 
+# dbf_drop's callback: the scale for (dropped units, units), as a double.
+_SCALE_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_int64)
+_callback_error = threading.local()  # an exception raised by a scale_of, for the thread that called dbf_drop
+
+
+@functools.lru_cache(maxsize=64)
+def _scale_callback(scale_of: Callable[[int, int], float]) -> ctypes._CFuncPtr:
+    """``scale_of`` as a C function pointer (kept alive by the cache). An exception it raises
+    is stored for :meth:`Plan.drop` to re-raise and the kernel gets NaN, so it writes nothing."""
+
+    def call(dropped: int, units: int) -> float:
+        try:
+            return float(scale_of(dropped, units))
+        except BaseException as error:  # noqa: BLE001 - re-raised by Plan.drop
+            _callback_error.error = error
+            return math.nan
+
+    return _SCALE_FN(call)
+
+
 class CpuKernel:
     """Typed entry points of the loaded library. Inputs are not checked here; callers pass
     contiguous CPU tensors of a supported dtype."""
@@ -89,6 +109,10 @@ class CpuKernel:
         self._apply = library.dbf_apply
         self._apply.restype = c_int
         self._apply.argtypes = [c_int, ptr, ptr, i64, i64, ptr, i64, ctypes.POINTER(_Args), ctypes.c_float, c_int]
+        self._drop = library.dbf_drop
+        self._drop.restype = c_int
+        self._drop.argtypes = [c_int, ptr, ptr, i64, u64, i64, ctypes.POINTER(_Args), _SCALE_FN,
+                               ctypes.POINTER(ctypes.c_float), c_int]
         self._supported = frozenset(d for d, code in _DTYPE_CODES.items() if library.dbf_supports(code))
 
     def supports(self, dtype: torch.dtype) -> bool:
@@ -120,30 +144,26 @@ class Plan:
         self._capacity = int(expected + 8.0 * math.sqrt(expected) + 64)  # too small with odds below 1e-15
         self._args = _Args(*geometry)
         self._dtype_code = _DTYPE_CODES[dtype]
-        self._sample, self._apply = kernel._sample, kernel._apply
-        self._scratch = threading.local()  # drop()'s seed buffer, one per thread
+        self._sample, self._apply, self._drop = kernel._sample, kernel._apply, kernel._drop
 
     def drop(self, seed: int, x: Tensor, out: Tensor, scale_of: Callable[[int, int], float]) -> float:
-        """:meth:`sample` then :meth:`apply` with ``scale = scale_of(dropped units, units of x)``,
-        keeping no seeds (the call without autograd: the seeds go to a per-thread buffer and the
-        Python between the two kernel calls is kept to a minimum). Returns the scale."""
-        scratch = self._scratch
-        flat = getattr(scratch, "flat", None)
-        if flat is None:
-            flat, scratch.dropped = torch.empty(self._capacity, dtype=torch.int64), ctypes.c_int64(0)
-            scratch.flat = flat
-        dropped, threads = scratch.dropped, torch.get_num_threads()
-        total = self._sample(seed, self.masks, self._args, flat.data_ptr(), flat.numel(), dropped, threads)
-        if total > flat.numel():  # the same seed again, with room
-            flat = scratch.flat = torch.empty(total, dtype=torch.int64)
-            total = self._sample(seed, self.masks, self._args, flat.data_ptr(), total, dropped, threads)
-        if total < 0:
+        """:meth:`sample` then :meth:`apply` in one kernel call that keeps no seeds (the call
+        without autograd), with ``scale = scale_of(dropped units, units of x)``: the kernel's
+        threads sample, the calling thread asks ``scale_of`` once every count is in, and each
+        thread applies the maps whose seeds it drew. Same output as the two calls. Returns the
+        scale; an exception from ``scale_of`` propagates and nothing is written."""
+        scale = ctypes.c_float()
+        code = self._drop(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps_per_mask, seed, self.masks,
+                          self._args, _scale_callback(scale_of), scale, torch.get_num_threads())
+        if code == -2:
+            error = getattr(_callback_error, "error", None)
+            _callback_error.error = None
+            if error is not None:
+                raise error
+            raise ValueError("scale_of must return a finite scale >= 0")
+        if code != 0:
             raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
-        scale = scale_of(dropped.value * self.maps_per_mask, x.numel())
-        if self._apply(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps, self.maps_per_mask, flat.data_ptr(),
-                       total, self._args, scale, threads) != 0:
-            raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
-        return scale
+        return scale.value
 
     def sample(self, seed: int) -> tuple[Seeds, int]:
         """Bernoulli(gamma) seeds on every position of the masks' seed regions, and the exact

@@ -222,32 +222,55 @@ class TestApply:
 
 
 class TestPlanDrop:
-    """Plan.drop, the no-autograd path: the same result as sample then apply."""
+    """Plan.drop, the no-autograd path (sample, count, scale and apply in one kernel call): the
+    same result as sample then apply."""
 
-    @pytest.mark.parametrize("maps_per_mask", [1, 3])
+    @pytest.mark.parametrize("threads", [1, 2])
+    @pytest.mark.parametrize(("shape", "k", "maps_per_mask"), [((4, 3, 14, 14), 5, 1), ((4, 3, 14, 14), 5, 3),
+                                                               ((16, 64, 14, 14), 5, 1), ((16, 64, 14, 14), 5, 64),
+                                                               ((8, 32, 28, 28), 7, 1)])
     @pytest.mark.parametrize("inplace", [False, True])
-    def test_equals_sample_then_apply(self, maps_per_mask, inplace):
-        x = torch.randn(4, 3, 14, 14, generator=torch.Generator().manual_seed(0))
-        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 5, 0.3), 12 // maps_per_mask, maps_per_mask, x.dtype)
-        seeds, dropped = plan.sample(77)
-        expected = torch.empty_like(x)
-        plan.apply(x, expected, seeds, spec.kept_scale_of_count(dropped * maps_per_mask, x.numel()))
-        out = x.clone() if inplace else torch.empty_like(x)
-        scale = plan.drop(77, out if inplace else x, out, spec.kept_scale_of_count)
+    def test_equals_sample_then_apply(self, shape, k, maps_per_mask, inplace, threads):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        n, c, h, w = shape
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, h, w, k, 0.3), n * c // maps_per_mask, maps_per_mask, x.dtype)
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(threads)
+            seeds, dropped = plan.sample(77)
+            expected = torch.empty_like(x)
+            plan.apply(x, expected, seeds, spec.kept_scale_of_count(dropped * maps_per_mask, x.numel()))
+            out = x.clone() if inplace else torch.empty_like(x)
+            scale = plan.drop(77, out if inplace else x, out, spec.kept_scale_of_count)
+        finally:
+            torch.set_num_threads(before)
         assert torch.equal(out, expected) and scale == spec.kept_scale_of_count(dropped * maps_per_mask, x.numel())
 
-    def test_grows_its_buffer_and_draws_the_same_seeds(self):
-        x = torch.randn(8, 3, 14, 14)
-        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 3, 0.5), 24, 1, x.dtype)
-        plan._capacity = 1  # far too small: the kernel asks for room and is called again
-        seeds, dropped = plan.sample(5)
-        expected = torch.empty_like(x)
-        plan.apply(x, expected, seeds, 2.0)
-        out = torch.empty_like(x)
-        plan.drop(5, x, out, lambda units, total: 2.0)
-        assert seeds.flat.numel() > 1 and torch.equal(out, expected)
+    def test_scale_of_is_asked_once_with_the_count_and_the_units(self):
+        x = torch.randn(8, 16, 14, 14)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 7, 0.2), 8, 16, x.dtype)
+        _, dropped = plan.sample(3)
+        asked = []
+        scale = plan.drop(3, x, torch.empty_like(x), lambda count, units: asked.append((count, units)) or 1.5)
+        assert asked == [(dropped * 16, x.numel())] and scale == 1.5
 
-    def test_threads_do_not_share_buffers(self):
+    def test_an_exception_in_scale_of_propagates_and_nothing_is_written(self):
+        x = torch.randn(8, 16, 14, 14)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 7, 0.2), 128, 1, x.dtype)
+        out = torch.full_like(x, 7.0)
+
+        def broken(count: int, units: int) -> float:
+            raise RuntimeError("no scale today")
+
+        with pytest.raises(RuntimeError, match="no scale today"):
+            plan.drop(3, x, out, broken)
+        with pytest.raises(ValueError, match="finite scale"):
+            plan.drop(3, x, out, lambda count, units: float("nan"))
+        assert bool((out == 7.0).all())
+        plan.drop(3, x, out, spec.kept_scale_of_count)  # and the next call works
+        assert not bool((out == 7.0).any())
+
+    def test_calls_from_several_threads_each_get_their_own_result(self):
         x = torch.randn(16, 8, 28, 28)
         plan = KERNEL.plan(_geometry(fused.CONTRACT, 28, 28, 7, 0.2), 128, 1, x.dtype)
         expected = {}
@@ -338,6 +361,18 @@ class TestPortableBuild:
             out = torch.empty_like(x)
             portable_kernel.apply(x, out, seeds, maps_per_mask, geometry, 1.2345678)
             assert torch.equal(out, _clipped_reference(x, seeds, geometry, maps_per_mask, 1.2345678))
+
+    @pytest.mark.parametrize("maps_per_mask", [1, 16])
+    def test_drop_equals_the_native_build(self, portable_kernel, maps_per_mask):
+        """One region without OpenMP: sample, scale, apply in sequence; same output."""
+        x = torch.randn(8, 16, 14, 14, generator=torch.Generator().manual_seed(0))
+        geometry = _geometry(fused.CONTRACT, 14, 14, 7, 0.3)
+        outputs = []
+        for kernel in (KERNEL, portable_kernel):
+            out = torch.empty_like(x)
+            kernel.plan(geometry, 128 // maps_per_mask, maps_per_mask, x.dtype).drop(9, x, out, spec.kept_scale_of_count)
+            outputs.append(out)
+        assert torch.equal(*outputs) and bool((outputs[0] == 0).any())
 
 
 BUILD_CHECK = textwrap.dedent(
