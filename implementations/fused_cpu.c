@@ -995,19 +995,25 @@ typedef double (*dbf_scale_fn)(int64_t dropped, int64_t units);
 /* dbf_sample and dbf_apply in one parallel region, keeping no seeds: each thread samples its
  * run of groups, the master thread (the caller's) asks scale_of for the scale once every
  * count is in, then each thread applies the maps of its own masks from the seeds it holds.
- * Same seeds, count and output as the two calls. *scale receives the scale. Returns 0, -1
- * for an unsupported dtype or no scratch memory, -2 when scale_of gives no finite scale >= 0
- * (nothing is written then). */
+ * With fewer than DBF_OWN_GROUPS groups a thread (a small job, or a mask shared by many maps)
+ * that split would leave threads idle: the master joins the seeds and the maps are split
+ * evenly, as dbf_apply does. Same seeds, count and output as dbf_sample then dbf_apply.
+ * *scale receives the scale. Returns 0, -1 for an unsupported dtype or no scratch memory, -2
+ * when scale_of gives no finite scale >= 0 (nothing is written then). */
+#define DBF_OWN_GROUPS 16
+
 int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_t seed, int64_t masks,
              const dbf_args *a, dbf_scale_fn scale_of, float *scale, int n_threads) {
     sample_job job;
     make_sample_job(&job, seed, masks, a);
+    const int64_t maps = masks * maps_per_mask;
     apply_job apply;
-    if (make_apply_job(&apply, dtype, x, out, masks * maps_per_mask, maps_per_mask, NULL, 0, a, 0.0f) != 0) return -1;
+    if (make_apply_job(&apply, dtype, x, out, maps, maps_per_mask, NULL, 0, a, 0.0f) != 0) return -1;
     sample_part parts[DBF_MAX_THREADS];
-    int team = job.groups > 1 && masks * maps_per_mask * apply.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
+    int team = maps * apply.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
     team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;
-    int status = 0;
+    int status = 0, own = 1;
+    int64_t *joined = NULL;
 #pragma omp parallel num_threads(team)
     {
         const int me = thread_index(), size = team_size();
@@ -1015,10 +1021,20 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
 #pragma omp barrier
 #pragma omp master
         {
-            int64_t covered = 0;
-            for (int t = 0; t < size; ++t) covered += parts[t].covered, status |= parts[t].failed ? -1 : 0;
+            int64_t covered = 0, total = 0;
+            for (int t = 0; t < size; ++t) covered += parts[t].covered, total += parts[t].n, status |= parts[t].failed ? -1 : 0;
+            own = job.groups >= (int64_t)DBF_OWN_GROUPS * size;
+            if (status == 0 && !own) {
+                joined = malloc(sizeof(int64_t) * (size_t)(total > 0 ? total : 1));
+                if (!joined) status = -1;
+                for (int t = 0; t < size && joined; ++t) { /* in thread order: ascending */
+                    memcpy(joined + apply.n_seeds, parts[t].seeds, sizeof(int64_t) * (size_t)parts[t].n);
+                    apply.n_seeds += parts[t].n;
+                }
+                apply.seeds = joined;
+            }
             if (status == 0) {
-                const double s = scale_of(covered * maps_per_mask, masks * maps_per_mask * apply.area);
+                const double s = scale_of(covered * maps_per_mask, maps * apply.area);
                 status = s >= 0.0 && s <= 3.4028234663852886e38 ? 0 : -2;
                 *scale = (float)s;
             }
@@ -1029,14 +1045,24 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
         sampled = status;
         if (sampled == 0) {
             apply_job mine = apply;
-            mine.seeds = parts[me].seeds, mine.n_seeds = parts[me].n, mine.scale = *scale;
-            const int64_t first = job.groups * me / size * job.s.group, last = job.groups * (me + 1) / size * job.s.group;
-            if (apply_maps(&mine, first * maps_per_mask, (last < masks ? last : masks) * maps_per_mask) != 0) {
+            mine.scale = *scale;
+            int64_t first, last;
+            if (own) { /* the maps of the masks this thread sampled */
+                mine.seeds = parts[me].seeds, mine.n_seeds = parts[me].n;
+                const int64_t lo = job.groups * me / size * job.s.group, hi = job.groups * (me + 1) / size * job.s.group;
+                first = lo * maps_per_mask, last = (hi < masks ? hi : masks) * maps_per_mask;
+            } else { /* an even share of spans, as dbf_apply */
+                const int64_t spans = (maps + apply.span - 1) / apply.span;
+                first = spans * me / size * apply.span, last = spans * (me + 1) / size * apply.span;
+                last = last < maps ? last : maps;
+            }
+            if (apply_maps(&mine, first, last) != 0) {
 #pragma omp atomic write
                 status = -1;
             }
         }
         free(parts[me].seeds);
     }
+    free(joined);
     return status;
 }
