@@ -671,9 +671,10 @@ ELEMENT_LOOPS(f64, uint64_t, double, IDENTITY, IDENTITY)
 /* bfloat16 is the top half of a float: a 32-bit lane holding two of them gives the even one
  * shifted up and the odd one masked in place, and NARROW16 puts them back the same way. The
  * rounding is float_to_bf16's, bits + 0x7FFF + odd = bits + 0x8000 - (odd ? 0 : 1), with no
- * shifts. Its NaN test is not needed here: a product of a widened bfloat16 (low 16 bits zero)
- * and a float is a NaN only when one of them is, and such a NaN has low 16 bits zero, so the
- * rounding cannot carry it into an infinity; it stays a NaN (its payload is not made 0x7FC0). */
+ * shifts, and without its NaN test: here every NaN product has its low 16 bits zero (a NaN
+ * input, whose low 16 bits are zero, comes out quieted; inf * 0 gives the default NaN
+ * 0xFFC00000), so the rounding cannot carry it into an infinity. It stays a NaN, but keeps its
+ * sign and payload where float_to_bf16 gives 0x7FC0. */
 static inline void bf16x16_to_ps(__m256i h, __m256 *even, __m256 *odd) {
     *even = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
     *odd = _mm256_castsi256_ps(_mm256_and_si256(h, _mm256_set1_epi32((int)0xFFFF0000u)));
@@ -854,21 +855,30 @@ static inline void zero_seed(const apply_job *job, char *dst, int64_t first, int
     }
 }
 
-/* Maps [map_lo, map_hi) of apply_job, a span at a time. */
-static int apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi) {
+/* How many copies of a map's keep bits apply_maps builds for a shared mask: one call covers
+ * several small maps. */
+static int64_t keep_copies(const apply_job *job) {
+    const int64_t copies = (int64_t)(DBF_KEEP_BYTES / job->map_bytes);
+    return copies < 1 ? 1 : copies > job->maps_per_mask ? job->maps_per_mask : copies;
+}
+
+/* apply_maps' scratch: keep bits for shared masks (maps_per_mask > 1), else none. Sets
+ * *failed when the memory cannot be had. Allocated before any output is written, so that a
+ * failure writes nothing. */
+static unsigned char *keep_scratch(const apply_job *job, int *failed) {
+    if (job->maps_per_mask == 1) return NULL;
+    unsigned char *keep = malloc(job->map_bytes * (size_t)keep_copies(job));
+    if (!keep) *failed = 1;
+    return keep;
+}
+
+/* Maps [map_lo, map_hi) of apply_job, a span at a time; `keep` from keep_scratch. */
+static void apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi, unsigned char *keep) {
     const element_loops *loops = &job->loops;
     const size_t item = loops->item, map_bytes = job->map_bytes;
-    const int64_t per_mask = job->per_mask, mpm = job->maps_per_mask, area = job->area;
-    unsigned char *keep = NULL;
+    const int64_t per_mask = job->per_mask, mpm = job->maps_per_mask, area = job->area, copies = keep_copies(job);
     int64_t built = -1;
     int dropped_whole = 0;
-    /* Keep bits for `copies` maps at once: one call covers several small maps. */
-    int64_t copies = (int64_t)(DBF_KEEP_BYTES / map_bytes);
-    copies = copies < 1 ? 1 : copies > mpm ? mpm : copies;
-    if (mpm > 1) {
-        keep = malloc(map_bytes * (size_t)copies);
-        if (!keep) return -1;
-    }
     for (int64_t first = map_lo; first < map_hi; first += job->span) {
         const int64_t last = first + job->span < map_hi ? first + job->span : map_hi;
         const int64_t first_mask = first / mpm, last_mask = (last - 1) / mpm;
@@ -940,8 +950,6 @@ static int apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi) {
             i = j;
         }
     }
-    free(keep);
-    return 0;
 }
 
 /* The apply job for `maps` maps of `dtype`; -1 for an unsupported dtype or geometry. */
@@ -971,20 +979,31 @@ static int make_apply_job(apply_job *job, int dtype, const void *x, void *out, i
  * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
  * `seeds` are the n_seeds flat seeds from dbf_sample with the same geometry. `out` may be `x`
  * (in place). Dropped units are exact zeros, whatever x holds there and however large the
- * scale. Returns 0, or -1 for an unsupported dtype or no scratch memory. */
+ * scale. Returns 0, or -1 for an unsupported dtype or no scratch memory (nothing is written
+ * then: scratch memory is had before the first write). */
 int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_per_mask, const int64_t *seeds,
               int64_t n_seeds, const dbf_args *a, float scale, int n_threads) {
     apply_job job;
     if (make_apply_job(&job, dtype, x, out, maps, maps_per_mask, seeds, n_seeds, a, scale) != 0) return -1;
     const int64_t spans = (maps + job.span - 1) / job.span;
     const int team = maps * job.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
-    if (team == 1) return apply_maps(&job, 0, maps);
+    (void)team; /* without OpenMP */
     int failed = 0;
-#pragma omp parallel num_threads(team) reduction(| : failed)
+#pragma omp parallel num_threads(team)
     {
         const int me = thread_index(), size = team_size();
-        const int64_t lo = spans * me / size * job.span, hi = spans * (me + 1) / size * job.span;
-        failed |= apply_maps(&job, lo, hi < maps ? hi : maps) != 0;
+        int short_of_memory = 0;
+        unsigned char *keep = keep_scratch(&job, &short_of_memory);
+        if (short_of_memory) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) { /* written before the barrier only */
+            const int64_t lo = spans * me / size * job.span, hi = spans * (me + 1) / size * job.span;
+            apply_maps(&job, lo, hi < maps ? hi : maps, keep);
+        }
+        free(keep);
     }
     return failed ? -1 : 0;
 }
@@ -993,13 +1012,14 @@ int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_pe
 typedef double (*dbf_scale_fn)(int64_t dropped, int64_t units);
 
 /* dbf_sample and dbf_apply in one parallel region, keeping no seeds: each thread samples its
- * run of groups, the master thread (the caller's) asks scale_of for the scale once every
- * count is in, then each thread applies the maps of its own masks from the seeds it holds.
- * With fewer than DBF_OWN_GROUPS groups a thread (a small job, or a mask shared by many maps)
- * that split would leave threads idle: the master joins the seeds and the maps are split
- * evenly, as dbf_apply does. Same seeds, count and output as dbf_sample then dbf_apply.
- * *scale receives the scale. Returns 0, -1 for an unsupported dtype or no scratch memory, -2
- * when scale_of gives no finite scale >= 0 (nothing is written then). */
+ * run of groups, and the master thread (the caller's) asks scale_of for the scale once every
+ * count is in. With at least DBF_OWN_GROUPS groups a thread, each thread then applies the maps
+ * of the masks it sampled, from the seeds it holds; with fewer (a small job, or a mask shared
+ * by a sample's channels) that split would leave threads idle, so the master joins the seeds
+ * and the maps are split evenly, as dbf_apply does. Same seeds, count and output as
+ * dbf_sample then dbf_apply. *scale receives the scale. Returns 0, -1 for an unsupported dtype
+ * or no scratch memory, -2 when scale_of gives no finite scale >= 0; in both failures nothing
+ * is written (scratch memory is had before the first barrier). */
 #define DBF_OWN_GROUPS 16
 
 int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_t seed, int64_t masks,
@@ -1018,6 +1038,7 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
     {
         const int me = thread_index(), size = team_size();
         sample_share(&job, me, size, &parts[me]);
+        unsigned char *keep = keep_scratch(&apply, &parts[me].failed);
 #pragma omp barrier
 #pragma omp master
         {
@@ -1036,14 +1057,11 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
             if (status == 0) {
                 const double s = scale_of(covered * maps_per_mask, maps * apply.area);
                 status = s >= 0.0 && s <= 3.4028234663852886e38 ? 0 : -2;
-                *scale = (float)s;
+                if (status == 0) *scale = (float)s;
             }
         }
 #pragma omp barrier
-        int sampled;
-#pragma omp atomic read
-        sampled = status;
-        if (sampled == 0) {
+        if (status == 0) { /* written by the master before the barrier, read-only after it */
             apply_job mine = apply;
             mine.scale = *scale;
             int64_t first, last;
@@ -1056,11 +1074,9 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
                 first = spans * me / size * apply.span, last = spans * (me + 1) / size * apply.span;
                 last = last < maps ? last : maps;
             }
-            if (apply_maps(&mine, first, last) != 0) {
-#pragma omp atomic write
-                status = -1;
-            }
+            apply_maps(&mine, first, last, keep);
         }
+        free(keep);
         free(parts[me].seeds);
     }
     free(joined);

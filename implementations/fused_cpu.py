@@ -76,6 +76,7 @@ class _Args(ctypes.Structure):
     _fields_ += [("gamma", ctypes.c_double)]
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
 # dbf_drop's callback: the scale for (dropped units, units), as a double.
 _SCALE_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_int64)
 _callback_error = threading.local()  # an exception raised by a scale_of, for the thread that called dbf_drop
@@ -83,8 +84,10 @@ _callback_error = threading.local()  # an exception raised by a scale_of, for th
 
 @functools.lru_cache(maxsize=64)
 def _scale_callback(scale_of: Callable[[int, int], float]) -> ctypes._CFuncPtr:
-    """``scale_of`` as a C function pointer (kept alive by the cache). An exception it raises
-    is stored for :meth:`Plan.drop` to re-raise and the kernel gets NaN, so it writes nothing."""
+    """``scale_of`` as a C function pointer, kept alive by the cache (keyed by the callable:
+    pass a module-level function such as ``spec.kept_scale_of_count``, not a fresh lambda each
+    call). An exception it raises is stored for :meth:`Plan.drop` to re-raise and the kernel
+    gets NaN, so it writes nothing."""
 
     def call(dropped: int, units: int) -> float:
         try:
@@ -185,7 +188,9 @@ class Plan:
     def apply(self, x: Tensor, out: Tensor, seeds: Seeds, scale: float) -> None:
         """``out = x * scale`` with the blocks of every (H, W) map zeroed; map ``m`` takes the
         blocks of mask ``m // maps_per_mask``. Both tensors contiguous, of this plan's dtype and
-        ``masks * maps_per_mask`` maps; ``out`` may be ``x``."""
+        ``masks * maps_per_mask`` maps; ``out`` may be ``x``. ``scale`` is finite and >= 0."""
+        if not 0.0 <= scale <= _FLOAT32_MAX:
+            raise ValueError(f"scale must be finite and >= 0, got {scale}")
         code = self._apply(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps, self.maps_per_mask,
                            seeds.flat.data_ptr(), seeds.flat.numel(), self._args, scale, torch.get_num_threads())
         if code != 0:

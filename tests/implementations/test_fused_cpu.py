@@ -228,7 +228,7 @@ class TestPlanDrop:
     @pytest.mark.parametrize("threads", [1, 2])
     @pytest.mark.parametrize(("shape", "k", "maps_per_mask"), [((4, 3, 14, 14), 5, 1), ((4, 3, 14, 14), 5, 3),
                                                                ((16, 64, 14, 14), 5, 1), ((16, 64, 14, 14), 5, 64),
-                                                               ((8, 32, 28, 28), 7, 1)])
+                                                               ((512, 4, 14, 14), 5, 4), ((8, 32, 28, 28), 7, 1)])
     @pytest.mark.parametrize("inplace", [False, True])
     def test_equals_sample_then_apply(self, shape, k, maps_per_mask, inplace, threads):
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -254,9 +254,11 @@ class TestPlanDrop:
         scale = plan.drop(3, x, torch.empty_like(x), lambda count, units: asked.append((count, units)) or 1.5)
         assert asked == [(dropped * 16, x.numel())] and scale == 1.5
 
-    def test_an_exception_in_scale_of_propagates_and_nothing_is_written(self):
-        x = torch.randn(8, 16, 14, 14)
-        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 7, 0.2), 128, 1, x.dtype)
+    # 8 sampling groups (2 threads: the seeds are joined) and 32 (each thread applies its own)
+    @pytest.mark.parametrize("samples", [8, 32])
+    def test_an_exception_in_scale_of_propagates_and_nothing_is_written(self, samples):
+        x = torch.randn(samples, 16, 14, 14)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 7, 0.2), samples * 16, 1, x.dtype)
         out = torch.full_like(x, 7.0)
 
         def broken(count: int, units: int) -> float:
@@ -269,6 +271,30 @@ class TestPlanDrop:
         assert bool((out == 7.0).all())
         plan.drop(3, x, out, spec.kept_scale_of_count)  # and the next call works
         assert not bool((out == 7.0).any())
+
+    @pytest.mark.parametrize("scale", [float("nan"), float("inf"), -1.0, 1e39])
+    def test_apply_refuses_a_scale_that_is_not_finite_and_non_negative(self, scale):
+        x = torch.randn(2, 3, 14, 14)
+        plan = KERNEL.plan(_geometry(fused.CONTRACT, 14, 14, 7, 0.2), 6, 1, x.dtype)
+        seeds, _ = plan.sample(1)
+        with pytest.raises(ValueError, match="finite"):
+            plan.apply(x, torch.empty_like(x), seeds, scale)
+
+    def test_a_smaller_team_than_asked_gives_the_same_output(self, tmp_path):
+        """OMP_THREAD_LIMIT=1 caps the team below torch's 2 threads: shares follow the team."""
+        script = textwrap.dedent(
+            """
+            import sys, torch
+            from dropblock_bench.implementations import fused
+            torch.set_num_threads(2)
+            x = torch.randn(32, 16, 14, 14, generator=torch.Generator().manual_seed(0))
+            torch.save(fused.drop_block2d(x, 0.2, 7, generator=torch.Generator().manual_seed(4)), sys.argv[1])
+            """
+        )
+        target = tmp_path / "out.pt"
+        subprocess.run([sys.executable, "-c", script, str(target)], check=True, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+        x = torch.randn(32, 16, 14, 14, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(torch.load(target), fused.drop_block2d(x, 0.2, 7, generator=torch.Generator().manual_seed(4)))
 
     def test_calls_from_several_threads_each_get_their_own_result(self):
         x = torch.randn(16, 8, 28, 28)
