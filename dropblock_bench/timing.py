@@ -1,10 +1,12 @@
 """The ``dbench run`` engine: time each case against a memory-floor op, interleaved. No printing.
 
 Timing uses :class:`torch.utils.benchmark.Timer` (warm-up, adaptive repetitions, CUDA
-synchronisation). Each case is measured in ``rounds`` alternating blocks with its floor op,
-``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode), on the
-same input, so ``floor_ratio`` holds on a noisy machine. Every raw sample is kept (each is the
-mean of one block of repetitions, in milliseconds).
+synchronisation). The implementations of one setting (same shape, dtype, device, mode, block
+and p) are timed together, on one input, in ``rounds`` rounds; in each round every
+implementation runs one block and its floor op one block, ``x * c`` (``x.mul_(c)`` for
+in-place cases; with ``.backward(g)`` in backward mode). So both ``floor_ratio`` and the
+comparison of two implementations hold on a noisy machine: each sees the same drifts. Every
+raw sample is kept (each is the mean of one block of repetitions, in milliseconds).
 """
 
 from __future__ import annotations
@@ -123,49 +125,105 @@ def _bytes_moved(case: RunCase, x: torch.Tensor) -> int:
 
 def run_case(case: RunCase, impl: Implementation, settings: RunSettings) -> CaseResult:
     """Time one case; failures become ``status="error"`` with the message, never an exception."""
-    result = CaseResult(case)
-    reason = skip_reason(case, impl)
-    if reason:
-        result.status, result.reason = "skipped", reason
-        return result
-    try:
-        _measure(case, impl, settings, result)
-    except torch.OutOfMemoryError as exc:
-        result.status, result.reason = "error", f"out of memory: {str(exc).splitlines()[0][:160]}"
-    except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
-        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        result.status, result.reason = "error", f"{type(exc).__name__}: {message}".rstrip(": ")
-    return result
+    return run_group([case], {case.implementation: impl}, settings)[0]
 
 
-def _measure(case: RunCase, impl: Implementation, settings: RunSettings, result: CaseResult) -> None:
+def _error_reason(exc: BaseException) -> str:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return f"out of memory: {str(exc).splitlines()[0][:160]}"
+    message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}".rstrip(": ")
+
+
+@dataclasses.dataclass
+class _Timed:
+    """A case being timed: its implementation, timers and the scope they run in."""
+
+    result: CaseResult
+    fn: Callable[..., torch.Tensor]
+    scope: dict[str, Any]
+    timer: torch_benchmark.Timer
+    floor_timer: torch_benchmark.Timer
+
+
+def _inputs(case: RunCase) -> dict[str, Any]:
+    """The input (and upstream gradient) a setting's implementations share."""
+    device, dtype = torch.device(case.device), getattr(torch, case.dtype)
+    inputs: dict[str, Any] = {"x": torch.randn(case.shape, device=device, dtype=dtype)}
+    if case.mode == "backward":
+        inputs["x"].requires_grad_()
+        inputs["g"] = torch.randn(case.shape, device=device, dtype=dtype)
+    return inputs
+
+
+def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: CaseResult) -> _Timed:
     fn = impl.load()
-    device = torch.device(case.device)
-    dtype = getattr(torch, case.dtype)
-    x = torch.randn(case.shape, device=device, dtype=dtype)
-    backward = case.mode == "backward"
-    if backward:
-        x.requires_grad_()
-    scope = {"fn": fn, "x": x, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT}
-    if backward:
-        scope["g"] = torch.randn(case.shape, device=device, dtype=dtype)
+    scope = {"fn": fn, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT, **inputs}
     statement, floor_statement = _statements(case)
-    timer = torch_benchmark.Timer(statement, globals=scope, num_threads=torch.get_num_threads())
-    floor_timer = torch_benchmark.Timer(floor_statement, globals=scope, num_threads=torch.get_num_threads())
-    block_time = settings.min_time_s / settings.rounds
-    for _ in range(settings.rounds):
-        result.samples_ms += [t * 1e3 for t in timer.blocked_autorange(min_run_time=block_time).times]
-        result.floor_samples_ms += [t * 1e3 for t in floor_timer.blocked_autorange(min_run_time=block_time).times]
+    threads = torch.get_num_threads()
+    return _Timed(result, fn, scope, torch_benchmark.Timer(statement, globals=scope, num_threads=threads),
+                  torch_benchmark.Timer(floor_statement, globals=scope, num_threads=threads))
+
+
+def _finish(timed: _Timed, settings: RunSettings) -> None:
+    result, case = timed.result, timed.result.case
     summary, floor = summarize(result.samples_ms), summarize(result.floor_samples_ms)
     result.median_ms, result.iqr_ms = summary.median, summary.iqr
     result.ci_low_ms, result.ci_high_ms, result.n_samples = summary.ci_low, summary.ci_high, summary.n
     result.floor_median_ms = floor.median
     result.floor_ratio = summary.median / floor.median if floor.median > 0 else None
+    x = timed.scope["x"]
     result.gbps = _bytes_moved(case, x) / (summary.median * 1e-3) / 1e9 if summary.median > 0 else None
     if settings.measure_memory:
-        result.peak_mem_bytes = peak_memory_bytes(_one_call(case, fn, scope), device)
-    if backward:
-        result.saved_bytes = saved_for_backward_bytes(lambda: fn(x, case.p, case.block_size), exclude=x)
+        result.peak_mem_bytes = peak_memory_bytes(_one_call(case, timed.fn, timed.scope), torch.device(case.device))
+    if case.mode == "backward":
+        result.saved_bytes = saved_for_backward_bytes(lambda: timed.fn(x, case.p, case.block_size), exclude=x)
+
+
+def run_group(
+    cases: list[RunCase],
+    implementations: Mapping[str, Implementation],
+    settings: RunSettings,
+    on_start: Callable[[RunCase], None] | None = None,
+) -> list[CaseResult]:
+    """Time the cases of one setting together, in ``settings.rounds`` rounds of one block per
+    case and one of its floor, on a shared input. Results in the order of ``cases``; a case
+    that is skipped or fails is a result with its reason, never an exception, and the others
+    go on."""
+    results = [CaseResult(case) for case in cases]
+    timed: list[_Timed] = []
+    inputs: dict[str, Any] | None = None
+    for result in results:
+        case = result.case
+        impl = implementations[case.implementation]
+        reason = skip_reason(case, impl)
+        if reason:
+            result.status, result.reason = "skipped", reason
+            continue
+        try:
+            inputs = inputs if inputs is not None else _inputs(case)
+            timed.append(_start(case, impl, inputs, result))
+        except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
+            result.status, result.reason = "error", _error_reason(exc)
+    block_time = settings.min_time_s / settings.rounds
+    for _ in range(settings.rounds):
+        for entry in list(timed):
+            if on_start:
+                on_start(entry.result.case)
+            try:
+                entry.result.samples_ms += [t * 1e3 for t in entry.timer.blocked_autorange(min_run_time=block_time).times]
+                entry.result.floor_samples_ms += [
+                    t * 1e3 for t in entry.floor_timer.blocked_autorange(min_run_time=block_time).times
+                ]
+            except Exception as exc:  # noqa: BLE001
+                entry.result.status, entry.result.reason = "error", _error_reason(exc)
+                timed.remove(entry)
+    for entry in timed:
+        try:
+            _finish(entry, settings)
+        except Exception as exc:  # noqa: BLE001
+            entry.result.status, entry.result.reason = "error", _error_reason(exc)
+    return results
 
 
 def _one_call(case: RunCase, fn: Callable[..., torch.Tensor], scope: dict[str, Any]) -> Callable[[], object]:
@@ -187,14 +245,23 @@ def run_matrix(
     on_result: Callable[[CaseResult], None] | None = None,
     on_start: Callable[[RunCase], None] | None = None,
 ) -> list[CaseResult]:
-    """Run every case in order (``implementations`` maps each case's name to its record);
-    ``on_result`` sees each result as soon as it exists."""
-    results = []
+    """Run every case (``implementations`` maps each case's name to its record), consecutive
+    cases of one setting together (:func:`run_group`); ``on_result`` sees each result as soon
+    as its setting is done, ``on_start`` each case as its blocks begin."""
+    results: list[CaseResult] = []
+    group: list[RunCase] = []
+
+    def flush() -> None:
+        for result in run_group(group, implementations, settings, on_start):
+            results.append(result)
+            if on_result:
+                on_result(result)
+        group.clear()
+
     for case in cases:
-        if on_start:
-            on_start(case)
-        result = run_case(case, implementations[case.implementation], settings)
-        results.append(result)
-        if on_result:
-            on_result(result)
+        if group and case.group != group[0].group:
+            flush()
+        group.append(case)
+    if group:
+        flush()
     return results

@@ -83,16 +83,16 @@ def test_shards_then_merge_cover_the_whole_matrix(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_cases_on_disk(tmp_path, monkeypatch):
-    real = timing.run_case
+    real = timing.run_group
     calls = {"n": 0}
 
-    def interrupt_on_third(case, impl, settings):
+    def interrupt_on_second_setting(cases, impls, settings, on_start=None):  # a setting: fused and paper
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(case, impl, settings)
+        return real(cases, impls, settings, on_start)
 
-    monkeypatch.setattr(timing, "run_case", interrupt_on_third)
+    monkeypatch.setattr(timing, "run_group", interrupt_on_second_setting)
     result = runner.invoke(
         app,
         ["run", "--impl", "fused,paper", *TINY, "--mode", "both", "--csv", str(tmp_path / "o.csv"), "--json", str(tmp_path / "o.json")],

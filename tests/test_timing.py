@@ -72,3 +72,48 @@ def test_out_of_memory_is_recorded_as_such():
 
     result = run_case(_case(implementation="hungry"), Implementation(name="hungry", target=hungry), FAST)
     assert result.status == "error" and result.reason.startswith("out of memory")
+
+
+def _recording(name: str, seen: list[tuple[str, int]]):
+    def fn(x, p, block_size, **kwargs):
+        seen.append((name, x.data_ptr()))
+        return x * 1.5
+
+    return Implementation(name=name, target=fn)
+
+
+def test_implementations_of_one_setting_take_turns_on_one_input():
+    seen: list[tuple[str, int]] = []
+    impls = {name: _recording(name, seen) for name in ("a", "b")}
+    started: list[str] = []
+    results = run_matrix([_case(implementation="a"), _case(implementation="b")], impls,
+                         RunSettings(min_time_s=0.02, rounds=3, measure_memory=False),
+                         on_start=lambda case: started.append(case.implementation))
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert started == ["a", "b"] * 3  # one block each per round, in turn
+    assert len({pointer for _, pointer in seen}) == 1  # the same x
+
+
+def test_each_setting_is_timed_on_its_own():
+    started: list[tuple[str, int]] = []
+    impls = {name: _recording(name, []) for name in ("a", "b")}
+    cases = [_case(implementation=name, block_size=k) for k in (3, 5) for name in ("a", "b")]
+    results = run_matrix(cases, impls, RunSettings(min_time_s=0.02, rounds=2, measure_memory=False),
+                         on_start=lambda case: started.append((case.implementation, case.block_size)))
+    assert [r.case for r in results] == cases
+    assert started == [("a", 3), ("b", 3)] * 2 + [("a", 5), ("b", 5)] * 2
+
+
+def test_an_implementation_failing_mid_run_leaves_the_others_timed():
+    calls = {"n": 0}
+
+    def flaky(x, p, block_size, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("gave up")
+        return x * 1.5
+
+    impls = {"flaky": Implementation(name="flaky", target=flaky), "fused": get_implementation("fused")}
+    results = run_matrix([_case(implementation="flaky"), _case()], impls, FAST)
+    assert [r.status for r in results] == ["error", "ok"]
+    assert results[0].reason == "RuntimeError: gave up" and results[1].n_samples >= 2
