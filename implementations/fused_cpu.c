@@ -3,9 +3,10 @@
  * temporaries.
  *
  * Built on first use by fused_cpu.py (plain C11, no Python or torch headers) and called
- * through ctypes. The math arrives as arguments computed by dropblock_bench.spec: gamma, the
- * seed region (rows x cols positions; a seed at position i paints the k x k block with corner
- * (top0 + i / cols, left0 + i % cols)) and the scale. Nothing here re-derives it.
+ * through ctypes. The math arrives from dropblock_bench.spec: gamma and the seed region (rows x
+ * cols positions; a seed at position i paints the k x k block with corner (top0 + i / cols,
+ * left0 + i % cols)) as arguments, and the scale as an argument (dbf_apply) or from a callback
+ * given the exact count (dbf_drop). Nothing here re-derives it.
  *
  * Randomness. Masks (one per map, or one per sample when channels share it) are sampled in
  * groups of consecutive masks (1,024 to 8,192 seed positions a group, see make_sampler); each

@@ -152,9 +152,10 @@ class Plan:
     def drop(self, seed: int, x: Tensor, out: Tensor, scale_of: Callable[[int, int], float]) -> float:
         """:meth:`sample` then :meth:`apply` in one kernel call that keeps no seeds (the call
         without autograd), with ``scale = scale_of(dropped units, units of x)``: the kernel's
-        threads sample, the calling thread asks ``scale_of`` once every count is in, and each
-        thread applies the maps whose seeds it drew. Same output as the two calls. Returns the
-        scale; an exception from ``scale_of`` propagates and nothing is written."""
+        threads sample, the calling thread asks ``scale_of`` once every count is in, and the
+        threads apply (each the maps whose seeds it drew, or, with few sampling groups, an even
+        share of maps from the joined seeds). Same output as the two calls. Returns the scale;
+        an exception from ``scale_of`` propagates and nothing is written."""
         scale = ctypes.c_float()
         code = self._drop(self._dtype_code, x.data_ptr(), out.data_ptr(), self.maps_per_mask, seed, self.masks,
                           self._args, _scale_callback(scale_of), scale, torch.get_num_threads())
