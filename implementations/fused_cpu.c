@@ -18,6 +18,7 @@
  * successive seeds of such a sequence are iid Geometric(gamma), one log per seed, drawn in
  * batches (draw_gaps).
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -203,25 +204,35 @@ static int64_t walk_fill(seed_walk *w, int64_t *out, int64_t room) {
     return n;
 }
 
+/* Division by a fixed d > 0 without a divide instruction: n / d = floor(n * m / 2^62) with
+ * m = floor(2^62 / d) + 1, exact for 0 <= n with n * d < 2^62, because the error
+ * n * (m - 2^62 / d) / 2^62 stays below 1 / d. */
+typedef struct {
+    uint64_t m;
+    int64_t d;
+} dbf_divisor;
+
+static dbf_divisor make_divisor(int64_t d) { return (dbf_divisor){((uint64_t)1 << 62) / (uint64_t)d + 1, d}; }
+
+static inline int64_t divide(const dbf_divisor *v, int64_t n) {
+#ifdef __SIZEOF_INT128__
+    return (int64_t)(((unsigned __int128)(uint64_t)n * v->m) >> 62);
+#else
+    return n / v->d;
+#endif
+}
+
 typedef struct {
     int64_t height, width, k, top0, left0, cols;
-    uint64_t per_cols; /* floor(2^62 / cols) + 1: see position_row */
+    dbf_divisor by_cols; /* for position_row */
 } dbf_geometry;
 
 static dbf_geometry make_geometry(int64_t height, int64_t width, int64_t k, int64_t top0, int64_t left0, int64_t cols) {
-    return (dbf_geometry){height, width, k, top0, left0, cols, ((uint64_t)1 << 62) / (uint64_t)cols + 1};
+    return (dbf_geometry){height, width, k, top0, left0, cols, make_divisor(cols)};
 }
 
-/* pos / cols for 0 <= pos, cols < 2^31, as floor(pos * m / 2^62) with m = floor(2^62 / cols) + 1
- * (no divide instruction): exact, because pos * cols < 2^62 keeps the error pos * (m - 2^62 /
- * cols) / 2^62 below 1 / cols. */
-static inline int64_t position_row(const dbf_geometry *g, int64_t pos) {
-#ifdef __SIZEOF_INT128__
-    return (int64_t)(((unsigned __int128)(uint64_t)pos * g->per_cols) >> 62);
-#else
-    return pos / g->cols;
-#endif
-}
+/* pos / cols (positions and cols are below 2^31: exact). */
+static inline int64_t position_row(const dbf_geometry *g, int64_t pos) { return divide(&g->by_cols, pos); }
 
 typedef struct {
     int64_t r0, r1, c0, c1; /* rows [r0, r1), columns [c0, c1) */
@@ -360,18 +371,12 @@ typedef struct {
     int64_t groups, words;
     int squares; /* count with square_tally: AVX2, and no block is clipped */
     int sparse;  /* ... and by runs (sparse_covered): masks hold under one seed on average */
-    uint64_t per_mask_m; /* floor(2^62 / per_mask) + 1, for mask_index */
+    dbf_divisor by_per_mask; /* for mask_index */
 } sample_job;
 
 #if defined(__AVX2__)
-/* flat / per_mask, as position_row does it: exact while flat * per_mask < 2^62 (sparse jobs only). */
-static inline int64_t mask_index(const sample_job *job, int64_t flat) {
-#ifdef __SIZEOF_INT128__
-    return (int64_t)(((unsigned __int128)(uint64_t)flat * job->per_mask_m) >> 62);
-#else
-    return flat / job->s.per_mask;
-#endif
-}
+/* flat / per_mask: exact while flat * per_mask < 2^62 (sparse jobs only). */
+static inline int64_t mask_index(const sample_job *job, int64_t flat) { return divide(&job->by_per_mask, flat); }
 
 /* What the blocks of `count` (>= 2) seeds of one mask share: count k^2 minus their union. */
 static int64_t run_overlap(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
@@ -515,13 +520,13 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
 
 static void make_sample_job(sample_job *job, uint64_t seed, int64_t masks, const dbf_args *a) {
     *job = (sample_job){make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, 0};
+                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, {0, 1}};
     job->groups = group_count(&job->s);
 #if defined(__AVX2__)
     job->squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
     const double positions = (double)masks * (double)job->s.per_mask;
     job->sparse = job->squares && (double)job->s.per_mask * a->gamma < 1.0 && positions * (double)job->s.per_mask < 0x1p61;
-    job->per_mask_m = ((uint64_t)1 << 62) / (uint64_t)(job->s.per_mask > 0 ? job->s.per_mask : 1) + 1;
+    job->by_per_mask = make_divisor(job->s.per_mask > 0 ? job->s.per_mask : 1);
 #endif
 }
 
@@ -1057,7 +1062,7 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
             }
             if (status == 0) {
                 const double s = scale_of(covered * maps_per_mask, maps * apply.area);
-                status = s >= 0.0 && s <= 3.4028234663852886e38 ? 0 : -2;
+                status = s >= 0.0 && s <= FLT_MAX ? 0 : -2;
                 if (status == 0) *scale = (float)s;
             }
         }

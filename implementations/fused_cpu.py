@@ -76,7 +76,7 @@ class _Args(ctypes.Structure):
     _fields_ += [("gamma", ctypes.c_double)]
 
 
-_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_MAX = torch.finfo(torch.float32).max
 # dbf_drop's callback: the scale for (dropped units, units), as a double.
 _SCALE_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_int64)
 _callback_error = threading.local()  # an exception raised by a scale_of, for the thread that called dbf_drop
