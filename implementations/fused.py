@@ -261,8 +261,15 @@ class _KernelDropBlock(torch.autograd.Function):
 
 
 def _output(x: Tensor, inplace: bool) -> Tensor:
-    """Where the kernel writes: ``x`` itself, or a new NCHW-contiguous tensor like it."""
-    return x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+    """Where the kernel writes: ``x`` itself, or a new NCHW-contiguous tensor like it, advised
+    onto huge pages (the kernel writes all of it at once; see ``CpuKernel.advise_huge_pages``)."""
+    if inplace:
+        return x
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    kernel = fused_cpu.load()
+    if kernel is not None:
+        kernel.advise_huge_pages(out)
+    return out
 
 
 def _kernel_apply(x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:

@@ -9,6 +9,9 @@ OpenMP threads follow ``torch.get_num_threads()``; on Linux the library binds to
 When there is no compiler, the build fails, or ``DBENCH_CPU_KERNEL=0`` is set, :func:`load`
 returns ``None`` and ``fused`` runs its pure-torch path (same law, slower); :func:`status`
 says which and why.
+
+Out-of-place outputs are advised onto transparent huge pages on Linux
+(:meth:`CpuKernel.advise_huge_pages`; ``DBENCH_HUGE_PAGES=0`` turns that off).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from torch import Tensor
 __all__ = ["CpuKernel", "Plan", "SeedGeometry", "Seeds", "load", "status"]
 
 DISABLE_ENV = "DBENCH_CPU_KERNEL"
+HUGE_PAGES_ENV = "DBENCH_HUGE_PAGES"
+_OFF = frozenset({"0", "false", "no", "off"})
 CACHE_ENV = "DBENCH_CACHE_DIR"
 _SOURCE = "fused_cpu.c"
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
@@ -116,10 +121,29 @@ class CpuKernel:
         self._drop.restype = c_int
         self._drop.argtypes = [c_int, ptr, ptr, i64, u64, i64, ctypes.POINTER(_Args), _SCALE_FN,
                                ctypes.POINTER(ctypes.c_float), c_int]
+        self._advise = library.dbf_advise_huge_pages
+        self._advise.restype = i64
+        self._advise.argtypes = [ptr, i64]
         self._supported = frozenset(d for d, code in _DTYPE_CODES.items() if library.dbf_supports(code))
 
     def supports(self, dtype: torch.dtype) -> bool:
         return dtype in self._supported
+
+    def advise_huge_pages(self, tensor: Tensor) -> int:
+        """Ask Linux to back ``tensor``'s memory with transparent huge pages wherever whole
+        2 MiB-aligned pages fit; returns the bytes advised (0: none fit, not Linux, the kernel
+        refused, or ``DBENCH_HUGE_PAGES=0``). Contents are untouched.
+
+        Meant for a fresh output that the caller writes in full right away: a large tensor is
+        freshly mmapped by the allocator, and writing it faults in one zeroed page at a time,
+        2 MiB instead of 4 KiB with this advice. At 32x512x28x28 float32 that is ~15 ms of a
+        ~20 ms out-of-place call here. Memory that is already in use is not moved. Needs the
+        system's THP mode (``/sys/kernel/mm/transparent_hugepage/enabled``) to be ``madvise``
+        or ``always``; with ``never`` it changes nothing.
+        """
+        if os.environ.get(HUGE_PAGES_ENV, "1").strip().lower() in _OFF:
+            return 0
+        return self._advise(tensor.data_ptr(), tensor.numel() * tensor.element_size())
 
     def plan(self, geometry: SeedGeometry, masks: int, maps_per_mask: int, dtype: torch.dtype) -> Plan:
         """The calls for ``masks`` masks of ``geometry``, each applied to ``maps_per_mask``
@@ -253,7 +277,7 @@ _status = "not loaded yet"
 def load() -> CpuKernel | None:
     """The kernel, building it if needed; ``None`` (and :func:`status` says why) when unavailable."""
     global _status
-    if os.environ.get(DISABLE_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+    if os.environ.get(DISABLE_ENV, "1").strip().lower() in _OFF:
         _status = f"disabled by {DISABLE_ENV}"
         return None
     compiler = _compiler()

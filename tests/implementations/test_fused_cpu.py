@@ -345,6 +345,80 @@ class TestDispatch:
         assert not torch.equal(fused.drop_block2d(x, 0.3, 3, generator=generator), fused.drop_block2d(x, 0.3, 3, generator=generator))
 
 
+HUGE_PAGE = 2 << 20
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _thp_advice_works() -> bool:
+    """Linux with transparent huge pages in "madvise" or "always" mode."""
+    try:
+        return "[never]" not in THP_MODE.read_text()
+    except OSError:
+        return False
+
+
+def _vm_flags(address: int) -> set[str]:
+    """The VmFlags of the mapping of this process that holds ``address`` (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            start, end = (int(part, 16) for part in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("VmFlags:"):
+            return set(line.split()[1:])
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+class TestHugePageAdvice:
+    """Out-of-place outputs are advised onto transparent huge pages: the whole 2 MiB pages inside
+    the tensor, nothing else, contents untouched, and not at all with DBENCH_HUGE_PAGES=0."""
+
+    @pytest.mark.skipif(not _thp_advice_works(), reason="needs Linux with transparent huge pages not 'never'")
+    def test_advises_the_whole_huge_pages_inside_the_tensor(self, monkeypatch):
+        monkeypatch.delenv(fused_cpu.HUGE_PAGES_ENV, raising=False)
+        tensor = torch.arange(3 * HUGE_PAGE // 4 + 12345, dtype=torch.float32)  # ~6 MiB, filled
+        before = tensor.clone()
+        start, end = tensor.data_ptr(), tensor.data_ptr() + tensor.numel() * 4
+        first, last = -(-start // HUGE_PAGE) * HUGE_PAGE, end // HUGE_PAGE * HUGE_PAGE
+        assert KERNEL.advise_huge_pages(tensor) == last - first > 0
+        assert "hg" in _vm_flags(first) and "hg" in _vm_flags(last - 1)
+        assert torch.equal(tensor, before)
+
+    def test_nothing_when_no_whole_huge_page_fits(self):
+        assert KERNEL.advise_huge_pages(torch.empty(1000)) == 0
+
+    @pytest.mark.parametrize("value", ["0", "off", "False"])
+    def test_the_environment_turns_it_off(self, monkeypatch, value):
+        monkeypatch.setenv(fused_cpu.HUGE_PAGES_ENV, value)
+        assert KERNEL.advise_huge_pages(torch.empty(4 * HUGE_PAGE)) == 0
+
+    def test_out_of_place_outputs_are_advised_and_unchanged_by_it(self, monkeypatch):
+        advised: list[int] = []
+        real = KERNEL.advise_huge_pages
+        monkeypatch.setattr(KERNEL, "advise_huge_pages", lambda t: advised.append(t.data_ptr()) or real(t))
+        x = torch.randn(4, 64, 56, 56, generator=torch.Generator().manual_seed(0))  # 3.2 MiB
+        outputs = {}
+        for setting in ("1", "0"):
+            monkeypatch.setenv(fused_cpu.HUGE_PAGES_ENV, setting)
+            for name, function in (("fused", fused.drop_block2d), ("shared", fused.drop_block2d_shared)):
+                outputs[name, setting] = function(x, 0.2, 5, generator=torch.Generator().manual_seed(3))
+                assert advised[-1] == outputs[name, setting].data_ptr()
+        assert torch.equal(outputs["fused", "1"], outputs["fused", "0"])
+        assert torch.equal(outputs["shared", "1"], outputs["shared", "0"])
+        calls = len(advised)
+        fused.drop_block2d(x, 0.2, 5, inplace=True)
+        assert len(advised) == calls  # in place: x is not a fresh output
+
+    def test_backward_outputs_are_advised(self, monkeypatch):
+        advised: list[int] = []
+        real = KERNEL.advise_huge_pages
+        monkeypatch.setattr(KERNEL, "advise_huge_pages", lambda t: advised.append(t.data_ptr()) or real(t))
+        x = torch.randn(2, 8, 14, 14, requires_grad=True)
+        fused.drop_block2d(x, 0.2, 3).sum().backward()
+        assert advised[-1] == x.grad.data_ptr() and len(advised) == 2
+
+
 @pytest.fixture(scope="module")
 def portable_kernel(tmp_path_factory) -> fused_cpu.CpuKernel:
     """The kernel built without -march=native or OpenMP: the scalar log and element loops any
