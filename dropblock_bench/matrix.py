@@ -6,10 +6,11 @@ Pure and torch-free, so bad input is refused before anything heavy loads.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import DTYPE_NAMES
@@ -55,6 +56,13 @@ class RunCase:
     def group(self) -> tuple[object, ...]:
         """The key without the implementation: cases that compete with each other."""
         return self.key[1:]
+
+    @property
+    def turn_group(self) -> tuple[object, ...]:
+        """The key without implementation and dtype: cases timed together, in turns, so that
+        implementations compare and dtypes compare (each against its own floor) within minutes
+        that saw the same machine."""
+        return (self.device, self.shape_label, self.block_size, self.p, self.mode, self.inplace)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,12 +150,67 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _parse_inplace(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"true", "false", "yes", "no", "1", "0"}:
+        raise MatrixError(f"bad inplace value {text!r}: write true or false")
+    return str(value in {"true", "yes", "1"})
+
+
+# Field name in --exclude -> (the case's value as text, how a written value is normalised).
+_EXCLUDE_FIELDS: dict[str, tuple[Callable[[RunCase], str], Callable[[str], Iterable[str]]]] = {
+    "impl": (lambda c: c.implementation, lambda v: [v.strip()]),
+    "dtype": (lambda c: c.dtype, lambda v: [parse_dtype(v)]),
+    "shape": (lambda c: c.shape_label, lambda v: ["x".join(map(str, parse_shape(v)))]),
+    "mode": (lambda c: c.mode, parse_mode),
+    "device": (lambda c: c.device, lambda v: [parse_device(v)]),
+    "block": (lambda c: str(c.block_size), lambda v: [str(parse_block_size(v))]),
+    "p": (lambda c: repr(c.p), lambda v: [repr(parse_probability(v))]),
+    "inplace": (lambda c: str(c.inplace), lambda v: [_parse_inplace(v)]),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Exclusion:
+    """Cases to leave out of a run: those matching every condition, a condition being a field
+    and the values it may take (implementation names may be globs)."""
+
+    conditions: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def matches(self, case: RunCase) -> bool:
+        return all(
+            any(fnmatch.fnmatchcase(_EXCLUDE_FIELDS[field][0](case), value) for value in values)
+            for field, values in self.conditions
+        )
+
+
+def parse_exclusion(text: str) -> Exclusion:
+    """``"impl=torchvision,timm* dtype=float16,bfloat16"`` -> an :class:`Exclusion` (space-separated
+    ``FIELD=VALUES``, every one must match; fields: impl, dtype, shape, mode, device, block, p,
+    inplace)."""
+    conditions = []
+    for part in text.split():
+        field, sep, values = part.partition("=")
+        field = field.strip().lower()
+        if not sep or field not in _EXCLUDE_FIELDS or not values.strip(","):
+            raise MatrixError(
+                f"bad exclusion {part!r} in {text!r}: write FIELD=VALUES with FIELD one of "
+                f"{', '.join(_EXCLUDE_FIELDS)}, e.g. 'impl=torchvision,timm* dtype=float16'"
+            )
+        normalise = _EXCLUDE_FIELDS[field][1]
+        conditions.append((field, tuple(v for value in split_values([values]) for v in normalise(value))))
+    if not conditions:
+        raise MatrixError("empty exclusion: write FIELD=VALUES, e.g. 'impl=torchvision dtype=float16'")
+    return Exclusion(tuple(conditions))
+
+
 def expand(spec: MatrixSpec) -> list[RunCase]:
-    """Every combination, grouped so that implementations of one setting sit side by side."""
+    """Every combination, ordered so that implementations of one setting sit side by side and
+    the dtypes of one shape, block, p, device and mode follow each other (one turn group)."""
     return [
         RunCase(impl, device, dtype, shape, block, p, mode, inplace)
-        for shape, block, p, dtype, device, mode, inplace, impl in itertools.product(
-            spec.shapes, spec.block_sizes, spec.ps, spec.dtypes, spec.devices, spec.modes, spec.inplace, spec.implementations
+        for shape, block, p, device, mode, inplace, dtype, impl in itertools.product(
+            spec.shapes, spec.block_sizes, spec.ps, spec.devices, spec.modes, spec.inplace, spec.dtypes, spec.implementations
         )
     ]
 
@@ -155,10 +218,10 @@ def expand(spec: MatrixSpec) -> list[RunCase]:
 def shard(cases: Sequence[RunCase], index: int, count: int) -> list[RunCase]:
     """The ``index``-th of ``count`` deterministic slices (1-based); the slices partition ``cases``.
 
-    Whole groups (all implementations of one setting) stay in one slice, so ratios between
-    implementations are always measured in the same process.
+    Whole turn groups (all implementations and dtypes of one setting) stay in one slice, so
+    ratios between implementations, or between dtypes, are always measured in the same process.
     """
     groups: dict[tuple[object, ...], list[RunCase]] = {}
     for case in cases:
-        groups.setdefault(case.group, []).append(case)
+        groups.setdefault(case.turn_group, []).append(case)
     return [case for position, group in enumerate(groups.values()) if position % count == index - 1 for case in group]

@@ -1,12 +1,13 @@
 """The ``dbench run`` engine: time each case against a memory-floor op, interleaved. No printing.
 
 Timing uses :class:`torch.utils.benchmark.Timer` (warm-up, adaptive repetitions, CUDA
-synchronisation). The implementations of one setting (same shape, dtype, device, mode, block
-and p) are timed together, on one input, in ``rounds`` rounds; in each round every
-implementation runs one block and its floor op one block, ``x * c`` (``x.mul_(c)`` for
-in-place cases; with ``.backward(g)`` in backward mode). So both ``floor_ratio`` and the
-comparison of two implementations hold on a noisy machine: each sees the same drifts. Every
-raw sample is kept (each is the mean of one block of repetitions, in milliseconds).
+synchronisation). The cases of one turn group (same shape, device, mode, block and p; every
+implementation and dtype) are timed together, in ``rounds`` rounds, the implementations of a
+dtype on one shared input; in each round every case runs one block and its floor op one
+block, ``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode).
+So ``floor_ratio``, the comparison of two implementations and that of two dtypes' ratios all
+hold on a noisy machine: each sees the same drifts. Every raw sample is kept (each is the mean
+of one block of repetitions, in milliseconds).
 """
 
 from __future__ import annotations
@@ -186,13 +187,13 @@ def run_group(
     settings: RunSettings,
     on_start: Callable[[RunCase], None] | None = None,
 ) -> list[CaseResult]:
-    """Time the cases of one setting together, in ``settings.rounds`` rounds of one block per
-    case and one of its floor, on a shared input. Results in the order of ``cases``; a case
-    that is skipped or fails is a result with its reason, never an exception, and the others
-    go on."""
+    """Time the cases of one turn group together (:attr:`RunCase.turn_group`), in
+    ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
+    dtype on a shared input. Results in the order of ``cases``; a case that is skipped or fails
+    is a result with its reason, never an exception, and the others go on."""
     results = [CaseResult(case) for case in cases]
     timed: list[_Timed] = []
-    inputs: dict[str, Any] | None = None
+    inputs: dict[str, dict[str, Any]] = {}  # by dtype
     for result in results:
         case = result.case
         impl = implementations[case.implementation]
@@ -201,8 +202,9 @@ def run_group(
             result.status, result.reason = "skipped", reason
             continue
         try:
-            inputs = inputs if inputs is not None else _inputs(case)
-            timed.append(_start(case, impl, inputs, result))
+            if case.dtype not in inputs:
+                inputs[case.dtype] = _inputs(case)
+            timed.append(_start(case, impl, inputs[case.dtype], result))
         except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
             result.status, result.reason = "error", _error_reason(exc)
     block_time = settings.min_time_s / settings.rounds
@@ -246,8 +248,8 @@ def run_matrix(
     on_start: Callable[[RunCase], None] | None = None,
 ) -> list[CaseResult]:
     """Run every case (``implementations`` maps each case's name to its record), consecutive
-    cases of one setting together (:func:`run_group`); ``on_result`` sees each result as soon
-    as its setting is done, ``on_start`` each case as its blocks begin."""
+    cases of one turn group together (:func:`run_group`); ``on_result`` sees each result as
+    soon as its group is done, ``on_start`` each case as its blocks begin."""
     results: list[CaseResult] = []
     group: list[RunCase] = []
 
@@ -259,7 +261,7 @@ def run_matrix(
         group.clear()
 
     for case in cases:
-        if group and case.group != group[0].group:
+        if group and case.turn_group != group[0].turn_group:
             flush()
         group.append(case)
     if group:

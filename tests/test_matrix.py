@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropblock_bench import matrix
-from dropblock_bench.matrix import MatrixError, MatrixSpec
+from dropblock_bench.matrix import MatrixError, MatrixSpec, RunCase
 
 
 def test_parsers_accept_good_input():
@@ -53,6 +54,11 @@ def test_expand_is_the_full_product_with_implementations_adjacent():
     assert len(cases) == 2 * 2 * 2 * 2 * 2
     assert len({c.key for c in cases}) == len(cases)
     assert [c.implementation for c in cases[:2]] == ["a", "b"] and cases[0].group == cases[1].group
+    # the dtypes of one setting follow each other: one turn group, two competing groups
+    assert [c.dtype for c in cases[:4]] == ["float32", "float32", "float16", "float16"]
+    assert len({c.turn_group for c in cases[:4]}) == 1 and len({c.group for c in cases[:4]}) == 2
+    runs = [group for group, _ in itertools.groupby(c.turn_group for c in cases)]
+    assert len(runs) == len(set(runs))  # each turn group is one contiguous run
 
 
 @settings(max_examples=60, deadline=None)
@@ -62,6 +68,7 @@ def test_shards_partition_the_matrix_and_keep_groups_whole(n_impls, n_shapes, n_
         tuple(f"impl{i}" for i in range(n_impls)),
         tuple((1, 1, 8 + i, 8) for i in range(n_shapes)),
         tuple(range(1, n_blocks + 1)),
+        dtypes=("float32", "bfloat16"),
         modes=("forward", "backward"),
     )
     cases = matrix.expand(spec)
@@ -70,6 +77,20 @@ def test_shards_partition_the_matrix_and_keep_groups_whole(n_impls, n_shapes, n_
     assert sorted(c.key for c in flat) == sorted(c.key for c in cases)
     assert len(flat) == len(cases)
     for part in shards:
-        groups = {c.group for c in part}
-        assert all(sum(c.group == g for c in part) == n_impls for g in groups)
+        groups = {c.turn_group for c in part}
+        assert all(sum(c.turn_group == g for c in part) == 2 * n_impls for g in groups)
     assert matrix.shard(cases, 1, count) == matrix.shard(cases, 1, count)  # deterministic
+
+
+def test_exclusions_normalise_what_the_user_writes_and_match_every_condition():
+    case = RunCase("timm-per-channel", "cpu", "float16", (32, 256, 56, 56), 7, 0.1, "backward", inplace=False)
+    assert matrix.parse_exclusion("impl=torchvision,timm* dtype=half").matches(case)
+    assert matrix.parse_exclusion("mode=both p=0.10 block=7 shape=32X256X56X56 inplace=no").matches(case)
+    assert not matrix.parse_exclusion("impl=timm dtype=half").matches(case)  # a glob, not a prefix
+    assert not matrix.parse_exclusion("impl=timm* dtype=float32").matches(case)  # every condition must hold
+
+
+@pytest.mark.parametrize("text", ["", "colour=red", "impl", "impl=", "inplace=maybe"])
+def test_bad_exclusions_say_how_to_write_one(text):
+    with pytest.raises(MatrixError):
+        matrix.parse_exclusion(text)

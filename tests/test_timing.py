@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dropblock_bench.matrix import RunCase
+from dropblock_bench.matrix import MatrixSpec, RunCase, expand
 from dropblock_bench.registry import Implementation, get_implementation
 from dropblock_bench.timing import RunSettings, run_case, run_matrix
 
@@ -102,6 +102,21 @@ def test_each_setting_is_timed_on_its_own():
                          on_start=lambda case: started.append((case.implementation, case.block_size)))
     assert [r.case for r in results] == cases
     assert started == [("a", 3), ("b", 3)] * 2 + [("a", 5), ("b", 5)] * 2
+
+
+def test_dtypes_of_one_setting_take_turns_each_on_its_own_input():
+    seen: list[tuple[str, int]] = []
+    impls = {name: _recording(name, seen) for name in ("a", "b")}
+    spec = MatrixSpec(("a", "b"), ((2, 4, 12, 12),), (3,), dtypes=("float32", "float16"))
+    started: list[tuple[str, str]] = []
+    results = run_matrix(expand(spec), impls, RunSettings(min_time_s=0.02, rounds=2, measure_memory=False),
+                         on_start=lambda case: started.append((case.implementation, case.dtype)))
+    assert [r.status for r in results] == ["ok"] * 4
+    assert started == [("a", "float32"), ("b", "float32"), ("a", "float16"), ("b", "float16")] * 2
+    pointers = {}
+    for name, pointer in seen:
+        pointers.setdefault(pointer, set()).add(name)
+    assert len(pointers) == 2 and all(names == {"a", "b"} for names in pointers.values())
 
 
 def test_an_implementation_failing_mid_run_leaves_the_others_timed():
