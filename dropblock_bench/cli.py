@@ -235,13 +235,21 @@ def run_command(
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
     shard_spec: Annotated[Optional[str], typer.Option("--shard", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
+    exclude: Annotated[
+        ListOption,
+        typer.Option(
+            help="Leave out the cases matching every FIELD=VALUES given (space-separated; fields impl, dtype, shape, mode, "
+            "device, block, p, inplace; impl takes globs). Repeatable. E.g. --exclude 'impl=torchvision,timm* dtype=float16,bfloat16'."
+        ),
+    ] = None,
 ) -> None:
     """Time DropBlock implementations across shapes, dtypes, devices, block sizes and drop rates.
 
     With no options: a quick matrix over the built-ins (under a minute on 2 cores). Every case
     is timed with torch.utils.benchmark against a memory-floor op (`x * c`) interleaved in the
     same process, so **×floor** is meaningful on a noisy machine; **×best** compares the
-    implementations of one setting. Each case reports the median, IQR, a 95 % confidence
+    implementations of one setting. The implementations and dtypes of one shape and mode take
+    turns, block by block, so both comparisons see the same machine. Each case reports the median, IQR, a 95 % confidence
     interval of the median, effective GB/s, peak memory above the input, and for backward the
     bytes saved for backward. Missing devices, unsupported dtypes and failures are recorded as
     skipped or error rows and the run goes on; Ctrl-C keeps every finished row on disk.
@@ -254,10 +262,13 @@ def run_command(
         implementations = _run_implementations(impl)
         spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
         cases = matrix.expand(spec)
+        exclusions = [matrix.parse_exclusion(text) for text in exclude or ()]
+        cases = [case for case in cases if not any(e.matches(case) for e in exclusions)]
         if shard_spec:
             cases = matrix.shard(cases, *matrix.parse_shard(shard_spec))
     if not cases:
-        console.print("[yellow]this shard of the matrix is empty; nothing to run[/]")
+        console.print(f"[yellow]{'this shard of ' if shard_spec else ''}the matrix is empty"
+                      f"{' after --exclude' if exclude else ''}; nothing to run[/]")
         return
 
     import torch

@@ -59,12 +59,26 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
         (["--shard", "3/2"], "I/N"),
         (["--preset", "huge"], "unknown preset"),
         (["--impl", "papr"], "did you mean paper"),
+        (["--exclude", "colour=red"], "FIELD=VALUES"),
+        (["--exclude", "dtype=int8"], "unknown dtype"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(args, message):
     result = runner.invoke(app, ["run", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_exclude_leaves_out_the_matching_cases(tmp_path):
+    out = tmp_path / "run.json"
+    args = ["run", "--impl", "fused,fused-shared", "--shape", "1x2x8x8", "--block-size", "3", "--dtype", "float32,bfloat16",
+            "--min-time", "0.01", "--no-memory", "--exclude", "impl=*-shared dtype=bf16", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cases = {(c["implementation"], c["dtype"]) for c in json.loads(out.read_text())["cases"]}
+    assert cases == {("fused", "float32"), ("fused", "bfloat16"), ("fused-shared", "float32")}
+    everything = runner.invoke(app, [*args[:-2], "--exclude", "mode=forward"])
+    assert everything.exit_code == 0 and "empty after --exclude" in everything.output
 
 
 def test_shards_then_merge_cover_the_whole_matrix(tmp_path):
