@@ -235,6 +235,14 @@ def run_command(
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
     shard_spec: Annotated[Optional[str], typer.Option("--shard", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
+    pin_malloc: Annotated[
+        bool,
+        typer.Option(
+            "--pin-malloc/--no-pin-malloc",
+            help="Pin glibc's mmap threshold at 32 MiB for the run, so whether a fresh output page-faults depends on its "
+            "size, not on the cases before it (see dropblock_bench.allocator). Off: the allocator as your program has it.",
+        ),
+    ] = True,
     exclude: Annotated[
         ListOption,
         typer.Option(
@@ -273,6 +281,7 @@ def run_command(
 
     import torch
 
+    from dropblock_bench.allocator import memory_settings, pin_glibc_malloc
     from dropblock_bench.render import run_notes, run_table
     from dropblock_bench.run_io import CsvAppender, JsonRunWriter, machine_meta
     from dropblock_bench.timing import RunSettings, run_matrix
@@ -281,11 +290,13 @@ def run_command(
         torch.set_num_threads(threads)
     settings = RunSettings(min_time_s=min_time, measure_memory=memory)
     backend = _fused_cpu_backend(implementations.values(), cases)
+    malloc = pin_glibc_malloc() if pin_malloc else None
     writers = []
     if csv_path:
         writers.append((CsvAppender(csv_path), "row"))
     if json_path:
-        extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases)}
+        extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases),
+                 "memory": memory_settings(malloc)}
         meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
         writers.append((JsonRunWriter(json_path, meta), "record"))
     results = []
@@ -316,6 +327,8 @@ def run_command(
         console.print(line, highlight=False)
     if backend:
         console.print(f"[dim]fused on CPU: {backend}[/]", highlight=False)
+    if malloc:
+        console.print(f"[dim]allocator: {malloc}[/]", highlight=False)
     saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
     if interrupted:
         error_console.print(f"[yellow]interrupted after {len(results)} of {len(cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))

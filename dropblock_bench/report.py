@@ -84,6 +84,15 @@ def _observed_rates(payload: Mapping[str, Any] | None) -> dict[str, list[tuple[i
     return observed
 
 
+def _memory_line(memory: Mapping[str, Any]) -> str:
+    """What decided the page faults of fresh outputs in the run, in one line."""
+    return (
+        f"Memory: malloc {memory.get('malloc')} · transparent huge pages `{memory.get('thp_mode')}`"
+        f" · torch's large tensors on huge pages (THP_MEM_ALLOC_ENABLE): {'yes' if memory.get('torch_thp_alloc') else 'no'}"
+        f" · fused outputs advised onto huge pages: {'yes' if memory.get('fused_huge_pages') else 'no'}"
+    )
+
+
 def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = None, seed: int = 0) -> Path:
     """Write the report; returns the path of its markdown file."""
     from dropblock_bench import plots
@@ -105,6 +114,8 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
         f" · GPU: {(meta.get('gpu') or {}).get('name', 'none')} · dbench {meta.get('dbench_version')}"
         f" · commit {meta.get('git_commit') or '?'} · {meta.get('time')}"
     )
+    if meta.get("memory"):
+        lines += ["", _memory_line(meta["memory"])]
     lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else ""), "", "## Timing", ""]
     for mode in dict.fromkeys(c["mode"] for c in cases if c["status"] == "ok"):
         figure = plots.timing_figure(cases, mode)

@@ -33,6 +33,7 @@ def test_tiny_run_writes_table_csv_and_json(tmp_path):
 
     assert payload["meta"]["fused_cpu_backend"] == fused_cpu.status()
     assert "fused on CPU:" in result.output
+    assert set(payload["meta"]["memory"]) == {"malloc", "thp_mode", "torch_thp_alloc", "fused_huge_pages"}
 
 
 def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
@@ -40,6 +41,18 @@ def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
     assert result.exit_code == 0, result.output
     assert "fused on CPU" not in result.output
     assert "fused_cpu_backend" not in json.loads((tmp_path / "o.json").read_text())["meta"]
+
+
+def test_the_allocator_pin_is_recorded_and_can_be_left_off(tmp_path, monkeypatch):
+    from dropblock_bench import allocator
+
+    monkeypatch.setattr(allocator, "pin_glibc_malloc", lambda: "glibc pinned (stub)")
+    pinned = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "a.json")], env={"COLUMNS": "200"})
+    assert pinned.exit_code == 0 and "allocator: glibc pinned (stub)" in pinned.output
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["memory"]["malloc"] == "glibc pinned (stub)"
+    left = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--no-pin-malloc", "--json", str(tmp_path / "b.json")])
+    assert left.exit_code == 0 and "allocator:" not in left.output
+    assert json.loads((tmp_path / "b.json").read_text())["meta"]["memory"]["malloc"] == "as the C library does it"
 
 
 def test_absent_device_is_skipped_not_a_crash(tmp_path):

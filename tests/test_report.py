@@ -36,6 +36,7 @@ def test_report_writes_markdown_and_plots(run_and_verify, tmp_path):
     assert "| 2x4x14x14 | fused | forward |" in markdown
     assert "blog-style | ✅ passed" in markdown and "mask=shared, seeds=anywhere, gamma=naive" in markdown
     assert "![drop rate](drop_rate.png)" in markdown
+    assert "Memory: malloc " in markdown and "fused outputs advised onto huge pages: " in markdown
 
 
 def test_report_refuses_bad_input(tmp_path):
