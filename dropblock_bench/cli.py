@@ -235,14 +235,14 @@ def run_command(
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
     shard_spec: Annotated[Optional[str], typer.Option("--shard", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
-    pin_malloc: Annotated[
-        bool,
+    malloc: Annotated[
+        str,
         typer.Option(
-            "--pin-malloc/--no-pin-malloc",
-            help="Pin glibc's mmap threshold at 32 MiB for the run, so whether a fresh output page-faults depends on its "
-            "size, not on the cases before it (see dropblock_bench.allocator). Off: the allocator as your program has it.",
+            help="steady: every allocation reuses memory already faulted in (glibc: no fresh mappings, heap kept), so no "
+            "call pays page faults and times measure the implementations, whatever ran before. system: the allocator as "
+            "your program has it, page faults on fresh outputs included (they vary with what ran before).",
         ),
-    ] = True,
+    ] = "steady",
     exclude: Annotated[
         ListOption,
         typer.Option(
@@ -265,10 +265,13 @@ def run_command(
     Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
     """
     from dropblock_bench import matrix
+    from dropblock_bench.allocator import MALLOC_REGIMES
 
     with _user_errors():
         implementations = _run_implementations(impl)
         spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
+        if malloc not in MALLOC_REGIMES:
+            raise DbenchError(f"unknown --malloc {malloc!r}: use {' or '.join(MALLOC_REGIMES)}")
         cases = matrix.expand(spec)
         exclusions = [matrix.parse_exclusion(text) for text in exclude or ()]
         cases = [case for case in cases if not any(e.matches(case) for e in exclusions)]
@@ -281,7 +284,7 @@ def run_command(
 
     import torch
 
-    from dropblock_bench.allocator import memory_settings, pin_glibc_malloc
+    from dropblock_bench.allocator import memory_settings, steady_glibc_malloc
     from dropblock_bench.render import run_notes, run_table
     from dropblock_bench.run_io import CsvAppender, JsonRunWriter, machine_meta
     from dropblock_bench.timing import RunSettings, run_matrix
@@ -290,13 +293,13 @@ def run_command(
         torch.set_num_threads(threads)
     settings = RunSettings(min_time_s=min_time, measure_memory=memory)
     backend = _fused_cpu_backend(implementations.values(), cases)
-    malloc = pin_glibc_malloc() if pin_malloc else None
+    regime = steady_glibc_malloc() if malloc == "steady" else None
     writers = []
     if csv_path:
         writers.append((CsvAppender(csv_path), "row"))
     if json_path:
         extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases),
-                 "memory": memory_settings(malloc)}
+                 "memory": memory_settings(regime)}
         meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
         writers.append((JsonRunWriter(json_path, meta), "record"))
     results = []
@@ -327,8 +330,8 @@ def run_command(
         console.print(line, highlight=False)
     if backend:
         console.print(f"[dim]fused on CPU: {backend}[/]", highlight=False)
-    if malloc:
-        console.print(f"[dim]allocator: {malloc}[/]", highlight=False)
+    if malloc == "steady":
+        console.print(f"[dim]allocator: {regime or 'system (steady needs glibc)'}[/]", highlight=False)
     saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
     if interrupted:
         error_console.print(f"[yellow]interrupted after {len(results)} of {len(cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))

@@ -1,4 +1,4 @@
-"""The allocator pin of `dbench run` and the memory settings it records."""
+"""The steady allocator regime of `dbench run` and the memory settings it records."""
 
 from __future__ import annotations
 
@@ -13,21 +13,22 @@ from dropblock_bench import allocator
 
 GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") if hasattr(os, "confstr") else False
 
-# Where a 30 MiB malloc lands: below the program break is the heap, above it a fresh mapping.
+# Where a 40 MiB malloc lands (above glibc's largest mmap threshold): below the program break
+# is the heap, above it a fresh mapping; and whether freeing it hands the heap back.
 PROBE = textwrap.dedent(
     """
     import ctypes, sys
-    from dropblock_bench.allocator import pin_glibc_malloc
+    from dropblock_bench.allocator import steady_glibc_malloc
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     libc.sbrk.restype, libc.sbrk.argtypes = ctypes.c_void_p, [ctypes.c_ssize_t]
-    pinned = pin_glibc_malloc() if sys.argv[1] == "pin" else None
-    block = libc.malloc(30 << 20)
+    steady = steady_glibc_malloc() if sys.argv[1] == "steady" else None
+    block = libc.malloc(40 << 20)
     from_heap = block < libc.sbrk(0)
     brk = libc.sbrk(0)
     libc.free(block)
-    print(pinned is not None, from_heap, libc.sbrk(0) == brk)
+    print(steady is not None, from_heap, libc.sbrk(0) == brk)
     """
 )
 
@@ -39,23 +40,23 @@ def _probe(mode: str) -> list[str]:
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc only")
-def test_pinned_a_30_mib_allocation_reuses_the_heap_and_the_heap_is_kept():
-    assert _probe("pin") == ["True", "True", "True"]
+def test_steady_a_40_mib_allocation_comes_from_the_heap_and_the_heap_is_kept():
+    assert _probe("steady") == ["True", "True", "True"]
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc only")
-def test_unpinned_a_fresh_process_maps_30_mib_afresh():
-    """The control: glibc's default threshold (128 KiB at start) sends it to a fresh mapping."""
+def test_by_default_glibc_maps_40_mib_afresh():
+    """The control: above glibc's mmap threshold an allocation is a fresh mapping."""
     assert _probe("default")[:2] == ["False", "False"]
 
 
 def test_memory_settings_follow_the_environment(monkeypatch):
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
     monkeypatch.setenv("DBENCH_HUGE_PAGES", "0")
-    settings = allocator.memory_settings("pinned")
-    assert settings["malloc"] == "pinned" and settings["torch_thp_alloc"] is True and settings["fused_huge_pages"] is False
+    settings = allocator.memory_settings("steady (test)")
+    assert settings["malloc"] == "steady (test)" and settings["torch_thp_alloc"] is True and settings["fused_huge_pages"] is False
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
     monkeypatch.delenv("DBENCH_HUGE_PAGES")
     settings = allocator.memory_settings(None)
     assert settings["torch_thp_alloc"] is False and settings["fused_huge_pages"] is True
-    assert settings["malloc"] == "as the C library does it"
+    assert settings["malloc"].startswith("system")

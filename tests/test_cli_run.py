@@ -43,16 +43,16 @@ def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
     assert "fused_cpu_backend" not in json.loads((tmp_path / "o.json").read_text())["meta"]
 
 
-def test_the_allocator_pin_is_recorded_and_can_be_left_off(tmp_path, monkeypatch):
+def test_the_allocator_regime_is_recorded_and_can_be_the_systems(tmp_path, monkeypatch):
     from dropblock_bench import allocator
 
-    monkeypatch.setattr(allocator, "pin_glibc_malloc", lambda: "glibc pinned (stub)")
-    pinned = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "a.json")], env={"COLUMNS": "200"})
-    assert pinned.exit_code == 0 and "allocator: glibc pinned (stub)" in pinned.output
-    assert json.loads((tmp_path / "a.json").read_text())["meta"]["memory"]["malloc"] == "glibc pinned (stub)"
-    left = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--no-pin-malloc", "--json", str(tmp_path / "b.json")])
-    assert left.exit_code == 0 and "allocator:" not in left.output
-    assert json.loads((tmp_path / "b.json").read_text())["meta"]["memory"]["malloc"] == "as the C library does it"
+    monkeypatch.setattr(allocator, "steady_glibc_malloc", lambda: "steady (stub)")
+    steady = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "a.json")], env={"COLUMNS": "200"})
+    assert steady.exit_code == 0 and "allocator: steady (stub)" in steady.output
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["memory"]["malloc"] == "steady (stub)"
+    system = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--malloc", "system", "--json", str(tmp_path / "b.json")])
+    assert system.exit_code == 0 and "allocator:" not in system.output
+    assert json.loads((tmp_path / "b.json").read_text())["meta"]["memory"]["malloc"].startswith("system")
 
 
 def test_absent_device_is_skipped_not_a_crash(tmp_path):
@@ -74,6 +74,7 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
         (["--impl", "papr"], "did you mean paper"),
         (["--exclude", "colour=red"], "FIELD=VALUES"),
         (["--exclude", "dtype=int8"], "unknown dtype"),
+        (["--malloc", "jemalloc"], "unknown --malloc"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(args, message):
