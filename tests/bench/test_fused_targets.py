@@ -4,9 +4,9 @@ them by an order of magnitude"), measured as ratios side by side in one process.
 Run: ``pytest tests/bench/test_fused_targets.py --benchmark-only`` (CPU, fp32 unless named, block 7, p 0.1;
 set ``torch.set_num_threads`` via ``DBENCH_THREADS``, default 2). Each test records the ratio
 it reached in ``extra_info`` and asserts its target. Peers are compared when installed.
-With ``THP_MEM_ALLOC_ENABLE=1`` torch puts every large tensor (the floors' outputs too) on
-huge pages, as ``fused`` does its own output: the ratios out of place at 56² and 28² then show
-the kernels rather than page faults.
+Memory is glibc's steady regime, as in ``dbench run``: outputs reuse memory already faulted in,
+so ratios compare the kernels; ``test_huge_page_advice_pays_on_fresh_outputs`` measures, in a
+child process with the system's allocator, what ``fused``'s huge-page advice saves there.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import torch
 from scipy import stats
 from torch.utils import benchmark as torch_benchmark
 
-from dropblock_bench.allocator import pin_glibc_malloc
+from dropblock_bench.allocator import steady_glibc_malloc, thp_mode
 from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
 from dropblock_bench.registry import default_registry
 
 STAGES = {"56": (32, 256, 56, 56), "28": (32, 512, 28, 28), "14": (32, 1024, 14, 14), "7": (32, 2048, 7, 7)}
 torch.set_num_threads(int(os.environ.get("DBENCH_THREADS", "2")))
-THP_ALLOCATOR = os.environ.get("THP_MEM_ALLOC_ENABLE", "") not in {"", "0"}  # torch puts its large tensors on huge pages
-pin_glibc_malloc()  # as `dbench run` does: whether an output faults depends on its size, not on earlier tests
+steady_glibc_malloc()  # as `dbench run` does by default: no call pays page faults, whatever ran before
 
 
 def _fn(name: str):
@@ -112,25 +111,12 @@ def test_forward_backward_and_memory_at_56(benchmark):
         assert peak <= 1.3 * plain.nbytes
 
 
-# Out of place, where the output is above 32 MB, a call is mostly page faults on the fresh
-# output, and then a ratio to the floor measures the allocator, not the kernel:
-# - at 32x512x28x28 the fp32 output (51 MB) is a fresh mapping, the half one (25 MB) reuses the
-#   heap: ~19 ms of faults in fp32's floor (~2 ms with huge pages) and none in half's;
-# - at both 56² and 28², `fused` advises its own fresh output onto huge pages and the floor
-#   `x * c` does not, unless torch does it for every large tensor (THP_MEM_ALLOC_ENABLE=1):
-#   with huge pages for all, 56² compares kernels (fp32 103 MB, half 51 MB: both fresh mappings).
-ALLOCATOR_BOUND = {("28", False)} | (set() if THP_ALLOCATOR else {("56", False)})
-
-
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
     """Fails when the half-precision ratio to its floor is larger than fp32's with 99 % confidence
     (bootstrap of the difference of ratios of medians, fixed seed)."""
-    if (stage, inplace) in ALLOCATOR_BOUND:
-        pytest.xfail("allocator-bound out of place (see ALLOCATOR_BOUND); the in-place case compares fairly"
-                     + ("" if THP_ALLOCATOR or stage == "28" else ", and THP_MEM_ALLOC_ENABLE=1 makes 56² compare"))
     fn = _fn("fused")
     call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
     x32 = torch.randn(STAGES[stage])
@@ -148,3 +134,42 @@ def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmar
     benchmark.extra_info.update(excess_ratio=excess(*arrays), excess_lower=interval.low, excess_upper=interval.high,
                                 **{name: statistics.median(values) for name, values in samples.items()})
     assert interval.low <= 0.0, "half precision is slower than fp32 relative to its floor"
+
+
+HUGE_PAGE_AB = """
+import os, sys, torch
+from torch.utils import benchmark
+torch.set_num_threads(int(sys.argv[1]))
+from dropblock_bench.implementations import fused, fused_cpu
+if fused_cpu.load() is None or fused_cpu.load().advise_huge_pages(torch.empty(4 << 20)) == 0:
+    print("skip"); raise SystemExit
+x = torch.randn(32, 512, 28, 28)
+samples = {"on": [], "off": []}
+for _ in range(4):
+    for setting in ("on", "off"):
+        os.environ["DBENCH_HUGE_PAGES"] = "1" if setting == "on" else "0"
+        timer = benchmark.Timer("f(x, 0.1, 7)", globals={"f": fused.drop_block2d_shared, "x": x})
+        samples[setting] += [t * 1e3 for t in timer.blocked_autorange(min_run_time=0.3).times]
+print(*(sorted(v)[len(v) // 2] for v in (samples["on"], samples["off"])))
+"""
+
+
+def test_huge_page_advice_pays_on_fresh_outputs(benchmark):
+    """With the system's allocator (a fresh 51 MB output each call at 32x512x28x28, fp32), the
+    advice must make `fused-shared` faster than without it, alternating in one process."""
+    import subprocess
+    import sys
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, "-c", HUGE_PAGE_AB, str(torch.get_num_threads())], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    if thp_mode() in (None, "never"):
+        pytest.skip(f"transparent huge pages are {thp_mode() or 'not available'} here")
+    out = benchmark.pedantic(run, rounds=1, iterations=1)
+    if out == "skip":
+        pytest.skip("no transparent huge pages to advise here")
+    on, off = map(float, out.split())
+    benchmark.extra_info.update(advised_ms=on, not_advised_ms=off, speedup=off / on)
+    assert on < off
