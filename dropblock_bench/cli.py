@@ -257,10 +257,11 @@ def run_command(
     is timed with torch.utils.benchmark against a memory-floor op (`x * c`) interleaved in the
     same process, so **×floor** is meaningful on a noisy machine; **×best** compares the
     implementations of one setting. The implementations and dtypes of one shape and mode take
-    turns, block by block, so both comparisons see the same machine. Each case reports the median, IQR, a 95 % confidence
-    interval of the median, effective GB/s, peak memory above the input, and for backward the
-    bytes saved for backward. Missing devices, unsupported dtypes and failures are recorded as
-    skipped or error rows and the run goes on; Ctrl-C keeps every finished row on disk.
+    turns, block by block, so both comparisons see the same machine. Each case reports the
+    median, IQR, a 95 % confidence interval of the median, effective GB/s, peak memory above the
+    input, and for backward the bytes saved for backward. Missing devices, unsupported dtypes and
+    failures are recorded as skipped or error rows and the run goes on; Ctrl-C keeps every
+    finished row on disk. By default no call pays page faults (`--malloc steady`).
 
     Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
     """
