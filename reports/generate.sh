@@ -6,7 +6,8 @@
 # also forward and in place in float16 and bfloat16, all in one run: the implementations and
 # dtypes of a shape take turns, so rows compare within the same minutes. Then verifies them all;
 # writes reports/NAME/{run.json,run.csv,verify.json,verify.csv,README.md,*.png}.
-# Set DBENCH to the dbench to use (default: the one on PATH). Takes about 10 minutes on 2 cores.
+# Set DBENCH to the dbench to use (default: the one on PATH), DBENCH_RUN_ARGS to add options to
+# `dbench run` (e.g. "--malloc system"). Takes about 10 minutes on 2 cores.
 set -euo pipefail
 name=${1:-cpu-reference}
 out="$(cd "$(dirname "$0")" && pwd)/$name"
@@ -19,7 +20,7 @@ full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for 
 "$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 \
   --exclude "mode=backward inplace=true" --exclude "mode=backward dtype=float16,bfloat16" \
   ${full_only:+--exclude "impl=$full_only dtype=float16,bfloat16"} \
-  --json "$out/run.json" --csv "$out/run.csv"
+  ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv"
 "$dbench" verify --impl "$impls" --json "$out/verify.json" --csv "$out/verify.csv" || [ $? -eq 1 ]  # failures are findings
 "$dbench" report "$out/run.json" --verify "$out/verify.json" -o "$out"
 echo "report: $out/README.md"
