@@ -296,13 +296,13 @@ def run_command(
     backend = _fused_cpu_backend(implementations.values(), cases)
     regime = steady_glibc_malloc() if malloc == "steady" else None
     writers = []
-    if csv_path:
-        writers.append((CsvAppender(csv_path), "row"))
-    if json_path:
+    if json_path:  # metadata first: opening the CSV must not make the git tree look dirty
         extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases),
                  "memory": memory_settings(regime)}
         meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
         writers.append((JsonRunWriter(json_path, meta), "record"))
+    if csv_path:
+        writers.append((CsvAppender(csv_path), "row"))
     results = []
     progress = _progress(with_eta=True)
 
