@@ -231,6 +231,11 @@ def run_command(
     inplace: Annotated[bool, typer.Option("--inplace", help="Also time inplace=True (against x.mul_(c)).")] = False,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
+    rounds: Annotated[
+        int,
+        typer.Option(help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
+                     "turn. More rounds average the machine's slow drifts better (each block still runs at least one call).", min=1),
+    ] = 3,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory and bytes saved for backward.")] = True,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
@@ -292,12 +297,12 @@ def run_command(
 
     if threads:
         torch.set_num_threads(threads)
-    settings = RunSettings(min_time_s=min_time, measure_memory=memory)
+    settings = RunSettings(min_time_s=min_time, rounds=rounds, measure_memory=memory)
     backend = _fused_cpu_backend(implementations.values(), cases)
     regime = steady_glibc_malloc() if malloc == "steady" else None
     writers = []
     if json_path:  # metadata first: opening the CSV must not make the git tree look dirty
-        extra = {"tool": "dbench run", "min_time_s": min_time, "shard": shard_spec, "n_cases": len(cases),
+        extra = {"tool": "dbench run", "min_time_s": min_time, "rounds": rounds, "shard": shard_spec, "n_cases": len(cases),
                  "memory": memory_settings(regime)}
         meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
         writers.append((JsonRunWriter(json_path, meta), "record"))

@@ -17,7 +17,7 @@ listing=$("$dbench" list --json)
 impls=$(python3 -c 'import json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"]))' <<<"$listing")
 # Half precision for fused*, paper only (the peers' per-channel versions take minutes per case).
 full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"] if not (fnmatch.fnmatch(i["name"], "fused*") or i["name"] == "paper")))' <<<"$listing")
-"$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 \
+"$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 6 \
   --exclude "mode=backward inplace=true" --exclude "mode=backward dtype=float16,bfloat16" \
   ${full_only:+--exclude "impl=$full_only dtype=float16,bfloat16"} \
   ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv"

@@ -75,12 +75,22 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
         (["--exclude", "colour=red"], "FIELD=VALUES"),
         (["--exclude", "dtype=int8"], "unknown dtype"),
         (["--malloc", "jemalloc"], "unknown --malloc"),
+        (["--rounds", "0"], "--rounds"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(args, message):
     result = runner.invoke(app, ["run", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_rounds_split_each_case_into_that_many_turns(tmp_path):
+    out = tmp_path / "run.json"
+    result = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--rounds", "5", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["meta"]["rounds"] == 5
+    assert all(len(c["samples_ms"]) >= 5 and len(c["floor_samples_ms"]) >= 5 for c in payload["cases"])
 
 
 def test_exclude_leaves_out_the_matching_cases(tmp_path):
