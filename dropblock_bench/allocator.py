@@ -11,9 +11,10 @@ order of the cases, and that can decide which implementation looks faster.
 
 Two regimes (``dbench run --malloc``):
 
-* ``steady`` (:func:`steady_glibc_malloc`): every allocation comes from the heap, which is
-  never handed back, so after a case's warm-up no call page-faults, whatever ran before. A
-  time measures the implementation's own work, as with CUDA's caching allocator.
+* ``steady`` (:func:`steady_glibc_malloc`): every allocation comes from the heap, which glibc
+  no longer hands back by itself (the peak-memory measurement trims it on purpose, after a
+  case's timing), so after a case's warm-up no call page-faults, whatever ran before. A time
+  measures the implementation's own work, as with CUDA's caching allocator.
 * ``system``: the allocator as the program has it, page faults included. With glibc defaults
   and 4 KiB pages that is most of an out-of-place call at ResNet stages 1 and 2 (where
   ``fused`` advises its own output onto huge pages: see ``fused_cpu.CpuKernel.advise_huge_pages``).
@@ -25,9 +26,18 @@ import ctypes
 import os
 from pathlib import Path
 
-__all__ = ["MALLOC_REGIMES", "memory_settings", "steady_glibc_malloc", "thp_mode"]
+__all__ = [
+    "HUGE_PAGES_ENV",
+    "MALLOC_REGIMES",
+    "huge_page_advice_enabled",
+    "memory_settings",
+    "steady_glibc_malloc",
+    "thp_mode",
+]
 
 MALLOC_REGIMES = ("steady", "system")
+HUGE_PAGES_ENV = "DBENCH_HUGE_PAGES"
+_OFF = frozenset({"0", "false", "no", "off"})
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
 _NEVER_TRIM = 2**31 - 1  # mallopt takes a C int: ~2 GiB of free heap top before any is handed back
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -62,15 +72,20 @@ def thp_mode() -> str | None:
     return text[start + 1 : end] if 0 <= start < end else None
 
 
+def huge_page_advice_enabled() -> bool:
+    """Whether ``fused`` advises its fresh outputs onto huge pages: yes unless ``DBENCH_HUGE_PAGES``
+    is 0, false, no or off (read at each call)."""
+    return os.environ.get(HUGE_PAGES_ENV, "1").strip().lower() not in _OFF
+
+
 def memory_settings(malloc: str | None) -> dict[str, object]:
     """What decides the page faults of fresh outputs, for a run's metadata: the allocator regime
     (``malloc``, from :func:`steady_glibc_malloc`; ``None``: the system's), the system's THP mode,
     whether torch puts large tensors on huge pages (``THP_MEM_ALLOC_ENABLE``) and whether
     ``fused`` advises its outputs onto them (``DBENCH_HUGE_PAGES``, on unless set to 0)."""
-    off = {"0", "false", "no", "off"}
     return {
         "malloc": malloc or "system (as the C library does it)",
         "thp_mode": thp_mode(),
-        "torch_thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "").strip().lower() not in off | {""},
-        "fused_huge_pages": os.environ.get("DBENCH_HUGE_PAGES", "1").strip().lower() not in off,
+        "torch_thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "").strip().lower() not in _OFF | {""},
+        "fused_huge_pages": huge_page_advice_enabled(),
     }

@@ -34,10 +34,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dropblock_bench.allocator import huge_page_advice_enabled
+
 __all__ = ["CpuKernel", "Plan", "SeedGeometry", "Seeds", "load", "status"]
 
 DISABLE_ENV = "DBENCH_CPU_KERNEL"
-HUGE_PAGES_ENV = "DBENCH_HUGE_PAGES"
 _OFF = frozenset({"0", "false", "no", "off"})
 CACHE_ENV = "DBENCH_CACHE_DIR"
 _SOURCE = "fused_cpu.c"
@@ -141,7 +142,7 @@ class CpuKernel:
         system's THP mode (``/sys/kernel/mm/transparent_hugepage/enabled``) to be ``madvise``
         or ``always``; with ``never`` it changes nothing.
         """
-        if os.environ.get(HUGE_PAGES_ENV, "1").strip().lower() in _OFF:
+        if not huge_page_advice_enabled():
             return 0
         return self._advise(tensor.data_ptr(), tensor.numel() * tensor.element_size())
 

@@ -16,6 +16,7 @@ import torch
 from scipy import stats
 
 from dropblock_bench import spec
+from dropblock_bench.allocator import HUGE_PAGES_ENV
 from dropblock_bench.implementations import fused, fused_cpu
 
 KERNEL = fused_cpu.load()
@@ -376,7 +377,7 @@ class TestHugePageAdvice:
 
     @pytest.mark.skipif(not _thp_advice_works(), reason="needs Linux with transparent huge pages not 'never'")
     def test_advises_the_whole_huge_pages_inside_the_tensor(self, monkeypatch):
-        monkeypatch.delenv(fused_cpu.HUGE_PAGES_ENV, raising=False)
+        monkeypatch.delenv(HUGE_PAGES_ENV, raising=False)
         tensor = torch.arange(3 * HUGE_PAGE // 4 + 12345, dtype=torch.float32)  # ~6 MiB, filled
         before = tensor.clone()
         start, end = tensor.data_ptr(), tensor.data_ptr() + tensor.numel() * 4
@@ -390,7 +391,7 @@ class TestHugePageAdvice:
 
     @pytest.mark.parametrize("value", ["0", "off", "False"])
     def test_the_environment_turns_it_off(self, monkeypatch, value):
-        monkeypatch.setenv(fused_cpu.HUGE_PAGES_ENV, value)
+        monkeypatch.setenv(HUGE_PAGES_ENV, value)
         assert KERNEL.advise_huge_pages(torch.empty(4 * HUGE_PAGE)) == 0
 
     def test_out_of_place_outputs_are_advised_and_unchanged_by_it(self, monkeypatch):
@@ -400,7 +401,7 @@ class TestHugePageAdvice:
         x = torch.randn(4, 64, 56, 56, generator=torch.Generator().manual_seed(0))  # 3.2 MiB
         outputs = {}
         for setting in ("1", "0"):
-            monkeypatch.setenv(fused_cpu.HUGE_PAGES_ENV, setting)
+            monkeypatch.setenv(HUGE_PAGES_ENV, setting)
             for name, function in (("fused", fused.drop_block2d), ("shared", fused.drop_block2d_shared)):
                 outputs[name, setting] = function(x, 0.2, 5, generator=torch.Generator().manual_seed(3))
                 assert advised[-1] == outputs[name, setting].data_ptr()
