@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import os
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -139,7 +141,9 @@ def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmar
 HUGE_PAGE_AB = """
 import os, sys, torch
 from torch.utils import benchmark
-torch.set_num_threads(int(sys.argv[1]))
+threads = int(sys.argv[1])
+torch.set_num_threads(threads)
+from dropblock_bench.allocator import HUGE_PAGES_ENV
 from dropblock_bench.implementations import fused, fused_cpu
 if fused_cpu.load() is None or fused_cpu.load().advise_huge_pages(torch.empty(4 << 20)) == 0:
     print("skip"); raise SystemExit
@@ -147,8 +151,8 @@ x = torch.randn(32, 512, 28, 28)
 samples = {"on": [], "off": []}
 for _ in range(4):
     for setting in ("on", "off"):
-        os.environ["DBENCH_HUGE_PAGES"] = "1" if setting == "on" else "0"
-        timer = benchmark.Timer("f(x, 0.1, 7)", globals={"f": fused.drop_block2d_shared, "x": x})
+        os.environ[HUGE_PAGES_ENV] = "1" if setting == "on" else "0"
+        timer = benchmark.Timer("f(x, 0.1, 7)", globals={"f": fused.drop_block2d_shared, "x": x}, num_threads=threads)
         samples[setting] += [t * 1e3 for t in timer.blocked_autorange(min_run_time=0.3).times]
 print(*(sorted(v)[len(v) // 2] for v in (samples["on"], samples["off"])))
 """
@@ -157,8 +161,6 @@ print(*(sorted(v)[len(v) // 2] for v in (samples["on"], samples["off"])))
 def test_huge_page_advice_pays_on_fresh_outputs(benchmark):
     """With the system's allocator (a fresh 51 MB output each call at 32x512x28x28, fp32), the
     advice must make `fused-shared` faster than without it, alternating in one process."""
-    import subprocess
-    import sys
 
     def run() -> str:
         done = subprocess.run([sys.executable, "-c", HUGE_PAGE_AB, str(torch.get_num_threads())], capture_output=True, text=True, timeout=600)
