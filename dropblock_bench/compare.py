@@ -158,6 +158,32 @@ def load_timings(path: Path) -> tuple[str, dict[str, Timings]]:
     raise CompareInputError(f"{path} is neither a `dbench run --json` file nor a pytest-benchmark JSON file")
 
 
+# What a `dbench run --json` time depends on besides the code, as (label, how to read it from meta).
+_CONDITIONS: tuple[tuple[str, Any], ...] = (
+    ("memory regime", lambda meta: str((meta.get("memory") or {}).get("malloc") or "").split(" ")[0] or None),
+    ("threads", lambda meta: meta.get("threads")),
+    ("CPU", lambda meta: meta.get("cpu")),
+    ("torch", lambda meta: meta.get("torch_version")),
+)
+
+
+def condition_differences(base_path: Path, head_path: Path) -> list[str]:
+    """The run conditions (memory regime, threads, CPU, torch version) in which two `dbench run`
+    files differ, as "label: base vs head"; empty when they agree, when either file does not
+    record one, or for other formats."""
+    metas = []
+    for path in (base_path, head_path):
+        payload = read_json(path, CompareInputError)
+        meta = payload.get("meta") if isinstance(payload, dict) else None
+        metas.append(meta if isinstance(meta, dict) else {})
+    differences = []
+    for label, read in _CONDITIONS:
+        base_value, head_value = read(metas[0]), read(metas[1])
+        if base_value is not None and head_value is not None and base_value != head_value:
+            differences.append(f"{label}: {base_value} vs {head_value}")
+    return differences
+
+
 # --------------------------------------------------------------------------- statistics
 
 
@@ -246,6 +272,12 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
             f"{len(unreachable)} case(s) have too few samples to ever reach alpha={alpha:g} (e.g. {example.key}:"
             f" n={example.n_base} vs {example.n_head}, smallest possible p {smallest_mann_whitney_p(example.n_base, example.n_head):.2g});"
             " time longer (dbench run --min-time) to detect regressions there"
+        )
+    differences = condition_differences(base_path, head_path) if base_format == "dbench" else []
+    if differences:
+        warnings.append(
+            "base and head ran under different conditions (" + "; ".join(differences) + "): a difference in time may"
+            " come from those, not from the code; run both the same way (e.g. the same `dbench run --malloc`)"
         )
     ratios = [c.ratio for c in cases if c.ratio > 0]
     geomean = float(np.exp(np.mean(np.log(ratios)))) if ratios else None

@@ -96,6 +96,25 @@ def test_too_few_samples_are_warned_about(tmp_path):
     assert "too few samples to ever reach alpha" in result.output
 
 
+def test_runs_under_different_conditions_are_warned_about(tmp_path):
+    rng = random.Random(1)
+    samples = _noise(rng, 30)
+    cases = [_case("fused", samples)]
+
+    def run(name: str, malloc: str, threads: int) -> str:
+        meta = {"tool": "dbench run", "threads": threads, "cpu": "AMD EPYC", "memory": {"malloc": malloc}}
+        (tmp_path / name).write_text(json.dumps({"meta": meta, "cases": cases}))
+        return str(tmp_path / name)
+
+    same = compare_files(run("a.json", "steady (glibc)", 2), run("b.json", "steady (glibc 2.36)", 2))
+    assert same.warnings == []
+    other = compare_files(run("c.json", "steady (glibc)", 2), run("d.json", "system (as the C library does it)", 4))
+    assert len(other.warnings) == 1
+    assert "memory regime: steady vs system" in other.warnings[0] and "threads: 2 vs 4" in other.warnings[0]
+    result = runner.invoke(app, ["compare", str(tmp_path / "c.json"), str(tmp_path / "d.json")], env=WIDE)
+    assert result.exit_code == 0 and "different conditions" in result.output
+
+
 def _pytest_benchmark_file(path, seconds: list[float], with_data: bool = True) -> str:
     stats = {"median": sorted(seconds)[len(seconds) // 2], "mean": sum(seconds) / len(seconds), "stddev": 0.0001, "rounds": len(seconds)}
     if with_data:
