@@ -435,6 +435,7 @@ static int64_t sparse_covered(const sample_job *job, const int64_t *flat, int64_
 
 typedef struct {
     int64_t *seeds, n, covered;
+    int64_t mask_lo, mask_hi; /* the masks sampled: [mask_lo, mask_hi) */
     int failed;
 } sample_part;
 
@@ -519,7 +520,7 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
 #endif
     free(in_mask);
     free(bits);
-    *part = (sample_part){mine, n, covered, failed};
+    *part = (sample_part){mine, n, covered, mask_lo, mask_hi, failed};
 }
 
 static void make_sample_job(sample_job *job, uint64_t seed, int64_t masks, const dbf_args *a) {
@@ -1006,6 +1007,14 @@ static int make_apply_job(apply_job *job, int dtype, const void *x, void *out, i
 /* Enough work to share among threads: more than 16,384 units. */
 #define DBF_PARALLEL_UNITS 16384
 
+/* Thread `me` of `team`'s even share of the job's spans, as maps [*first, *last). */
+static void span_share(const apply_job *job, int me, int team, int64_t *first, int64_t *last) {
+    const int64_t spans = (job->maps + job->span - 1) / job->span;
+    *first = spans * me / team * job->span;
+    *last = spans * (me + 1) / team * job->span;
+    *last = *last < job->maps ? *last : job->maps;
+}
+
 /* out = x * scale with every block zeroed, for `maps` contiguous H x W maps; map m takes the
  * blocks of mask m / maps_per_mask (1, or C for a mask shared by a sample's channels).
  * `seeds` are the n_seeds flat seeds from dbf_sample with the same geometry. `out` may be `x`
@@ -1016,7 +1025,6 @@ int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_pe
               int64_t n_seeds, const dbf_args *a, float scale, int n_threads) {
     apply_job job;
     if (make_apply_job(&job, dtype, x, out, maps, maps_per_mask, seeds, n_seeds, a, scale) != 0) return -1;
-    const int64_t spans = (maps + job.span - 1) / job.span;
     const int team = maps * job.area > DBF_PARALLEL_UNITS && n_threads > 1 ? n_threads : 1;
     (void)team; /* without OpenMP */
     int failed = 0;
@@ -1031,8 +1039,9 @@ int dbf_apply(int dtype, const void *x, void *out, int64_t maps, int64_t maps_pe
         }
 #pragma omp barrier
         if (!failed) { /* written before the barrier only */
-            const int64_t lo = spans * me / size * job.span, hi = spans * (me + 1) / size * job.span;
-            apply_maps(&job, lo, hi < maps ? hi : maps, keep);
+            int64_t first, last;
+            span_share(&job, me, size, &first, &last);
+            apply_maps(&job, first, last, keep);
         }
         free(keep);
     }
@@ -1098,12 +1107,9 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
             int64_t first, last;
             if (own) { /* the maps of the masks this thread sampled */
                 mine.seeds = parts[me].seeds, mine.n_seeds = parts[me].n;
-                const int64_t lo = job.groups * me / size * job.s.group, hi = job.groups * (me + 1) / size * job.s.group;
-                first = lo * maps_per_mask, last = (hi < masks ? hi : masks) * maps_per_mask;
+                first = parts[me].mask_lo * maps_per_mask, last = parts[me].mask_hi * maps_per_mask;
             } else { /* an even share of spans, as dbf_apply */
-                const int64_t spans = (maps + apply.span - 1) / apply.span;
-                first = spans * me / size * apply.span, last = spans * (me + 1) / size * apply.span;
-                last = last < maps ? last : maps;
+                span_share(&apply, me, size, &first, &last);
             }
             apply_maps(&mine, first, last, keep);
         }
