@@ -13,6 +13,7 @@ of one block of repetitions, in milliseconds).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -251,19 +252,9 @@ def run_matrix(
     cases of one turn group together (:func:`run_group`); ``on_result`` sees each result as
     soon as its group is done, ``on_start`` each case as its blocks begin."""
     results: list[CaseResult] = []
-    group: list[RunCase] = []
-
-    def flush() -> None:
-        for result in run_group(group, implementations, settings, on_start):
+    for _, group in itertools.groupby(cases, key=lambda case: case.turn_group):
+        for result in run_group(list(group), implementations, settings, on_start):
             results.append(result)
             if on_result:
                 on_result(result)
-        group.clear()
-
-    for case in cases:
-        if group and case.turn_group != group[0].turn_group:
-            flush()
-        group.append(case)
-    if group:
-        flush()
     return results
