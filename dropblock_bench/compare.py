@@ -145,7 +145,11 @@ def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Tim
 
 def load_timings(path: Path) -> tuple[str, dict[str, Timings]]:
     """(format, timings by case key) from a dbench-run or pytest-benchmark JSON file."""
-    payload = read_json(path, CompareInputError)
+    return _timings_of(read_json(path, CompareInputError), path)
+
+
+def _timings_of(payload: Any, path: Path) -> tuple[str, dict[str, Timings]]:
+    """:func:`load_timings` of a file already read."""
     try:
         if isinstance(payload, dict) and isinstance(payload.get("cases"), list):
             return "dbench", _from_dbench(payload, path)
@@ -167,13 +171,12 @@ _CONDITIONS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def condition_differences(base_path: Path, head_path: Path) -> list[str]:
+def condition_differences(base_payload: Any, head_payload: Any) -> list[str]:
     """The run conditions (memory regime, threads, CPU, torch version) in which two `dbench run`
-    files differ, as "label: base vs head"; empty when they agree, when either file does not
+    payloads differ, as "label: base vs head"; empty when they agree, when either does not
     record one, or for other formats."""
     metas = []
-    for path in (base_path, head_path):
-        payload = read_json(path, CompareInputError)
+    for payload in (base_payload, head_payload):
         meta = payload.get("meta") if isinstance(payload, dict) else None
         metas.append(meta if isinstance(meta, dict) else {})
     differences = []
@@ -256,8 +259,9 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
         raise CompareInputError(f"--alpha must be in (0, 1), got {alpha}")
     if threshold < 0:
         raise CompareInputError(f"--threshold must be >= 0, got {threshold}")
-    base_format, base = load_timings(base_path)
-    head_format, head = load_timings(head_path)
+    base_payload, head_payload = read_json(base_path, CompareInputError), read_json(head_path, CompareInputError)
+    base_format, base = _timings_of(base_payload, base_path)
+    head_format, head = _timings_of(head_payload, head_path)
     if base_format != head_format:
         raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
     common = [key for key in base if key in head]
@@ -273,7 +277,7 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
             f" n={example.n_base} vs {example.n_head}, smallest possible p {smallest_mann_whitney_p(example.n_base, example.n_head):.2g});"
             " time longer (dbench run --min-time) to detect regressions there"
         )
-    differences = condition_differences(base_path, head_path) if base_format == "dbench" else []
+    differences = condition_differences(base_payload, head_payload) if base_format == "dbench" else []
     if differences:
         warnings.append(
             "base and head ran under different conditions (" + "; ".join(differences) + "): a difference in time may"
