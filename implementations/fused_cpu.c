@@ -9,14 +9,16 @@
  * given the exact count (dbf_drop). Nothing here re-derives it.
  *
  * Randomness. Masks (one per map, or one per sample when channels share it) are sampled in
- * groups of consecutive masks (1,024 to 8,192 seed positions a group, see make_sampler); each
+ * groups of consecutive masks (1,024 to 32,768 seed positions a group, see make_sampler); each
  * group owns one SplitMix64 stream started from a hash of the group index and a 64-bit seed
  * the caller draws from its torch.Generator. Grouping depends on the geometry and the number
  * of masks only, so results do not depend on the thread count.
  *
  * Seeds are iid Bernoulli(gamma) over a group's positions, drawn exactly: the gaps between
  * successive seeds of such a sequence are iid Geometric(gamma), one log per seed, drawn in
- * batches (draw_gaps).
+ * batches (draw_gaps). With AVX2, where no block is clipped, seeds are sampled and their
+ * drops counted lanes wide (wide_groups), else one seed at a time (scalar_groups): the same
+ * seeds and counts either way.
  */
 #define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE under -std=c11 */
 #include <float.h>
@@ -57,11 +59,12 @@ static inline uint64_t rng_next(dbf_rng *r) { return mix64(r->state += 0x9E3779B
 static inline double rng_uniform(dbf_rng *r) { return ((double)(rng_next(r) >> 11) + 0.5) * 0x1p-53; }
 
 /* Seed positions per sampling group: the whole job over about DBF_GROUPS groups, within
- * [DBF_GROUP_MIN, DBF_GROUP_MAX] positions (at least one mask per group). Depends on the
+ * [DBF_GROUP_MIN, DBF_GROUP_MAX] positions (at least one mask per group; a group drops what is
+ * left of its last batch of gaps, so larger groups waste fewer draws). Depends on the
  * geometry and the number of masks only, never on the thread count. */
 #define DBF_GROUPS 256
 #define DBF_GROUP_MIN 1024
-#define DBF_GROUP_MAX 8192
+#define DBF_GROUP_MAX 32768
 
 typedef struct {
     uint64_t seed;
@@ -145,19 +148,44 @@ static inline __m256d log_unit4(__m256d u) {
 }
 #endif
 
+#if defined(__AVX2__)
+/* The low 64 bits of a * b, 4 lanes. */
+static inline __m256i mul_low64(__m256i a, __m256i b) {
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b), _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
+}
+
+/* rng_uniform on 4 lanes: the draws after `state`, state + phi, ..., state + 4 phi (phi the
+ * Weyl increment), bit for bit. */
+static inline __m256d rng_uniform4(uint64_t state) {
+    const uint64_t phi = 0x9E3779B97F4A7C15ull;
+    __m256i z = _mm256_set_epi64x((long long)(state + 4 * phi), (long long)(state + 3 * phi), (long long)(state + 2 * phi),
+                                  (long long)(state + phi));
+    z = mul_low64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), _mm256_set1_epi64x((long long)0xBF58476D1CE4E5B9ull));
+    z = mul_low64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), _mm256_set1_epi64x((long long)0x94D049BB133111EBull));
+    z = _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 11); /* 53 bits */
+    /* As a double: its high 21 and low 32 bits through 2^52 + b, then joined exactly. */
+    const __m256i magic = _mm256_set1_epi64x(0x4330000000000000ll);
+    const __m256d two52 = _mm256_set1_pd(0x1p52);
+    const __m256d high = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(z, 32), magic)), two52);
+    const __m256d low = _mm256_sub_pd(
+        _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(z, _mm256_set1_epi64x(0xFFFFFFFFll)), magic)), two52);
+    const __m256d bits = _mm256_add_pd(_mm256_mul_pd(high, _mm256_set1_pd(0x1p32)), low);
+    return _mm256_mul_pd(_mm256_add_pd(bits, _mm256_set1_pd(0.5)), _mm256_set1_pd(0x1p-53));
+}
+#endif
+
 /* DBF_BATCH iid gaps between Bernoulli(gamma) seeds: floor(log(U) / log(1 - gamma)) + 1 is
  * Geometric(gamma), P(gap > j) = (1 - gamma)^j. */
 static void draw_gaps(dbf_rng *r, double per_log_miss, double *gaps) {
-    double u[DBF_BATCH];
-    for (int i = 0; i < DBF_BATCH; ++i) u[i] = rng_uniform(r);
 #if defined(__AVX2__)
     const __m256d scale = _mm256_set1_pd(per_log_miss), one = _mm256_set1_pd(1.0);
-    for (int i = 0; i < DBF_BATCH; i += 4) {
-        const __m256d gap = _mm256_floor_pd(_mm256_mul_pd(log_unit4(_mm256_loadu_pd(u + i)), scale));
-        _mm256_storeu_pd(gaps + i, _mm256_add_pd(gap, one));
-    }
+    __m256d u[DBF_BATCH / 4]; /* all drawn first: the logs' long chains then run side by side */
+    for (int i = 0; i < DBF_BATCH / 4; ++i, r->state += 4 * 0x9E3779B97F4A7C15ull) u[i] = rng_uniform4(r->state);
+    for (int i = 0; i < DBF_BATCH / 4; ++i)
+        _mm256_storeu_pd(gaps + 4 * i, _mm256_add_pd(_mm256_floor_pd(_mm256_mul_pd(log_unit4(u[i]), scale)), one));
 #else
-    for (int i = 0; i < DBF_BATCH; ++i) gaps[i] = floor(log_unit(u[i]) * per_log_miss) + 1.0;
+    for (int i = 0; i < DBF_BATCH; ++i) gaps[i] = floor(log_unit(rng_uniform(r)) * per_log_miss) + 1.0;
 #endif
 }
 
@@ -283,59 +311,6 @@ static int64_t covered_units(const dbf_geometry *g, const int32_t *pos, int64_t 
     return covered;
 }
 
-#if defined(__AVX2__)
-/* Counting where blocks are never clipped (seeds in the valid region): every block is a k x k
- * square, and squares with corners (r, c) and (r', c') share (k - |r - r'|)(k - |c - c'|)
- * units when both factors are positive. As a mask's seeds arrive (ascending), each block is
- * compared with the mask's 8 blocks before it, 8 lanes at once; the mask covers n k^2 units
- * minus those overlaps unless three blocks share a unit, which needs a block meeting two
- * earlier ones, or an earlier block beyond the 8 reaches its rows. Then `recount` is set and
- * the mask is counted again by covered_units. Branch-free per seed: the outcomes are coin
- * flips. */
-typedef struct {
-    __m256i top, left;  /* the corners of the mask's latest 8 blocks, block j in lane j & 7 */
-    __m256i overlap;    /* the overlaps found, summed per lane */
-    int32_t tops[8];    /* the same tops, for the reach test */
-    int64_t seen;
-    int recount;
-} square_tally;
-
-#define DBF_FAR (-(1 << 28)) /* a corner no block reaches */
-
-static inline void squares_reset(square_tally *t) {
-    t->top = t->left = _mm256_set1_epi32(DBF_FAR);
-    t->overlap = _mm256_setzero_si256();
-    for (int lane = 0; lane < 8; ++lane) t->tops[lane] = DBF_FAR;
-    t->seen = 0, t->recount = 0;
-}
-
-static inline void squares_add(square_tally *t, int32_t row, int32_t col, int32_t k) {
-    static const int32_t one_hot[8][8] = {{-1, 0, 0, 0, 0, 0, 0, 0}, {0, -1, 0, 0, 0, 0, 0, 0}, {0, 0, -1, 0, 0, 0, 0, 0},
-                                          {0, 0, 0, -1, 0, 0, 0, 0}, {0, 0, 0, 0, -1, 0, 0, 0}, {0, 0, 0, 0, 0, -1, 0, 0},
-                                          {0, 0, 0, 0, 0, 0, -1, 0}, {0, 0, 0, 0, 0, 0, 0, -1}};
-    const __m256i r = _mm256_set1_epi32(row), c = _mm256_set1_epi32(col), side = _mm256_set1_epi32(k);
-    const __m256i rows = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(r, t->top)));
-    const __m256i cols = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(c, t->left)));
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i meet = _mm256_and_si256(_mm256_cmpgt_epi32(rows, zero), _mm256_cmpgt_epi32(cols, zero));
-    t->overlap = _mm256_add_epi32(t->overlap, _mm256_and_si256(meet, _mm256_mullo_epi32(rows, cols)));
-    const int meets = _mm256_movemask_ps(_mm256_castsi256_ps(meet)), lane = (int)(t->seen & 7);
-    t->recount |= ((meets & (meets - 1)) != 0) | (t->tops[lane] > row - k);
-    const __m256i here = _mm256_loadu_si256((const __m256i *)one_hot[lane]);
-    t->top = _mm256_blendv_epi8(t->top, r, here), t->left = _mm256_blendv_epi8(t->left, c, here);
-    t->tops[lane] = row, t->seen += 1;
-}
-
-/* The sum of 8 int32 lanes, in int64. */
-static inline int64_t lanes_sum(__m256i v) {
-    int32_t lanes[8];
-    _mm256_storeu_si256((__m256i *)lanes, v);
-    int64_t sum = 0;
-    for (int lane = 0; lane < 8; ++lane) sum += lanes[lane];
-    return sum;
-}
-#endif
-
 static inline int thread_index(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -372,66 +347,9 @@ static int blocks_inside(const dbf_args *a) {
 typedef struct {
     dbf_sampler s;
     dbf_geometry geo;
-    int64_t groups, words;
-    int squares; /* count with square_tally: AVX2, and no block is clipped */
-    int sparse;  /* ... and by runs (sparse_covered): masks hold under one seed on average */
-    dbf_divisor by_per_mask; /* for mask_index */
+    int64_t groups, words, rows;
+    int wide; /* sample and count lanes wide (wide_groups) */
 } sample_job;
-
-#if defined(__AVX2__)
-/* flat / per_mask: exact while flat * per_mask < 2^62 (sparse jobs only). */
-static inline int64_t mask_index(const sample_job *job, int64_t flat) { return divide(&job->by_per_mask, flat); }
-
-/* What the blocks of `count` (>= 2) seeds of one mask share: count k^2 minus their union. */
-static int64_t run_overlap(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
-    const dbf_geometry *geo = &job->geo;
-    const int64_t k = geo->k, start = mask_index(job, flat[0]) * job->s.per_mask;
-    if (count == 2) { /* the common run: two squares */
-        const int64_t a = flat[0] - start, b = flat[1] - start, row_a = position_row(geo, a), row_b = position_row(geo, b);
-        const int64_t rows = k - (row_b - row_a), cols = k - llabs((b - row_b * geo->cols) - (a - row_a * geo->cols));
-        return rows > 0 && cols > 0 ? rows * cols : 0;
-    }
-    square_tally tally;
-    squares_reset(&tally);
-    for (int64_t i = 0; i < count; ++i) {
-        const int64_t position = flat[i] - start, row = position_row(geo, position);
-        in_mask[i] = (int32_t)position;
-        squares_add(&tally, (int32_t)row, (int32_t)(position - row * geo->cols), (int32_t)k);
-    }
-    /* Without a recount, a lane gains at most k^2 a seed: below 2^30 for count <= 2^30 / k^2. */
-    if (tally.recount || count > ((int64_t)1 << 30) / (k * k))
-        return count * k * k - covered_units(geo, in_mask, count, bits, job->words);
-    return lanes_sum(tally.overlap);
-}
-
-/* Units covered by `count` seeds (ascending flat indices) of whole masks of a sparse job: k^2
- * each, minus what the blocks share within each run of seeds in one mask. Most seeds are alone
- * in their mask; finding the runs is branch-free, one bit per seed. */
-static int64_t sparse_covered(const sample_job *job, const int64_t *flat, int64_t count, int32_t *in_mask, uint64_t *bits) {
-    int64_t covered = count * job->geo.k * job->geo.k, run_first = 0, run_length = 0, previous = -1;
-    for (int64_t base = 0; base < count; base += 64) {
-        const int64_t chunk = count - base < 64 ? count - base : 64;
-        uint64_t same = 0; /* bit j: seed base + j lies in the mask of the seed before it */
-        for (int64_t j = 0; j < chunk; ++j) {
-            const int64_t mask = mask_index(job, flat[base + j]);
-            same |= (uint64_t)(mask == previous) << j;
-            previous = mask;
-        }
-        while (same) {
-            const int64_t at = base + __builtin_ctzll(same);
-            same &= same - 1;
-            if (run_length > 0 && run_first + run_length == at) {
-                ++run_length;
-                continue;
-            }
-            if (run_length > 0) covered -= run_overlap(job, flat + run_first, run_length, in_mask, bits);
-            run_first = at - 1, run_length = 2;
-        }
-    }
-    if (run_length > 0) covered -= run_overlap(job, flat + run_first, run_length, in_mask, bits);
-    return covered;
-}
-#endif
 
 typedef struct {
     int64_t *seeds, n, covered;
@@ -439,99 +357,259 @@ typedef struct {
     int failed;
 } sample_part;
 
+/* Room in a thread's seed list for `more` seeds after n: grows *seeds, doubling *room. 0 when
+ * the memory cannot be had. */
+static int make_room(int64_t **seeds, int64_t *room, int64_t n, int64_t more) {
+    if (n + more <= *room) return 1;
+    const int64_t grown_room = 2 * *room > n + more ? 2 * *room : n + more;
+    int64_t *grown = realloc(*seeds, sizeof(int64_t) * (size_t)grown_room);
+    if (!grown) return 0;
+    *seeds = grown, *room = grown_room;
+    return 1;
+}
+
+/* What a thread needs to count a mask again: the mask's positions and a zeroed bitset. */
+typedef struct {
+    int32_t *in_mask;
+    uint64_t *bits;
+} recount_scratch;
+
+/* Groups [first, last) one seed at a time: walk_fill, then each mask's blocks counted by
+ * covered_units. Appends the seeds to *seeds (n of them, room for *room); returns the units
+ * covered, or -1 when memory cannot be had. */
+static int64_t scalar_groups(const sample_job *job, int64_t first, int64_t last, int64_t **seeds, int64_t *n, int64_t *room,
+                             recount_scratch *scratch) {
+    const dbf_sampler *s = &job->s;
+    int64_t covered = 0, mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
+    for (int64_t g = first; g < last; ++g) {
+        seed_walk w;
+        walk_start(&w, s, g);
+        for (;;) {
+            if (!make_room(seeds, room, *n, 1)) return -1;
+            const int64_t start = *n;
+            *n += walk_fill(&w, *seeds + *n, *room - *n);
+            for (int64_t i = start; i < *n; ++i) {
+                const int64_t seed = (*seeds)[i];
+                if (seed >= mask_end) {
+                    covered += covered_units(&job->geo, scratch->in_mask, held, scratch->bits, job->words);
+                    held = 0;
+                    mask_end = (seed / s->per_mask + 1) * s->per_mask;
+                }
+                scratch->in_mask[held++] = (int32_t)(seed - (mask_end - s->per_mask));
+            }
+            if (*n < *room) break; /* the group is done */
+        }
+    }
+    return covered + covered_units(&job->geo, scratch->in_mask, held, scratch->bits, job->words);
+}
+
+#if defined(__AVX2__)
+/* Sampling and counting lanes wide (AVX2), where every block is a k x k square inside the map
+ * (seeds in the valid region) and gamma < 1.
+ *
+ * Seeds: walk_fill's gaps, summed 4 at a time (sums of integers below 2^53 are exact in any
+ * order: the seeds are walk_fill's). Each seed is written as its flat index and as the corner
+ * of its block in the group's stream of squares, where row r of the group's mask m lies at
+ * m (rows + k) + r: blocks of different masks lie more than k rows apart and never meet.
+ *
+ * Counting: squares with corners (r, c) and (r', c') share (k - |r - r'|)(k - |c - c'|) units
+ * when both factors are positive. Each block is compared with the 8 blocks before it in the
+ * stream, 8 blocks at a time (window_covered). A mask covers its n k^2 units minus those
+ * overlaps, unless three of its blocks share a unit: then a block meets two earlier ones, or
+ * the block 8 before it (and so any before that) reaches its rows. Such masks are counted
+ * again by covered_units. Branch-free per seed: the outcomes are coin flips. */
+
+#define DBF_FAR (1 << 28) /* a row no block of a stream reaches */
+
+/* For integers 0 <= v < 2^31 held as doubles and d >= 1 with per_d = 1 / d: floor(v / d), and
+ * *rest = v - d floor(v / d). The product v per_d is off by under 2^-21: one correction either
+ * way makes it exact. */
+static inline __m256d floor_divide4(__m256d v, __m256d d, __m256d per_d, __m256d *rest) {
+    const __m256d one = _mm256_set1_pd(1.0);
+    __m256d q = _mm256_floor_pd(_mm256_mul_pd(v, per_d)), r = _mm256_sub_pd(v, _mm256_mul_pd(q, d));
+    const __m256d under = _mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_LT_OQ);
+    q = _mm256_sub_pd(q, _mm256_and_pd(under, one)), r = _mm256_add_pd(r, _mm256_and_pd(under, d));
+    const __m256d over = _mm256_cmp_pd(r, d, _CMP_GE_OQ);
+    q = _mm256_add_pd(q, _mm256_and_pd(over, one)), r = _mm256_sub_pd(r, _mm256_and_pd(over, d));
+    *rest = r;
+    return q;
+}
+
+/* Running sums of 4 lanes: (a, b, c, d) -> (a, a + b, a + b + c, a + b + c + d). */
+static inline __m256d prefix_sums4(__m256d v) {
+    v = _mm256_add_pd(v, _mm256_blend_pd(_mm256_permute4x64_pd(v, _MM_SHUFFLE(2, 1, 0, 0)), _mm256_setzero_pd(), 0x1));
+    return _mm256_add_pd(v, _mm256_blend_pd(_mm256_permute4x64_pd(v, _MM_SHUFFLE(1, 0, 0, 0)), _mm256_setzero_pd(), 0x3));
+}
+
+/* Doubles holding integers in [0, 2^51) as int64. */
+static inline __m256i small_doubles_to_int64(__m256d v) {
+    const __m256d magic = _mm256_set1_pd(0x1p52);
+    return _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), _mm256_castpd_si256(magic));
+}
+
+/* The group's next seeds, up to DBF_BATCH of them: flat indices to `flat`, block corners to
+ * `top` and `left` (each with room for DBF_BATCH). Returns how many; sets *done when the
+ * group is. */
+static int64_t wide_walk(const sample_job *job, seed_walk *w, int64_t *flat, int32_t *top, int32_t *left, int *done) {
+    const __m256d total = _mm256_set1_pd(w->total), per_mask = _mm256_set1_pd((double)job->s.per_mask);
+    const __m256d per_per_mask = _mm256_set1_pd(1.0 / (double)job->s.per_mask), cols = _mm256_set1_pd((double)job->geo.cols);
+    const __m256d per_cols = _mm256_set1_pd(1.0 / (double)job->geo.cols);
+    const __m256d stride = _mm256_set1_pd((double)(job->rows + job->geo.k));
+    const __m256i first = _mm256_set1_epi64x(w->first);
+    draw_gaps(&w->rng, w->per_log_miss, w->gaps);
+    __m256d at = _mm256_set1_pd(w->at);
+    int64_t n = 0;
+    for (int v = 0; v < DBF_BATCH; v += 4) {
+        const __m256d at4 = _mm256_add_pd(prefix_sums4(_mm256_loadu_pd(w->gaps + v)), at);
+        /* Lanes past the group's end hold what they may: they are not counted. */
+        _mm256_storeu_si256((__m256i *)(flat + n), _mm256_add_epi64(small_doubles_to_int64(at4), first));
+        __m256d position, col;
+        const __m256d mask = floor_divide4(at4, per_mask, per_per_mask, &position);
+        const __m256d row = floor_divide4(position, cols, per_cols, &col);
+        _mm_storeu_si128((__m128i *)(top + n), _mm256_cvttpd_epi32(_mm256_add_pd(_mm256_mul_pd(mask, stride), row)));
+        _mm_storeu_si128((__m128i *)(left + n), _mm256_cvttpd_epi32(col));
+        const int inside = __builtin_popcount(_mm256_movemask_pd(_mm256_cmp_pd(at4, total, _CMP_LT_OQ)));
+        n += inside;
+        if (inside < 4) {
+            w->at = w->total, *done = 1;
+            return n;
+        }
+        at = _mm256_permute4x64_pd(at4, _MM_SHUFFLE(3, 3, 3, 3));
+    }
+    w->at = _mm256_cvtsd_f64(at);
+    return n;
+}
+
+/* A wide group's scratch: block corners with 8 sentinels before the first and room for 8
+ * after the last, each block's tallied overlap, and the masks to count again (after a -1,
+ * with room for one more than the group's masks). */
+typedef struct {
+    int32_t *top, *left, *overlap;
+    int64_t *flagged;
+    int64_t room;
+} wide_scratch;
+
+static int wide_scratch_room(wide_scratch *w, int64_t room) {
+    if (room <= w->room) return 1;
+    int32_t *top = realloc(w->top, sizeof(int32_t) * (size_t)(room + 16));
+    if (top) w->top = top;
+    int32_t *left = realloc(w->left, sizeof(int32_t) * (size_t)(room + 16));
+    if (left) w->left = left;
+    int32_t *overlap = realloc(w->overlap, sizeof(int32_t) * (size_t)(room + 8));
+    if (overlap) w->overlap = overlap;
+    if (!top || !left || !overlap) return 0;
+    w->room = room;
+    for (int j = 0; j < 8; ++j) w->top[j] = -DBF_FAR, w->left[j] = 0;
+    return 1;
+}
+
+/* Units covered by a wide group's `count` seeds (see above), from their corners at w->top + 8
+ * and w->left + 8. */
+static int64_t window_covered(const sample_job *job, wide_scratch *w, int64_t count, recount_scratch *scratch) {
+    const int64_t k = job->geo.k, stride = job->rows + k;
+    int32_t *top = w->top + 8, *left = w->left + 8;
+    for (int j = 0; j < 8; ++j) top[count + j] = DBF_FAR + 2 * (int32_t)k * j, left[count + j] = 0; /* meeting nothing */
+    const __m256i side = _mm256_set1_epi32((int32_t)k), zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    __m256i low = zero, high = zero; /* overlaps summed in int64 lanes */
+    int64_t listed = 0;
+    w->flagged[0] = -1;
+    for (int64_t i = 0; i < count; i += 8) {
+        const __m256i r = _mm256_loadu_si256((const __m256i *)(top + i)), c = _mm256_loadu_si256((const __m256i *)(left + i));
+        __m256i overlap = zero, meets = zero;
+        for (int d = 1; d <= 8; ++d) {
+            const __m256i rows = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(r, _mm256_loadu_si256((const __m256i *)(top + i - d)))));
+            const __m256i cols = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)(left + i - d)))));
+            const __m256i meet = _mm256_and_si256(_mm256_cmpgt_epi32(rows, zero), _mm256_cmpgt_epi32(cols, zero));
+            overlap = _mm256_add_epi32(overlap, _mm256_and_si256(meet, _mm256_mullo_epi32(rows, cols)));
+            meets = _mm256_sub_epi32(meets, meet);
+        }
+        const __m256i reach = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(top + i - 8)), _mm256_sub_epi32(r, side));
+        int flags = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_cmpgt_epi32(meets, one), reach)));
+        _mm256_storeu_si256((__m256i *)(w->overlap + i), overlap);
+        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(overlap)));
+        high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(overlap, 1)));
+        while (flags) { /* a few masks in a hundred */
+            const int64_t mask = top[i + __builtin_ctz(flags)] / stride;
+            flags &= flags - 1;
+            w->flagged[listed + 1] = mask;
+            listed += mask != w->flagged[listed];
+        }
+    }
+    int64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, _mm256_add_epi64(low, high));
+    int64_t covered = count * k * k - (lanes[0] + lanes[1] + lanes[2] + lanes[3]);
+    /* Masks to count again: their tallied overlaps back, their union instead. */
+    for (int64_t f = 1, a = 0; f <= listed; ++f) {
+        const int64_t start = w->flagged[f] * stride;
+        while (top[a] < start) ++a;
+        int64_t b = a, tallied = 0;
+        for (; b < count && top[b] < start + stride; ++b)
+            tallied += w->overlap[b], scratch->in_mask[b - a] = (int32_t)((top[b] - start) * job->geo.cols + left[b]);
+        covered += tallied - (b - a) * k * k + covered_units(&job->geo, scratch->in_mask, b - a, scratch->bits, job->words);
+        a = b;
+    }
+    return covered;
+}
+
+/* scalar_groups lanes wide. */
+static int64_t wide_groups(const sample_job *job, int64_t first, int64_t last, int64_t **seeds, int64_t *n, int64_t *room,
+                           recount_scratch *scratch) {
+    const dbf_sampler *s = &job->s;
+    const double expected = (double)(s->group * s->per_mask) * s->gamma;
+    wide_scratch w = {NULL, NULL, NULL, malloc(sizeof(int64_t) * (size_t)(s->group + 2)), 0};
+    int64_t covered = w.flagged && wide_scratch_room(&w, (int64_t)(expected + 8.0 * sqrt(expected) + 64.0)) ? 0 : -1;
+    for (int64_t g = first; g < last && covered >= 0; ++g) {
+        seed_walk walk;
+        walk_start(&walk, s, g);
+        int64_t count = 0;
+        for (int done = 0; !done;) {
+            if (!make_room(seeds, room, *n, DBF_BATCH) || !wide_scratch_room(&w, count + DBF_BATCH)) {
+                covered = -1;
+                break;
+            }
+            const int64_t got = wide_walk(job, &walk, *seeds + *n, w.top + 8 + count, w.left + 8 + count, &done);
+            *n += got, count += got;
+        }
+        /* One position a mask: each block alone in its mask. */
+        if (covered >= 0) covered += s->per_mask == 1 ? count * job->geo.k * job->geo.k : window_covered(job, &w, count, scratch);
+    }
+    free(w.top), free(w.left), free(w.overlap), free(w.flagged);
+    return covered;
+}
+#endif
+
 /* The seeds of groups [groups * me / team, groups * (me + 1) / team), and what they cover. */
 static void sample_share(const sample_job *job, int me, int team, sample_part *part) {
     const dbf_sampler *s = &job->s;
     const int64_t first = job->groups * me / team, last = job->groups * (me + 1) / team;
     const int64_t mask_lo = first * s->group, mask_hi = last * s->group < s->masks ? last * s->group : s->masks;
     const double expected = (double)((mask_hi - mask_lo) * s->per_mask) * (s->gamma < 1.0 ? s->gamma : 1.0);
-    int64_t room = (int64_t)(expected + 8.0 * sqrt(expected) + 64.0), n = 0, covered = 0;
+    int64_t room = (int64_t)(expected + 8.0 * sqrt(expected) + 64.0), n = 0, covered = -1;
     int64_t *mine = malloc(sizeof(int64_t) * (size_t)room);
-    int32_t *in_mask = malloc(sizeof(int32_t) * (size_t)(s->per_mask > 0 ? s->per_mask : 1));
-    uint64_t *bits = calloc((size_t)(job->geo.height * job->words), sizeof(uint64_t));
-    int failed = !mine || !in_mask || !bits;
-    int64_t mask_end = -1, held = 0; /* the current mask ends at flat index mask_end; held seeds in it */
+    recount_scratch scratch = {malloc(sizeof(int32_t) * (size_t)(s->per_mask > 0 ? s->per_mask : 1)),
+                               calloc((size_t)(job->geo.height * job->words), sizeof(uint64_t))};
+    if (mine && scratch.in_mask && scratch.bits) {
 #if defined(__AVX2__)
-    /* Squares: covered = (units of the masks counted by their overlaps) - overlaps + recounts. */
-    square_tally tally;
-    squares_reset(&tally);
-    __m256i overlaps = _mm256_setzero_si256();
-    int64_t square_units = 0, since_flush = 0;
-    const int64_t k = job->geo.k, flush_every = ((int64_t)1 << 30) / (k * k);
-    /* Without a recount each block meets at most one earlier block: a lane gains at most k^2
-     * a seed, so sums over flush_every seeds stay below 2^30. */
-#define DBF_MASK_DONE()                                                                             \
-    do {                                                                                            \
-        if (!job->squares || tally.recount || held > flush_every) {                                 \
-            covered += covered_units(&job->geo, in_mask, held, bits, job->words);                   \
-        } else {                                                                                    \
-            if (since_flush + held > flush_every)                                                   \
-                covered -= lanes_sum(overlaps), overlaps = _mm256_setzero_si256(), since_flush = 0; \
-            square_units += held * k * k, since_flush += held;                                      \
-            overlaps = _mm256_add_epi32(overlaps, tally.overlap);                                   \
-        }                                                                                           \
-        squares_reset(&tally);                                                                      \
-    } while (0)
-#else
-#define DBF_MASK_DONE() (covered += covered_units(&job->geo, in_mask, held, bits, job->words))
+        if (job->wide)
+            covered = wide_groups(job, first, last, &mine, &n, &room, &scratch);
+        else
 #endif
-    for (int64_t g = first; g < last && !failed; ++g) {
-        seed_walk w;
-        walk_start(&w, s, g);
-        const int64_t group_start = n; /* the group's seeds are mine[group_start, n) */
-        (void)group_start;
-        for (;;) {
-            if (n == room) {
-                int64_t *grown = realloc(mine, sizeof(int64_t) * (size_t)(2 * room));
-                if (!grown) {
-                    failed = 1;
-                    break;
-                }
-                mine = grown, room *= 2;
-            }
-            const int64_t start = n;
-            n += walk_fill(&w, mine + n, room - n);
-            /* Count each mask's blocks as its seeds come in (sparse jobs: once the group is done). */
-            for (int64_t i = job->sparse ? n : start; i < n; ++i) {
-                if (mine[i] >= mask_end) {
-                    DBF_MASK_DONE();
-                    held = 0;
-                    mask_end = (mine[i] / s->per_mask + 1) * s->per_mask;
-                }
-                const int64_t position = mine[i] - (mask_end - s->per_mask);
-                in_mask[held++] = (int32_t)position;
-#if defined(__AVX2__)
-                if (job->squares) {
-                    const int64_t row = position_row(&job->geo, position);
-                    squares_add(&tally, (int32_t)row, (int32_t)(position - row * job->geo.cols), (int32_t)k);
-                }
-#endif
-            }
-            if (n < room) break; /* the group is done */
-        }
-#if defined(__AVX2__)
-        if (job->sparse && !failed) covered += sparse_covered(job, mine + group_start, n - group_start, in_mask, bits);
-#endif
+            covered = scalar_groups(job, first, last, &mine, &n, &room, &scratch);
     }
-    if (!failed) DBF_MASK_DONE();
-#undef DBF_MASK_DONE
-#if defined(__AVX2__)
-    covered += square_units - lanes_sum(overlaps);
-#endif
-    free(in_mask);
-    free(bits);
-    *part = (sample_part){mine, n, covered, mask_lo, mask_hi, failed};
+    free(scratch.in_mask);
+    free(scratch.bits);
+    *part = (sample_part){mine, n, covered, mask_lo, mask_hi, covered < 0};
 }
 
 static void make_sample_job(sample_job *job, uint64_t seed, int64_t masks, const dbf_args *a) {
     *job = (sample_job){make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, 0, 0, {0, 1}};
+                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, a->rows, 0};
     job->groups = group_count(&job->s);
 #if defined(__AVX2__)
-    job->squares = blocks_inside(a) && a->k < 8192 && a->rows < (1 << 27) && a->cols < (1 << 27);
-    const double positions = (double)masks * (double)job->s.per_mask;
-    job->sparse = job->squares && (double)job->s.per_mask * a->gamma < 1.0 && positions * (double)job->s.per_mask < 0x1p61;
-    job->by_per_mask = make_divisor(job->s.per_mask > 0 ? job->s.per_mask : 1);
+    /* int32 corners: group rows (rows + k) below 2^27; positions of a group below 2^31. */
+    const double group_positions = (double)job->s.group * (double)job->s.per_mask;
+    job->wide = blocks_inside(a) && a->gamma < 1.0 && a->k < 8192 && group_positions < 0x1p31 &&
+                (double)job->s.group * (double)(a->rows + a->k) < 0x1p27;
 #endif
 }
 

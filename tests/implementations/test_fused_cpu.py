@@ -107,9 +107,9 @@ class TestSampler:
         painted = fused.paint_mask(_blocks(seeds, geometry), (300, 1, h, w), torch.device("cpu"))
         assert dropped == int(painted.sum())
 
-    # Under one seed per mask on average the kernel counts by runs of seeds sharing a mask
-    # (sparse_covered); these hold many masks of 2, 3 and more seeds, in runs that cross the
-    # 64-seed chunks the runs are found in.
+    # Under one seed per mask on average most blocks of the wide count's window (8 blocks back,
+    # across masks) lie in other masks; these hold many masks of 2, 3 and more seeds, and
+    # masks that start or end within a group of 8 blocks.
     @pytest.mark.parametrize(("h", "w", "k", "p"), [(14, 14, 7, 0.2), (10, 10, 3, 0.05), (7, 7, 7, 0.1)])
     def test_dropped_count_is_exact_for_sparse_masks(self, h, w, k, p):
         geometry = _geometry(fused.CONTRACT, h, w, k, p)
@@ -442,9 +442,9 @@ class TestPortableBuild:
         assert torch.equal(native[0].flat, portable[0].flat) and native[1] == portable[1]
 
     def test_same_counts_for_large_blocks(self, portable_kernel):
-        """Blocks of side 1000 overlapping heavily: the native build's lane sums of overlaps are
-        flushed every ~1,000 seeds (each thread would pass 2^31 otherwise); its count must still
-        equal the portable build's bitset count."""
+        """Blocks of side 1000 overlapping heavily (up to 8 x 10^6 units of overlap a block, and
+        masks counted again by their bitset): the native build's wide count must still equal
+        the portable build's bitset count."""
         geometry = fused_cpu.SeedGeometry(height=1001, width=1001, k=1000, top0=0, rows=2, left0=0, cols=2, gamma=0.5)
         native, portable = KERNEL.sample(3, 20000, geometry), portable_kernel.sample(3, 20000, geometry)
         assert torch.equal(native[0].flat, portable[0].flat) and native[1] == portable[1]
