@@ -463,11 +463,13 @@ static int64_t wide_walk(const sample_job *job, seed_walk *w, int64_t *flat, int
         const __m256d at4 = _mm256_add_pd(prefix_sums4(_mm256_loadu_pd(w->gaps + v)), at);
         /* Lanes past the group's end hold what they may: they are not counted. */
         _mm256_storeu_si256((__m256i *)(flat + n), _mm256_add_epi64(small_doubles_to_int64(at4), first));
-        __m256d position, col;
-        const __m256d mask = floor_divide4(at4, per_mask, per_per_mask, &position);
-        const __m256d row = floor_divide4(position, cols, per_cols, &col);
-        _mm_storeu_si128((__m128i *)(top + n), _mm256_cvttpd_epi32(_mm256_add_pd(_mm256_mul_pd(mask, stride), row)));
-        _mm_storeu_si128((__m128i *)(left + n), _mm256_cvttpd_epi32(col));
+        if (job->s.per_mask > 1) { /* else nothing is counted from corners (wide_groups) */
+            __m256d position, col;
+            const __m256d mask = floor_divide4(at4, per_mask, per_per_mask, &position);
+            const __m256d row = floor_divide4(position, cols, per_cols, &col);
+            _mm_storeu_si128((__m128i *)(top + n), _mm256_cvttpd_epi32(_mm256_add_pd(_mm256_mul_pd(mask, stride), row)));
+            _mm_storeu_si128((__m128i *)(left + n), _mm256_cvttpd_epi32(col));
+        }
         const int inside = __builtin_popcount(_mm256_movemask_pd(_mm256_cmp_pd(at4, total, _CMP_LT_OQ)));
         n += inside;
         if (inside < 4) {
@@ -551,7 +553,7 @@ static int64_t window_covered(const sample_job *job, wide_scratch *w, int64_t co
     return covered;
 }
 
-/* scalar_groups lanes wide. */
+/* What scalar_groups does, lanes wide: the same seeds, appended to *seeds, and the same count. */
 static int64_t wide_groups(const sample_job *job, int64_t first, int64_t last, int64_t **seeds, int64_t *n, int64_t *room,
                            recount_scratch *scratch) {
     const dbf_sampler *s = &job->s;
@@ -872,7 +874,9 @@ static int loops_for(int dtype, element_loops *loops) {
  * overlapping fixed-size stores each, the size chosen once for all rows, not a call to memset. */
 static inline void zero_rows(char *p, size_t n, size_t stride, int64_t rows) {
     static const char zeros[16] = {0};
-    if (n > 32) {
+    if (n == stride) { /* whole rows: one run */
+        memset(p, 0, n * (size_t)rows);
+    } else if (n > 32) {
         for (int64_t r = 0; r < rows; ++r, p += stride) memset(p, 0, n);
     } else if (n >= 16) {
         for (int64_t r = 0; r < rows; ++r, p += stride) memcpy(p, zeros, 16), memcpy(p + n - 16, zeros, 16);
@@ -930,10 +934,18 @@ typedef struct {
     void *out;
     const int64_t *seeds;
     int64_t n_seeds, per_mask, maps, maps_per_mask, area, span, hot;
-    int inside; /* every block lies inside the map (as with seeds in the valid region) */
+    int inside;     /* every block lies inside the map (as with seeds in the valid region) */
+    int whole_maps; /* ... and is the whole map (one seed position a mask, k = H = W) */
     size_t map_bytes;
     float scale;
+    dbf_divisor by_per_mask; /* for seed_mask, where it is exact */
 } apply_job;
+
+/* The mask of a seed: seed / per_mask, without a divide instruction where that is exact (flat
+ * seeds below masks * per_mask, times per_mask, below 2^62). */
+static inline int64_t seed_mask(const apply_job *job, int64_t seed) {
+    return job->by_per_mask.m ? divide(&job->by_per_mask, seed) : seed / job->per_mask;
+}
 
 /* Builds the keep bits of one mask from its `count` seeds; returns 1 when the mask drops the
  * whole map. */
@@ -953,7 +965,7 @@ typedef struct {
 /* Zeros the block of `seed` in its map in `dst` (which starts at map `first`). */
 static inline void zero_seed(const apply_job *job, char *dst, int64_t first, int64_t seed, map_cursor *c) {
     const size_t item = job->loops.item;
-    if (seed >= c->end) c->map = seed / job->per_mask, c->start = c->map * job->per_mask, c->end = c->start + job->per_mask;
+    if (seed >= c->end) c->map = seed_mask(job, seed), c->start = c->map * job->per_mask, c->end = c->start + job->per_mask;
     char *map = dst + (size_t)(c->map - first) * job->map_bytes;
     const int64_t pos = seed - c->start;
     if (job->inside) { /* no block is clipped: k rows of k units from the corner */
@@ -982,6 +994,12 @@ static unsigned char *keep_scratch(const apply_job *job, int *failed) {
     return keep;
 }
 
+/* Maps [at, at + count) of a span whose first map is at src (read) and dst (written), scaled. */
+static inline void scale_maps(const apply_job *job, const char *src, char *dst, int64_t at, int64_t count) {
+    if (count > 0)
+        job->loops.scale(src + (size_t)at * job->map_bytes, dst + (size_t)at * job->map_bytes, count * job->area, job->scale);
+}
+
 /* Maps [map_lo, map_hi) of apply_job, a span at a time; `keep` from keep_scratch. */
 static void apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi, unsigned char *keep) {
     const element_loops *loops = &job->loops;
@@ -996,6 +1014,20 @@ static void apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi, uns
         const int64_t stop = lower_bound(job->seeds, i, job->n_seeds, (last_mask + 1) * per_mask);
         const char *src = (const char *)job->x + (size_t)first * map_bytes;
         char *dst = (char *)job->out + (size_t)first * map_bytes;
+        if (job->whole_maps) {
+            /* Each block is its whole map: the maps between seeded masks are scaled in one go,
+             * those of a seeded mask written as zeros, x unread. */
+            int64_t m = first; /* maps [first, m) are written */
+            for (; i < stop; ++i) { /* one position a mask: the flat seed is the mask */
+                const int64_t from = job->seeds[i] * mpm > m ? job->seeds[i] * mpm : m;
+                const int64_t to = (job->seeds[i] + 1) * mpm < last ? (job->seeds[i] + 1) * mpm : last;
+                scale_maps(job, src, dst, m - first, from - m);
+                memset(dst + (size_t)(from - first) * map_bytes, 0, (size_t)(to - from) * map_bytes);
+                m = to;
+            }
+            scale_maps(job, src, dst, m - first, last - m);
+            continue;
+        }
         if (mpm == 1) {
             /* One mask per map. Maps are scaled DBF_HOT_BYTES at a time; then their blocks are
              * zeroed while in cache. For 2-byte types the scaling is compute-heavy enough that
@@ -1070,7 +1102,10 @@ static int make_apply_job(apply_job *job, int dtype, const void *x, void *out, i
                        .maps_per_mask = maps_per_mask, .area = a->height * a->width, .scale = scale};
     if (!loops_for(dtype, &job->loops) || maps_per_mask < 1 || job->area < 1 || job->per_mask < 1) return -1;
     job->map_bytes = (size_t)job->area * job->loops.item;
+    const double masks = (double)(maps / maps_per_mask);
+    if (masks * (double)job->per_mask * (double)job->per_mask < 0x1p62) job->by_per_mask = make_divisor(job->per_mask);
     job->inside = blocks_inside(a);
+    job->whole_maps = job->inside && job->per_mask == 1 && a->k == a->height && a->k == a->width;
     /* Spans hold a multiple of `step` maps, so they start on 64-byte boundaries when x, out
      * and the first map do. */
     int64_t step = 64, common = (int64_t)job->map_bytes;

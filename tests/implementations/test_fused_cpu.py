@@ -201,12 +201,19 @@ class TestApply:
             KERNEL.apply(x, out, seeds, 1, geometry, scale)
             assert torch.equal(out, _reference(x, seeds, geometry, 1, scale))
 
-    def test_long_spans_and_unaligned_maps(self):
-        """Many odd-sized maps: spans cut across maps, and maps start off 32-byte boundaries."""
-        x = torch.randn(7, 301, 5, 7)
-        geometry = _geometry(fused.CONTRACT, 5, 7, 3, 0.4)
+    # (7, 7, 7): every block is its whole map, written as zeros without reading x.
+    @pytest.mark.parametrize(("h", "w", "k", "p"), [(5, 7, 3, 0.4), (7, 7, 7, 0.3)])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+    def test_long_spans_and_unaligned_maps(self, h, w, k, p, dtype):
+        """Many odd-sized maps: spans cut across maps and across the maps of a shared mask, and
+        maps start off 32-byte boundaries."""
+        if not KERNEL.supports(dtype):
+            pytest.skip(f"this build has no {dtype}")
+        x = torch.randn(7, 301, h, w).to(dtype)
+        geometry = _geometry(fused.CONTRACT, h, w, k, p)
         for maps_per_mask in (1, 301):
-            seeds, _ = KERNEL.sample(8, x.numel() // (35 * maps_per_mask), geometry)
+            seeds, _ = KERNEL.sample(8, x.numel() // (h * w * maps_per_mask), geometry)
+            assert seeds.flat.numel() > 0
             out = torch.empty_like(x)
             KERNEL.apply(x, out, seeds, maps_per_mask, geometry, 0.75)
             assert torch.equal(out, _reference(x, seeds, geometry, maps_per_mask, 0.75))
