@@ -151,12 +151,13 @@ static inline __m256d log_unit4(__m256d u) {
 #if defined(__AVX2__)
 /* The low 64 bits of a * b, 4 lanes. */
 static inline __m256i mul_low64(__m256i a, __m256i b) {
-    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b), _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    const __m256i cross =
+        _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b), _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
     return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
 }
 
-/* rng_uniform on 4 lanes: the draws after `state`, state + phi, ..., state + 4 phi (phi the
- * Weyl increment), bit for bit. */
+/* rng_uniform on 4 lanes, bit for bit: the next 4 draws of a stream at `state`, from the states
+ * state + phi, ..., state + 4 phi (phi the Weyl increment). */
 static inline __m256d rng_uniform4(uint64_t state) {
     const uint64_t phi = 0x9E3779B97F4A7C15ull;
     __m256i z = _mm256_set_epi64x((long long)(state + 4 * phi), (long long)(state + 3 * phi), (long long)(state + 2 * phi),
@@ -519,8 +520,10 @@ static int64_t window_covered(const sample_job *job, wide_scratch *w, int64_t co
         const __m256i r = _mm256_loadu_si256((const __m256i *)(top + i)), c = _mm256_loadu_si256((const __m256i *)(left + i));
         __m256i overlap = zero, meets = zero;
         for (int d = 1; d <= 8; ++d) {
-            const __m256i rows = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(r, _mm256_loadu_si256((const __m256i *)(top + i - d)))));
-            const __m256i cols = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)(left + i - d)))));
+            const __m256i top_d = _mm256_loadu_si256((const __m256i *)(top + i - d));
+            const __m256i left_d = _mm256_loadu_si256((const __m256i *)(left + i - d));
+            const __m256i rows = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(r, top_d)));
+            const __m256i cols = _mm256_sub_epi32(side, _mm256_abs_epi32(_mm256_sub_epi32(c, left_d)));
             const __m256i meet = _mm256_and_si256(_mm256_cmpgt_epi32(rows, zero), _mm256_cmpgt_epi32(cols, zero));
             overlap = _mm256_add_epi32(overlap, _mm256_and_si256(meet, _mm256_mullo_epi32(rows, cols)));
             meets = _mm256_sub_epi32(meets, meet);
