@@ -26,6 +26,8 @@ import ctypes
 import os
 from pathlib import Path
 
+from dropblock_bench.switches import OFF_WORDS, switched_off
+
 __all__ = [
     "HUGE_PAGES_ENV",
     "MALLOC_REGIMES",
@@ -37,7 +39,6 @@ __all__ = [
 
 MALLOC_REGIMES = ("steady", "system")
 HUGE_PAGES_ENV = "DBENCH_HUGE_PAGES"
-_OFF = frozenset({"0", "false", "no", "off"})
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
 _NEVER_TRIM = 2**31 - 1  # mallopt takes a C int: ~2 GiB of free heap top before any is handed back
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -75,7 +76,7 @@ def thp_mode() -> str | None:
 def huge_page_advice_enabled() -> bool:
     """Whether ``fused`` advises its fresh outputs onto huge pages: yes unless ``DBENCH_HUGE_PAGES``
     is 0, false, no or off (read at each call)."""
-    return os.environ.get(HUGE_PAGES_ENV, "1").strip().lower() not in _OFF
+    return not switched_off(HUGE_PAGES_ENV)
 
 
 def memory_settings(malloc: str | None) -> dict[str, object]:
@@ -86,6 +87,6 @@ def memory_settings(malloc: str | None) -> dict[str, object]:
     return {
         "malloc": malloc or "system (as the C library does it)",
         "thp_mode": thp_mode(),
-        "torch_thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "").strip().lower() not in _OFF | {""},
+        "torch_thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "").strip().lower() not in OFF_WORDS | {""},
         "fused_huge_pages": huge_page_advice_enabled(),
     }

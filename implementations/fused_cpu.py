@@ -35,11 +35,11 @@ import torch
 from torch import Tensor
 
 from dropblock_bench.allocator import huge_page_advice_enabled
+from dropblock_bench.switches import switched_off
 
 __all__ = ["CpuKernel", "Plan", "SeedGeometry", "Seeds", "load", "status"]
 
 DISABLE_ENV = "DBENCH_CPU_KERNEL"
-_OFF = frozenset({"0", "false", "no", "off"})
 CACHE_ENV = "DBENCH_CACHE_DIR"
 _SOURCE = "fused_cpu.c"
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
@@ -278,7 +278,7 @@ _status = "not loaded yet"
 def load() -> CpuKernel | None:
     """The kernel, building it if needed; ``None`` (and :func:`status` says why) when unavailable."""
     global _status
-    if os.environ.get(DISABLE_ENV, "1").strip().lower() in _OFF:
+    if switched_off(DISABLE_ENV):
         _status = f"disabled by {DISABLE_ENV}"
         return None
     compiler = _compiler()
