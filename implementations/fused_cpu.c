@@ -350,6 +350,7 @@ typedef struct {
     dbf_geometry geo;
     int64_t groups, words, rows;
     int wide; /* sample and count lanes wide (wide_groups) */
+    double per_per_mask, per_cols; /* 1 / per_mask and 1 / cols, for wide_walk */
 } sample_job;
 
 typedef struct {
@@ -453,8 +454,8 @@ static inline __m256i small_doubles_to_int64(__m256d v) {
  * group is. */
 static int64_t wide_walk(const sample_job *job, seed_walk *w, int64_t *flat, int32_t *top, int32_t *left, int *done) {
     const __m256d total = _mm256_set1_pd(w->total), per_mask = _mm256_set1_pd((double)job->s.per_mask);
-    const __m256d per_per_mask = _mm256_set1_pd(1.0 / (double)job->s.per_mask), cols = _mm256_set1_pd((double)job->geo.cols);
-    const __m256d per_cols = _mm256_set1_pd(1.0 / (double)job->geo.cols);
+    const __m256d per_per_mask = _mm256_set1_pd(job->per_per_mask), cols = _mm256_set1_pd((double)job->geo.cols);
+    const __m256d per_cols = _mm256_set1_pd(job->per_cols);
     const __m256d stride = _mm256_set1_pd((double)(job->rows + job->geo.k));
     const __m256i first = _mm256_set1_epi64x(w->first);
     draw_gaps(&w->rng, w->per_log_miss, w->gaps);
@@ -608,7 +609,8 @@ static void sample_share(const sample_job *job, int me, int team, sample_part *p
 
 static void make_sample_job(sample_job *job, uint64_t seed, int64_t masks, const dbf_args *a) {
     *job = (sample_job){make_sampler(seed, masks, a->rows * a->cols, a->gamma),
-                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, a->rows, 0};
+                        make_geometry(a->height, a->width, a->k, a->top0, a->left0, a->cols), 0, (a->width + 63) / 64, a->rows, 0,
+                        1.0 / (double)(a->rows * a->cols > 0 ? a->rows * a->cols : 1), 1.0 / (double)(a->cols > 0 ? a->cols : 1)};
     job->groups = group_count(&job->s);
 #if defined(__AVX2__)
     /* int32 corners: group rows (rows + k) below 2^27; positions of a group below 2^31. */
