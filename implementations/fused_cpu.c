@@ -1019,9 +1019,23 @@ static void apply_maps(const apply_job *job, int64_t map_lo, int64_t map_hi, uns
         const int64_t stop = lower_bound(job->seeds, i, job->n_seeds, (last_mask + 1) * per_mask);
         const char *src = (const char *)job->x + (size_t)first * map_bytes;
         char *dst = (char *)job->out + (size_t)first * map_bytes;
+        if (job->whole_maps && mpm == 1 && item <= 2) {
+            /* Each block is its whole map, one map a mask, 2-byte types: the runs between
+             * seeded maps are short (their length a coin flip each), and a scaling call per
+             * run costs more in mispredicted loop ends than reading x for the seeded maps
+             * does. So maps are scaled DBF_HOT_BYTES at a time, then the seeded ones zeroed
+             * while in cache. (The seed of map m is m: one position a mask.) */
+            for (int64_t m = first; m < last; m += job->hot) {
+                const int64_t end = m + job->hot < last ? m + job->hot : last;
+                scale_maps(job, src, dst, m - first, end - m);
+                for (; i < stop && job->seeds[i] < end; ++i) memset(dst + (size_t)(job->seeds[i] - first) * map_bytes, 0, map_bytes);
+            }
+            continue;
+        }
         if (job->whole_maps) {
             /* Each block is its whole map: the maps between seeded masks are scaled in one go,
-             * those of a seeded mask written as zeros, x unread. */
+             * those of a seeded mask written as zeros, x unread (4- and 8-byte types, or a
+             * mask shared by a sample's maps, where seeded runs are long). */
             int64_t m = first; /* maps [first, m) are written */
             for (; i < stop; ++i) { /* one position a mask: the flat seed is the mask */
                 const int64_t from = job->seeds[i] * mpm > m ? job->seeds[i] * mpm : m;

@@ -201,7 +201,8 @@ class TestApply:
             KERNEL.apply(x, out, seeds, 1, geometry, scale)
             assert torch.equal(out, _reference(x, seeds, geometry, 1, scale))
 
-    # (7, 7, 7): every block is its whole map, written as zeros without reading x.
+    # (7, 7, 7): every block is its whole map: zeros written without reading x (float32), or
+    # after scaling a chunk of maps (float16).
     @pytest.mark.parametrize(("h", "w", "k", "p"), [(5, 7, 3, 0.4), (7, 7, 7, 0.3)])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
     def test_long_spans_and_unaligned_maps(self, h, w, k, p, dtype):
