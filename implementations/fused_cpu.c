@@ -423,17 +423,13 @@ static int64_t scalar_groups(const sample_job *job, int64_t first, int64_t last,
 
 #define DBF_FAR (1 << 28) /* a row no block of a stream reaches */
 
-/* For integers 0 <= v < 2^31 held as doubles and d >= 1 with per_d = 1 / d: floor(v / d), and
- * *rest = v - d floor(v / d). The product v per_d is off by under 2^-21: one correction either
- * way makes it exact. */
+/* For integers 0 <= v < 2^31 held as doubles and integer d >= 1 with per_d = 1 / d (rounded):
+ * floor(v / d), and *rest = v - d floor(v / d). (v + 1/2) / d lies at least 1 / (2d) inside
+ * (q, q + 1) for q = floor(v / d), and the rounded product misses it by under
+ * (v + 1/2) / d * 2^-52 (two roundings), below 1 / (2d) for v < 2^51: its floor is q. */
 static inline __m256d floor_divide4(__m256d v, __m256d d, __m256d per_d, __m256d *rest) {
-    const __m256d one = _mm256_set1_pd(1.0);
-    __m256d q = _mm256_floor_pd(_mm256_mul_pd(v, per_d)), r = _mm256_sub_pd(v, _mm256_mul_pd(q, d));
-    const __m256d under = _mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_LT_OQ);
-    q = _mm256_sub_pd(q, _mm256_and_pd(under, one)), r = _mm256_add_pd(r, _mm256_and_pd(under, d));
-    const __m256d over = _mm256_cmp_pd(r, d, _CMP_GE_OQ);
-    q = _mm256_add_pd(q, _mm256_and_pd(over, one)), r = _mm256_sub_pd(r, _mm256_and_pd(over, d));
-    *rest = r;
+    const __m256d q = _mm256_floor_pd(_mm256_mul_pd(_mm256_add_pd(v, _mm256_set1_pd(0.5)), per_d));
+    *rest = _mm256_sub_pd(v, _mm256_mul_pd(q, d));
     return q;
 }
 
