@@ -49,3 +49,33 @@ def summarize(samples: Sequence[float], confidence: float = 0.95) -> SampleSumma
     q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
     low, high = median_confidence_interval(samples, confidence)
     return SampleSummary(statistics.median(samples), q3 - q1, low, high, len(samples))
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioExcess:
+    """How much ratio ``a / a_floor`` exceeds ``b / b_floor`` over paired rounds."""
+
+    median: float  # median over rounds of the per-round excess (a ratio difference, unitless)
+    p_value: float  # one-sided: small when the excess is > 0 in most rounds
+    rounds: int
+
+
+def ratio_excess(rounds: Sequence[tuple[float, float, float, float]]) -> RatioExcess:
+    """Whether ``a`` is slower relative to its floor than ``b`` is to its own, from rounds of
+    ``(a, a_floor, b, b_floor)`` times (ms; each a round's median of one statement, the four
+    timed back to back).
+
+    The rounds are the replicates: a shared machine's slowdowns last seconds and move the four
+    times of a round together, which cancels in the round's ratios; pooling the single timings
+    instead would count one slow stretch as many independent samples. The per-round excess
+    ``a / a_floor - b / b_floor`` is tested with the one-sided Wilcoxon signed-rank test
+    (H1: its distribution lies above 0), which assumes rounds independent and the excess
+    symmetric under H0, not normal.
+    """
+    if len(rounds) < 2:
+        raise ValueError("need at least 2 rounds")
+    excess = [a / a_floor - b / b_floor for a, a_floor, b, b_floor in rounds]
+    if all(value == 0.0 for value in excess):
+        return RatioExcess(0.0, 1.0, len(excess))
+    p_value = float(scipy_stats.wilcoxon(excess, alternative="greater").pvalue)
+    return RatioExcess(statistics.median(excess), p_value, len(excess))

@@ -11,21 +11,19 @@ child process with the system's allocator, what ``fused``'s huge-page advice sav
 
 from __future__ import annotations
 
-import functools
 import os
 import statistics
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from scipy import stats
 from torch.utils import benchmark as torch_benchmark
 
 from dropblock_bench.allocator import steady_glibc_malloc, thp_mode
 from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
 from dropblock_bench.registry import default_registry
+from dropblock_bench.stats import ratio_excess
 
 STAGES = {"56": (32, 256, 56, 56), "28": (32, 512, 28, 28), "14": (32, 1024, 14, 14), "7": (32, 2048, 7, 7)}
 torch.set_num_threads(int(os.environ.get("DBENCH_THREADS", "2")))
@@ -39,19 +37,14 @@ def _fn(name: str):
         pytest.skip(f"{name} is not installed")
 
 
-def _samples_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, list[float]]:
-    """Times of each statement (ms per call), in alternating blocks so ratios hold on a noisy machine."""
+def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, float]:
+    """Median time of each statement (ms per call), timed in alternating blocks so ratios hold on a noisy machine."""
     samples: dict[str, list[float]] = {name: [] for name in statements}
     for _ in range(rounds):
         for name, statement in statements.items():
             timer = torch_benchmark.Timer(statement, globals=scope, num_threads=torch.get_num_threads())
             samples[name] += [t * 1e3 for t in timer.blocked_autorange(min_run_time=block_s).times]
-    return samples
-
-
-def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_s: float = 0.3) -> dict[str, float]:
-    """Median of each statement's times (see :func:`_samples_ms`)."""
-    return {name: statistics.median(values) for name, values in _samples_ms(statements, scope, rounds, block_s).items()}
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
@@ -113,29 +106,38 @@ def test_forward_backward_and_memory_at_56(benchmark):
         assert peak <= 1.3 * plain.nbytes
 
 
+def _round_medians_ms(statements: dict[str, str], scope: dict, rounds: int = 16, block_s: float = 0.1) -> list[dict[str, float]]:
+    """Each round, the median time (ms per call) of every statement, timed back to back; the
+    order rotates from round to round, so no statement always follows the same one."""
+    names = list(statements)
+    medians = []
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        timed = {}
+        for name in order:
+            timer = torch_benchmark.Timer(statements[name], globals=scope, num_threads=torch.get_num_threads())
+            timed[name] = statistics.median(timer.blocked_autorange(min_run_time=block_s).times) * 1e3
+        medians.append(timed)
+    return medians
+
+
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
-    """Fails when the half-precision ratio to its floor is larger than fp32's with 99 % confidence
-    (bootstrap of the difference of ratios of medians, fixed seed)."""
+    """Fails when the half-precision ratio to its floor exceeds fp32's in most of 16 paired
+    rounds: one-sided Wilcoxon signed-rank test on the per-round excess, p < 0.01
+    (:func:`dropblock_bench.stats.ratio_excess`)."""
     fn = _fn("fused")
     call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
     x32 = torch.randn(STAGES[stage])
     scope = {"fn": fn, "x32": x32, "xh": x32.to(dtype)}
-    statements = {"fp32": call.format("x32"), "fp32_floor": floor.format("x32"), "half": call.format("xh"), "half_floor": floor.format("xh")}
-    samples = benchmark.pedantic(_samples_ms, args=(statements, scope), rounds=1, iterations=1)
-    arrays = [np.asarray(samples[name]) for name in ("half", "half_floor", "fp32", "fp32_floor")]
-
-    def excess(half, half_floor, fp32, fp32_floor, axis=-1):
-        median = functools.partial(np.median, axis=axis)
-        return median(half) / median(half_floor) - median(fp32) / median(fp32_floor)
-
-    interval = stats.bootstrap(arrays, excess, confidence_level=0.98, n_resamples=2000, vectorized=True, paired=False,
-                               method="percentile", random_state=np.random.default_rng(0)).confidence_interval
-    benchmark.extra_info.update(excess_ratio=excess(*arrays), excess_lower=interval.low, excess_upper=interval.high,
-                                **{name: statistics.median(values) for name, values in samples.items()})
-    assert interval.low <= 0.0, "half precision is slower than fp32 relative to its floor"
+    statements = {"half": call.format("xh"), "half_floor": floor.format("xh"), "fp32": call.format("x32"), "fp32_floor": floor.format("x32")}
+    rounds = benchmark.pedantic(_round_medians_ms, args=(statements, scope), rounds=1, iterations=1)
+    excess = ratio_excess([tuple(r[name] for name in statements) for r in rounds])
+    medians = {name: statistics.median(r[name] for r in rounds) for name in statements}
+    benchmark.extra_info.update(excess_ratio=excess.median, p_value=excess.p_value, **medians)
+    assert excess.p_value >= 0.01, f"half precision is slower than fp32 relative to its floor (median excess {excess.median:+.3f})"
 
 
 HUGE_PAGE_AB = """
