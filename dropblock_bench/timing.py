@@ -4,7 +4,8 @@ Timing uses :class:`torch.utils.benchmark.Timer` (warm-up, adaptive repetitions,
 synchronisation). The cases of one turn group (same shape, device, mode, block and p; every
 implementation and dtype) are timed together, in ``rounds`` rounds, the implementations of a
 dtype on one shared input; in each round every case runs one block and its floor op one
-block, ``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode).
+block, ``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode),
+an implementation's dtypes one after another.
 So ``floor_ratio``, the comparison of two implementations and that of two dtypes' ratios all
 hold on a noisy machine: each sees the same drifts. Every raw sample is kept (each is the mean
 of one block of repetitions, in milliseconds).
@@ -208,6 +209,10 @@ def run_group(
             timed.append(_start(case, impl, inputs[case.dtype], result))
         except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
             result.status, result.reason = "error", _error_reason(exc)
+    # Each round times an implementation's dtypes back to back: its dtypes' ratios to their
+    # floors then compare within seconds, not across the other implementations' blocks.
+    names = list(dict.fromkeys(case.implementation for case in cases))
+    timed.sort(key=lambda entry: names.index(entry.result.case.implementation))  # stable: dtypes keep their order
     block_time = settings.min_time_s / settings.rounds
     for _ in range(settings.rounds):
         for entry in list(timed):
