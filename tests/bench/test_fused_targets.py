@@ -47,6 +47,21 @@ def _medians_ms(statements: dict[str, str], scope: dict, rounds: int = 3, block_
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _round_medians_ms(statements: dict[str, str], scope: dict, rounds: int = 16, block_s: float = 0.1) -> list[dict[str, float]]:
+    """Each round, the median time (ms per call) of every statement, timed back to back; the
+    order rotates from round to round, so no statement always follows the same one."""
+    names = list(statements)
+    medians = []
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        timed = {}
+        for name in order:
+            timer = torch_benchmark.Timer(statements[name], globals=scope, num_threads=torch.get_num_threads())
+            timed[name] = statistics.median(timer.blocked_autorange(min_run_time=block_s).times) * 1e3
+        medians.append(timed)
+    return medians
+
+
 FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
                  ("fused-shared", "56"): 1.2, ("fused-shared", "28"): 1.2}  # fmt: skip
 
@@ -72,10 +87,14 @@ def test_fused_is_an_order_of_magnitude_faster_than_per_channel_peers(benchmark,
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_fused_shared_beats_timm_default(benchmark, stage):
+    """The median over 8 rounds of ours / timm, each round's pair timed back to back (a slow
+    stretch of a shared machine then slows both) is below 1."""
     scope = {"ours": _fn("fused-shared"), "timm": _fn("timm"), "x": torch.randn(STAGES[stage])}
-    medians = benchmark.pedantic(_medians_ms, args=({"ours": "ours(x, 0.1, 7)", "timm": "timm(x, 0.1, 7)"}, scope), rounds=1, iterations=1)
-    benchmark.extra_info.update(**medians)
-    assert medians["ours"] < medians["timm"]
+    statements = {"ours": "ours(x, 0.1, 7)", "timm": "timm(x, 0.1, 7)"}
+    rounds = benchmark.pedantic(_round_medians_ms, args=(statements, scope, 8, 0.15), rounds=1, iterations=1)
+    ratio = statistics.median(r["ours"] / r["timm"] for r in rounds)
+    benchmark.extra_info.update(ratio=ratio, **{name: statistics.median(r[name] for r in rounds) for name in statements})
+    assert ratio < 1.0
 
 
 @pytest.mark.parametrize(("name", "target"), [("fused-shared", 1.3), ("fused", 3.0)])
@@ -106,27 +125,12 @@ def test_forward_backward_and_memory_at_56(benchmark):
         assert peak <= 1.3 * plain.nbytes
 
 
-def _round_medians_ms(statements: dict[str, str], scope: dict, rounds: int = 16, block_s: float = 0.1) -> list[dict[str, float]]:
-    """Each round, the median time (ms per call) of every statement, timed back to back; the
-    order rotates from round to round, so no statement always follows the same one."""
-    names = list(statements)
-    medians = []
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        timed = {}
-        for name in order:
-            timer = torch_benchmark.Timer(statements[name], globals=scope, num_threads=torch.get_num_threads())
-            timed[name] = statistics.median(timer.blocked_autorange(min_run_time=block_s).times) * 1e3
-        medians.append(timed)
-    return medians
-
-
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
-    """Fails when the half-precision ratio to its floor exceeds fp32's in most of 16 paired
-    rounds: one-sided Wilcoxon signed-rank test on the per-round excess, p < 0.01
+    """Fails when the half-precision ratio to its floor exceeds fp32's over 16 paired rounds:
+    one-sided Wilcoxon signed-rank test on the per-round excess, p < 0.01
     (:func:`dropblock_bench.stats.ratio_excess`)."""
     fn = _fn("fused")
     call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
