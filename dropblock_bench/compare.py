@@ -143,13 +143,9 @@ def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Tim
     return timings
 
 
-def load_timings(path: Path) -> tuple[str, dict[str, Timings]]:
-    """(format, timings by case key) from a dbench-run or pytest-benchmark JSON file."""
-    return _timings_of(read_json(path, CompareInputError), path)
-
-
 def _timings_of(payload: Any, path: Path) -> tuple[str, dict[str, Timings]]:
-    """:func:`load_timings` of a file already read."""
+    """(format, timings by case key) from the JSON of a dbench-run or pytest-benchmark file,
+    already read from ``path``."""
     try:
         if isinstance(payload, dict) and isinstance(payload.get("cases"), list):
             return "dbench", _from_dbench(payload, path)
