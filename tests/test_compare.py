@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import statistics
 
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from dropblock_bench.cli import app
-from dropblock_bench.compare import compare_files, smallest_mann_whitney_p
+from dropblock_bench.compare import Timings, compare_case, compare_files, smallest_mann_whitney_p
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
@@ -66,14 +69,68 @@ def test_a_small_slowdown_below_the_threshold_is_noise(tmp_path):
     assert all(c.p_value < 0.01 for c in comparison.cases)  # significant, but under 5 %
 
 
-def test_pure_noise_raises_no_alarm_in_at_least_99_percent_of_trials(tmp_path):
+def test_pure_noise_raises_no_more_alarms_than_the_test_level(tmp_path):
+    """A regression needs p < alpha (two-sided) in the slower direction, so under pure noise at
+    most alpha / 2 of trials alarm: the count stays within the 99.9 % binomial band of that."""
     rng = random.Random(42)
     trials, alarms = 300, 0
     for trial in range(trials):
         base = _run_file(tmp_path / "b.json", [_case("fused", _noise(rng, 20))])
         head = _run_file(tmp_path / "h.json", [_case("fused", _noise(rng, 20))])
         alarms += bool(compare_files(base, head).regressions)
-    assert alarms <= 0.01 * trials
+    assert alarms <= stats.binom.ppf(0.9995, trials, 0.01 / 2)
+
+
+def test_a_real_speed_up_is_an_improvement_and_exits_zero(base, tmp_path):
+    payload = json.loads(open(base).read())
+    for case in payload["cases"]:
+        case["samples_ms"] = [s * 0.7 for s in case["samples_ms"]]
+        case["median_ms"] *= 0.7
+    head = _run_file(tmp_path / "head.json", payload["cases"])
+    assert [c.verdict for c in compare_files(base, head).cases] == ["improvement", "improvement"]
+    result = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
+    assert result.exit_code == 0 and "✅ faster" in result.output
+
+
+def test_geomean_is_that_of_the_median_ratios(base, tmp_path):
+    payload = json.loads(open(base).read())
+    for case, factor in zip(payload["cases"], (1.3, 0.8)):
+        case["samples_ms"] = [s * factor for s in case["samples_ms"]]
+        case["median_ms"] *= factor
+    comparison = compare_files(base, _run_file(tmp_path / "head.json", payload["cases"]))
+    assert [c.ratio for c in comparison.cases] == pytest.approx([1.3, 0.8])
+    assert comparison.geomean_ratio == pytest.approx(math.sqrt(1.3 * 0.8))
+
+
+def test_ratio_interval_covers_the_true_ratio_and_excludes_one():
+    """Independent draws with population medians 1 and 1.3: the (1 - alpha) bootstrap interval of
+    the median ratio covers 1.3 in at least the 99.9 % binomial band's share of trials around
+    1 - alpha, and (samples of 20 with 10 % spread) excludes 1 in every trial."""
+    rng = random.Random(11)
+    trials, alpha, covered = 200, 0.01, 0
+    for _ in range(trials):
+        b, h = _noise(rng, 20), _noise(rng, 20, 1.3)
+        case = compare_case(Timings("k", b, statistics.median(b)), Timings("k", h, statistics.median(h)), 0.05, alpha)
+        covered += case.ratio_ci_low <= 1.3 <= case.ratio_ci_high
+        assert case.ratio_ci_low > 1.0
+    assert covered >= stats.binom.ppf(0.0005, trials, 1 - alpha)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--alpha", "0"), ("--alpha", "1.5"), ("--threshold", "-0.1")])
+def test_bad_threshold_or_alpha_exits_two(base, option, value):
+    result = runner.invoke(app, ["compare", base, base, option, value], env=WIDE)
+    assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
+
+
+def test_threshold_and_alpha_are_the_gates(tmp_path):
+    rng = random.Random(5)
+    tight = [1.0 + rng.gauss(0, 0.005) for _ in range(30)]
+    base = _run_file(tmp_path / "base.json", [_case("fused", tight)])
+    head = _run_file(tmp_path / "head.json", [_case("fused", [s * 1.03 for s in tight])])
+    assert compare_files(base, head).cases[0].verdict == "~"  # +3 % < the 5 % default
+    assert compare_files(base, head, threshold=0.02).cases[0].verdict == "regression"
+    [case] = compare_files(base, head, threshold=0.02, alpha=1e-30).cases
+    assert case.verdict == "~" and case.p_value >= 1e-30  # significant at 0.01, not at 1e-30
 
 
 def test_unmatched_cases_are_listed_and_geomean_reported(base, tmp_path):

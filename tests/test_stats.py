@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -23,17 +24,36 @@ def test_single_sample_and_empty():
         summarize([])
 
 
+def _exact_coverage(n: int, j: int) -> float:
+    """P(X(j) <= median <= X(n-j+1)) for n draws of a continuous law: 1 - 2 P(Binomial(n, 1/2) < j)."""
+    return 1 - 2 * sum(math.comb(n, i) for i in range(j)) / 2**n
+
+
+@pytest.mark.parametrize("n", [2, 5, 6, 9, 10, 25, 60, 101])
+def test_median_interval_takes_the_narrowest_ranks_that_keep_95_percent(n):
+    """On the samples 0..n-1 the interval's ends are its ranks: [X(j), X(n-j+1)] with the largest
+    j whose exact coverage is >= 95 % (j = 1, the full range, when none is)."""
+    low, high = median_confidence_interval(list(reversed(range(n))))
+    j = int(low) + 1
+    assert high == n - j
+    assert j == 1 or _exact_coverage(n, j) >= 0.95
+    assert j + 1 > n / 2 or _exact_coverage(n, j + 1) < 0.95
+
+
 @pytest.mark.parametrize("n", [10, 25, 60])
-def test_median_interval_covers_at_the_stated_rate(n):
-    """Coverage of a 95 % interval over 2,000 skewed samples, within a 99.9 % binomial band."""
+def test_median_interval_covers_at_its_exact_rate(n):
+    """Coverage over 2,000 skewed samples lies within the 99.9 % binomial band around the ranks'
+    exact coverage (>= 95 %)."""
     rng = random.Random(n)
     trials, true_median = 2000, 0.6931471805599453  # median of Exp(1)
     hits = 0
     for _ in range(trials):
         low, high = median_confidence_interval([rng.expovariate(1.0) for _ in range(n)])
         hits += low <= true_median <= high
-    # The interval is conservative: coverage >= 95 %, so hits must not fall below the band's lower end.
-    assert hits >= stats.binom.ppf(0.0005, trials, 0.95)
+    ranks = median_confidence_interval(list(range(n)))
+    exact = _exact_coverage(n, int(ranks[0]) + 1)
+    assert exact >= 0.95
+    assert stats.binom.ppf(0.0005, trials, exact) <= hits <= stats.binom.ppf(0.9995, trials, exact)
 
 
 def _rounds(rng: random.Random, n: int, ratio_a: float, ratio_b: float, jitter: float) -> list[tuple[float, ...]]:

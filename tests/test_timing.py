@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 
 from dropblock_bench.matrix import MatrixSpec, RunCase, expand
 from dropblock_bench.registry import Implementation, get_implementation
+from dropblock_bench.stats import median_confidence_interval
 from dropblock_bench.timing import RunSettings, run_case, run_matrix
 
 FAST = RunSettings(min_time_s=0.02, rounds=2, measure_memory=True)
@@ -23,7 +26,14 @@ def test_an_ok_case_has_every_field(mode):
     assert result.status == "ok", result.reason
     assert result.n_samples == len(result.samples_ms) >= 2 and result.floor_samples_ms
     assert result.ci_low_ms <= result.median_ms <= result.ci_high_ms
-    assert result.iqr_ms >= 0 and result.floor_ratio > 0 and result.gbps > 0
+    assert result.median_ms == statistics.median(result.samples_ms)
+    assert result.floor_median_ms == statistics.median(result.floor_samples_ms)
+    assert (result.ci_low_ms, result.ci_high_ms) == median_confidence_interval(result.samples_ms)
+    assert result.iqr_ms >= 0
+    assert result.floor_ratio == pytest.approx(result.median_ms / result.floor_median_ms)
+    # x (2x4x12x12 float32) read and the output written; backward also reads g and writes x.grad
+    bytes_moved = 2 * 4 * 12 * 12 * 4 * (4 if mode == "backward" else 2)
+    assert result.gbps == pytest.approx(bytes_moved / (result.median_ms * 1e-3) / 1e9)
     if mode == "backward":
         assert 0 < result.saved_bytes <= 2 * 4 * 12 * 12  # at most one byte per element
     else:

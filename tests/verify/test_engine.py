@@ -11,6 +11,7 @@ from torch_paths import TORCH_PATHS
 from dropblock_bench import spec
 from dropblock_bench.registry import Implementation, list_implementations
 from dropblock_bench.verify import Verdict, VerifySettings, count_steps, verify_implementation
+from dropblock_bench.verify.checks_law import rate_check
 from dropblock_bench.verify.results import CheckResult, apply_holm, holm_adjust
 from dropblock_bench.verify.settings import DEFAULT_CASES
 
@@ -130,18 +131,34 @@ def test_sample_sizes_reach_the_documented_power(case):
 
 
 def test_power_formula_against_simulation():
-    """The z-test's power on a 10 % rate error, simulated with the exact sampler, is near the formula's."""
+    """rate_check on masks from the exact sampler whose rate is 10 % too high (p raised until
+    the exact rate is 1.1x) rejects as often as power_reached says, within a 99.9 % binomial
+    band. At power 0.5 the shift sits at the rejection bound, where the larger spread of the
+    raised rate does not move the rejection rate."""
     case = DEFAULT_CASES[0]
     settings = VerifySettings(power=0.5)
-    maps = settings.maps_for(spec.PAPER_CONTRACT, case)
-    expected = spec.expected_drop_rate(spec.PAPER_CONTRACT, case.p, case.height, case.width, case.block_size)
-    sd = spec.drop_count_variance(spec.PAPER_CONTRACT, case.p, case.height, case.width, case.block_size) ** 0.5 / 196
-    z_level = stats.norm.isf(settings.bonferroni_level / 2)
+    contract = spec.PAPER_CONTRACT
+    maps = settings.maps_for(contract, case)
+    target = 1.1 * spec.expected_drop_rate(contract, case.p, case.height, case.width, case.block_size)
+    low_p, high_p = case.p, 1.0
+    for _ in range(60):  # bisection: the exact rate increases with p
+        mid = (low_p + high_p) / 2
+        if spec.expected_drop_rate(contract, mid, case.height, case.width, case.block_size) < target:
+            low_p = mid
+        else:
+            high_p = mid
     generator = torch.Generator().manual_seed(3)
     trials, hits = 200, 0
     for _ in range(trials):
-        rates = torch.randn(1, generator=generator).item() * sd / maps**0.5 + 1.1 * expected
-        hits += abs(rates - expected) / (sd / maps**0.5) > z_level
-    # Binomial(200, ~0.5): a 99.9 % interval.
-    low, high = stats.binom.interval(0.999, trials, settings.power_reached(spec.PAPER_CONTRACT, case, maps))
+        masks = spec.reference_drop_mask(contract, (maps, 1, case.height, case.width), high_p, case.block_size, generator=generator)
+        hits += rate_check(contract, case, masks[:, 0]).p_value < settings.bonferroni_level
+    low, high = stats.binom.interval(0.999, trials, settings.power_reached(contract, case, maps))
     assert low <= hits <= high
+    # At the right rate, p-values are uniform: below 0.1 in a tenth of trials, within the band.
+    below = sum(
+        rate_check(contract, case, spec.reference_drop_mask(contract, (maps, 1, case.height, case.width), case.p,
+                                                            case.block_size, generator=generator)[:, 0]).p_value < 0.1
+        for _ in range(trials)
+    )  # fmt: skip
+    low, high = stats.binom.interval(0.999, trials, 0.1)
+    assert low <= below <= high
