@@ -29,10 +29,12 @@ def timing_figure(cases: Sequence[Mapping[str, Any]], mode: str) -> Any:
     plt = _pyplot()
     rows = [c for c in cases if c["status"] == "ok" and c["mode"] == mode and not c.get("inplace")]
     several_dtypes = len({c["dtype"] for c in rows}) > 1
+    several_devices = len({c["device"] for c in rows}) > 1
 
     def group(c: Mapping[str, Any]) -> str:
         dtype = f"{c['dtype']} " if several_dtypes else ""
-        return f"{c['shape']}\n{dtype}k={c['block_size']} p={c['p']:g}"
+        device = f"{c['device']} " if several_devices else ""
+        return f"{c['shape']}\n{device}{dtype}k={c['block_size']} p={c['p']:g}"
 
     shapes = list(dict.fromkeys(group(c) for c in rows))
     names = list(dict.fromkeys(c["implementation"] for c in rows))
@@ -44,7 +46,7 @@ def timing_figure(cases: Sequence[Mapping[str, Any]], mode: str) -> Any:
         left.bar(xs, [by_shape[s]["median_ms"] for s in shapes if s in by_shape], width, label=name)
         right.bar(xs, [by_shape[s]["floor_ratio"] for s in shapes if s in by_shape], width, label=name)
     for axis, title in ((left, "median time (ms, log scale)"), (right, "time / memory floor (x * c)")):
-        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes, fontsize=8, rotation=90 if several_dtypes else 0)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes, fontsize=8, rotation=90 if several_dtypes or several_devices else 0)
         axis.set_title(title)
         axis.grid(axis="y", alpha=0.3)
     left.set_yscale("log")

@@ -37,20 +37,28 @@ def _implementations(names: Sequence[str]) -> dict[str, Implementation]:
 
 
 def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The timing table; device, block size and p get columns when the run has several of them."""
     best: dict[tuple[Any, ...], float] = {}
     group = lambda c: tuple(c[k] for k in ("device", "dtype", "shape", "block_size", "p", "mode", "inplace"))  # noqa: E731
     for c in cases:
         if c["status"] == "ok":
             best[group(c)] = min(best.get(group(c), float("inf")), c["median_ms"])
-    lines = ["| shape | implementation | mode | dtype | median ms | IQR ms | × best | × floor | GB/s | peak MB | status |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    varying = [(key, label) for key, label in (("device", "device"), ("block_size", "k"), ("p", "p")) if len({c[key] for c in cases}) > 1]
+    header = ["shape", *(label for _, label in varying), "implementation", "mode", "dtype"]
+    lines = [
+        "| " + " | ".join(header) + " | median ms | IQR ms | × best | × floor | GB/s | peak MB | status |",
+        "|" + "---|" * len(header) + "---:|---:|---:|---:|---:|---:|---|",
+    ]
     for c in cases:
         mode = c["mode"] + (" in-place" if c.get("inplace") else "")
+        setting = " | ".join([str(c["shape"]), *(f"{c[key]:g}" if key == "p" else str(c[key]) for key, _ in varying),
+                              str(c["implementation"]), mode, str(c["dtype"])])  # fmt: skip
         if c["status"] != "ok":
-            lines.append(f"| {c['shape']} | {c['implementation']} | {mode} | {c['dtype']} | | | | | | | {c['status']}: {c.get('reason', '')} |")
+            lines.append(f"| {setting} | | | | | | | {c['status']}: {c.get('reason', '')} |")
             continue
         peak = "" if c.get("peak_mem_bytes") is None else f"{c['peak_mem_bytes'] / 1e6:.1f}"
         lines.append(
-            f"| {c['shape']} | {c['implementation']} | {mode} | {c['dtype']} | {c['median_ms']:.4g} | {c['iqr_ms']:.2g}"
+            f"| {setting} | {c['median_ms']:.4g} | {c['iqr_ms']:.2g}"
             f" | {c['median_ms'] / best[group(c)]:.2f} | {c['floor_ratio']:.2f} | {c['gbps']:.1f} | {peak} | ok |"
         )
     return lines

@@ -17,7 +17,7 @@ runner = CliRunner()
 def run_and_verify(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     run = runner.invoke(
-        app, ["run", "--impl", "fused,blog-style", "--shape", "2x4x14x14", "--mode", "both", "--min-time", "0.02", "--no-memory", "--json", str(folder / "run.json")]
+        app, ["run", "--impl", "fused,blog-style", "--shape", "2x4x14x14", "--mode", "both", "--min-time", "0.02", "--no-memory", "--malloc", "system", "--json", str(folder / "run.json")]
     )
     assert run.exit_code == 0, run.output
     verify = runner.invoke(app, ["verify", "--impl", "fused,blog-style", "--quick", "--json", str(folder / "verify.json")])
@@ -39,6 +39,18 @@ def test_report_writes_markdown_and_plots(run_and_verify, tmp_path):
     assert "Memory: malloc " in markdown and "fused outputs advised onto huge pages: " in markdown
 
 
+def test_report_tells_settings_apart_when_the_run_has_several(run_and_verify, tmp_path):
+    run_json, _ = run_and_verify
+    payload = json.loads(run_json.read_text())
+    payload["cases"] += [dict(c, block_size=3, device="cuda") for c in payload["cases"]]
+    (tmp_path / "run.json").write_text(json.dumps(payload))
+    result = runner.invoke(app, ["report", str(tmp_path / "run.json"), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "README.md").read_text()
+    assert "| shape | device | k | implementation | mode | dtype |" in markdown
+    assert "| 2x4x14x14 | cpu | 7 | fused | forward |" in markdown and "| 2x4x14x14 | cuda | 3 | fused | forward |" in markdown
+
+
 def test_report_refuses_bad_input(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"nope": 1}))
@@ -54,18 +66,20 @@ def test_show_draws_a_mask_and_saves_a_png(tmp_path):
     assert runner.invoke(app, ["show", "--impl", "papr"]).exit_code == 2
 
 
-def test_timing_figure_keeps_dtypes_apart():
+def test_timing_figure_keeps_dtypes_and_devices_apart():
     pytest.importorskip("matplotlib")
     from dropblock_bench.plots import timing_figure
 
-    def case(dtype: str, ms: float) -> dict:
+    def case(dtype: str, ms: float, device: str = "cpu") -> dict:
         return {"status": "ok", "mode": "forward", "inplace": False, "shape": "2x3x8x8", "block_size": 3, "p": 0.1,
-                "dtype": dtype, "implementation": "fused", "median_ms": ms, "floor_ratio": ms}
+                "dtype": dtype, "device": device, "implementation": "fused", "median_ms": ms, "floor_ratio": ms}
 
     figure = timing_figure([case("float32", 2.0), case("float16", 1.0)], "forward")
-    left = figure.axes[0]
-    labels = [tick.get_text() for tick in left.get_xticklabels()]
+    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
     assert len(labels) == 2 and "float32" in labels[0] and "float16" in labels[1]
-    assert sorted(patch.get_height() for patch in left.patches) == [1.0, 2.0]
+    figure = timing_figure([case("float32", 2.0), case("float32", 1.0, "cuda")], "forward")
+    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert len(labels) == 2 and "cpu" in labels[0] and "cuda" in labels[1]
+    assert sorted(patch.get_height() for patch in figure.axes[0].patches) == [1.0, 2.0]
     single = timing_figure([case("float32", 2.0)], "forward")
     assert "float32" not in single.axes[0].get_xticklabels()[0].get_text()
