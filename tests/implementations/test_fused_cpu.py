@@ -342,7 +342,13 @@ class TestDispatch:
         saved: list[torch.Tensor] = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
             out = fused.drop_block2d(x, 0.3, 3, generator=torch.Generator().manual_seed(2))
-        assert len(saved) == 1 and saved[0].dtype == torch.int64 and saved[0].numel() < x.numel() / 8
+        assert len(saved) == 1 and saved[0].dtype == torch.int64
+        # exactly the seeds: ascending flat indices whose blocks are the zeros of the output
+        geometry = _geometry(fused.CONTRACT, 14, 14, 3, 0.3)
+        flat = saved[0]
+        assert bool((flat[1:] > flat[:-1]).all())
+        seeds = fused_cpu.Seeds(flat, 4 * 8, geometry.rows * geometry.cols)
+        assert torch.equal(_painted(seeds, geometry).reshape(out.shape), out == 0)
         out.sum().backward()
         scale = float(x.grad.max())
         assert torch.equal(x.grad, torch.where(out == 0, 0.0, scale)) and scale > 1.0
