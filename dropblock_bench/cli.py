@@ -43,12 +43,47 @@ WIDE_TERMINAL = 110  # columns from which verify tables also show the statistic 
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn domain errors into one red line on stderr and exit code 2 (no traceback)."""
+    """Turn domain errors, and files that cannot be read or written, into one red line on
+    stderr and exit code 2 (no traceback)."""
     try:
         yield
     except DbenchError as exc:
         error_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(USAGE_ERROR) from None
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        error_console.print(f"[bold red]error:[/] cannot use{where}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(USAGE_ERROR) from None
+
+
+def _check_output_file(path: Optional[Path], option: str) -> None:
+    """Fail now, not after minutes of work, when ``path`` cannot be written (its folder is made)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise DbenchError(f"{option} {path} is a folder; name a file, e.g. {path / 'out'}{path.suffix or '.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise DbenchError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+
+
+def _check_output_folder(path: Path, option: str) -> None:
+    """Fail now when ``path`` cannot be a folder to write into (it is made if missing)."""
+    if path.exists() and not path.is_dir():
+        raise DbenchError(f"{option} {path} is a file; name a folder, e.g. {path.with_suffix('')}-report/")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".dbench-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise DbenchError(f"cannot write into {option} {path}: {exc.strerror or exc}") from None
 
 
 def _version_callback(value: bool) -> None:
@@ -168,6 +203,7 @@ def verify_command(
     """
     overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm}
     with _user_errors():
+        _check_output_file(json_path, "--json"), _check_output_file(csv_path, "--csv")
         implementations = _resolve(impl, overrides)
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] --mask/--seeds/--gamma/--norm only apply to file.py:callable implementations")
@@ -200,10 +236,11 @@ def verify_command(
         for note in report.notes:
             console.print(f"  [dim]{note}[/]", highlight=False)
         console.print()
-    if json_path:
-        write_json(json_path, reports, settings)
-    if csv_path:
-        write_csv(csv_path, reports)
+    with _user_errors():
+        if json_path:
+            write_json(json_path, reports, settings)
+        if csv_path:
+            write_csv(csv_path, reports)
     failed = [r for r in reports if not r.passed]
     summary = f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}: {len(reports) - len(failed)} passed"
     if failed:
@@ -269,11 +306,15 @@ def run_command(
     finished row on disk. By default no call pays page faults (`--malloc steady`).
 
     Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
+
+    Exit codes: 0 every case ran or was skipped, 1 a case raised (its error row is in the table
+    and the files), 2 bad usage, 130 interrupted.
     """
     from dropblock_bench import matrix
     from dropblock_bench.allocator import MALLOC_REGIMES
 
     with _user_errors():
+        _check_output_file(json_path, "--json"), _check_output_file(csv_path, "--csv")
         implementations = _run_implementations(impl)
         spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
         if malloc not in MALLOC_REGIMES:
@@ -286,6 +327,11 @@ def run_command(
     if not cases:
         console.print(f"[yellow]{'this shard of ' if shard_spec else ''}the matrix is empty"
                       f"{' after --exclude' if exclude else ''}; nothing to run[/]")
+        if json_path:  # a valid file with no cases, so `dbench merge` of every shard still works
+            from dropblock_bench.run_io import JsonRunWriter, machine_meta
+
+            with _user_errors():
+                JsonRunWriter(json_path, machine_meta({"tool": "dbench run", "shard": shard_spec, "n_cases": 0}))
         return
 
     import torch
@@ -348,6 +394,8 @@ def run_command(
         + (f"; written to {saved}" if saved else ""),
         highlight=False,
     )
+    if counts["error"]:
+        raise typer.Exit(1)
 
 
 def _run_implementations(specs: Optional[list[str]]) -> dict[str, Implementation]:
@@ -376,13 +424,13 @@ def _matrix_spec(
     if preset is not None and preset not in matrix.PRESETS:
         raise DbenchError(f"unknown preset {preset!r}: use {' or '.join(matrix.PRESETS)}")
     base = matrix.PRESETS[preset or ("quick" if not shape else "")] if (preset or not shape) else {}
-    shapes = tuple(matrix.parse_shape(s) for s in matrix.split_values(shape)) or base.get("shapes", ())
+    shapes = tuple(dict.fromkeys(matrix.parse_shape(s) for s in matrix.split_values(shape))) or base.get("shapes", ())
     modes = matrix.parse_mode(mode) if mode else base.get("modes", ("forward",))
     return matrix.MatrixSpec(
         implementations=tuple(names),
         shapes=shapes,
-        block_sizes=tuple(matrix.parse_block_size(v) for v in matrix.split_values(block_size)) or (7,),
-        ps=tuple(matrix.parse_probability(v) for v in matrix.split_values(p)) or (0.1,),
+        block_sizes=tuple(dict.fromkeys(matrix.parse_block_size(v) for v in matrix.split_values(block_size))) or (7,),
+        ps=tuple(dict.fromkeys(matrix.parse_probability(v) for v in matrix.split_values(p))) or (0.1,),
         dtypes=tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
         devices=tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
         modes=modes,
@@ -399,9 +447,9 @@ def merge_command(
     from dropblock_bench.run_io import merge_runs
 
     with _user_errors():
+        _check_output_file(output, "--output")
         merged = merge_runs(files)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(merged, indent=1) + "\n")
+        output.write_text(json.dumps(merged, indent=1) + "\n")
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
 
@@ -423,7 +471,10 @@ def compare_command(
     shape, block size, p and mode (pytest-benchmark files: by test name); unmatched ones are
     listed. A geometric-mean row sums up.
 
-    Exit codes: 0 no significant regression, 1 at least one regression, 2 bad input.
+    A case that ran in base and fails (an error row) in head counts as a regression.
+
+    Exit codes: 0 no significant regression, 1 at least one regression or newly failing case,
+    2 bad input.
     """
     from dropblock_bench.compare import compare_files, comparison_rows, markdown_report
 
@@ -431,6 +482,7 @@ def compare_command(
         with _user_errors():
             raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
     with _user_errors():
+        _check_output_file(csv_path, "--csv"), _check_output_file(json_path, "--json")
         comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
     if output_format == "markdown":
         typer.echo(markdown_report(comparison, base.name, head.name), nl=False)
@@ -446,21 +498,22 @@ def compare_command(
         regressions = comparison.regressions
         if regressions:
             console.print(f"[bold red]{len(regressions)} regression(s)[/]", highlight=False)
-        else:
+        if comparison.failing:
+            console.print(f"[bold red]{len(comparison.failing)} case(s) ran in base and fail in head[/]", highlight=False)
+        if not comparison.failed:
             console.print("[green]no significant regression[/]")
-    if csv_path:
-        import csv
+    with _user_errors():
+        if csv_path:
+            import csv
 
-        rows = comparison_rows(comparison)
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with csv_path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(comparison.as_dict(), indent=1) + "\n")
-    if comparison.regressions:
+            rows = comparison_rows(comparison)
+            with csv_path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["key"])
+                writer.writeheader()
+                writer.writerows(rows)
+        if json_path:
+            json_path.write_text(json.dumps(comparison.as_dict(), indent=1) + "\n")
+    if comparison.failed:
         raise typer.Exit(1)
 
 
@@ -479,6 +532,7 @@ def report_command(
     from dropblock_bench.report import write_report
 
     with _user_errors():
+        _check_output_folder(output, "--output")
         path = write_report(run_json, output, verify_json, seed=seed)
     console.print(f"report written to {path}", highlight=False)
 
@@ -496,7 +550,12 @@ def show_command(
     from dropblock_bench import matrix
 
     with _user_errors():
-        [implementation] = _resolve([impl], {})[:1]
+        _check_output_file(png, "--png")
+        implementations = _resolve([impl], {})
+        if len(implementations) > 1:
+            names = ", ".join(i.name for i in implementations)
+            raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
+        [implementation] = implementations
         shape_tuple = matrix.parse_shape(shape)
     from dropblock_bench.render import mask_text
     from dropblock_bench.verify.sampling import sample_mask
@@ -509,13 +568,14 @@ def show_command(
     rate = mask[0].float().mean().item()
     title = f"{implementation.name}: {shape} k={block_size} p={p:g} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
     console.print(mask_text(mask[0, :4], title))
+    if mask.shape[1] > 4:
+        console.print(f"[dim]channels 1-4 of {mask.shape[1]} drawn[/]", highlight=False)
     if png:
         from dropblock_bench import plots
 
         with _user_errors():
             figure = plots.masks_figure({implementation.name: mask[:1, :4]}, title)
-        png.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(png, dpi=110)
+            figure.savefig(png, dpi=110)
         console.print(f"saved {png}", highlight=False)
 
 
@@ -525,7 +585,7 @@ def _fused_cpu_backend(implementations, cases) -> str | None:
     from dropblock_bench.implementations.records import FUSED
 
     module = FUSED.target.partition(":")[0]
-    if not any(i.target.partition(":")[0] == module for i in implementations):
+    if not any(isinstance(i.target, str) and i.target.partition(":")[0] == module for i in implementations):
         return None
     if not any(c.device == "cpu" for c in cases):
         return None
@@ -556,6 +616,14 @@ def _resolve(specs: Optional[list[str]], overrides: dict[str, Optional[str]]) ->
     return implementations
 
 
+LOG_WIDTH = 160  # columns for output to a pipe or file (a CI log), where rich would assume 80
+
+
 def main() -> None:
     """Entry point of the ``dbench`` console script."""
+    import os
+
+    for stream in (console, error_console):
+        if not stream.is_terminal and "COLUMNS" not in os.environ:
+            stream.width = LOG_WIDTH  # tables are not cut to 80 columns in logs
     app()

@@ -3,7 +3,9 @@
 A case regresses only if **both** hold: the median slowed down by at least ``threshold``
 (default 5 %) **and** a two-sided Mann-Whitney U test on the raw samples gives p < ``alpha``
 (default 0.01). Anything else is ``~`` (no significant change), reported with p and n, as
-benchstat does. Speed-ups that pass both gates are ``improvement``.
+benchstat does. Speed-ups that pass both gates are ``improvement``. A case that ran (status
+``ok``) in base and fails (status ``error``) in head is **failing**, which counts like a
+regression.
 
 Inputs are detected by content: ``dbench run --json`` files (cases keyed by implementation,
 device, dtype, shape, block size, p, mode, in-place) and pytest-benchmark JSON files (keyed by
@@ -80,10 +82,21 @@ class Comparison:
     threshold: float
     alpha: float
     warnings: list[str]
+    failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, for cases ok in base
 
     @property
     def regressions(self) -> list[CaseComparison]:
         return [c for c in self.cases if c.verdict == "regression"]
+
+    @property
+    def failed(self) -> bool:
+        """A regression or a case that now fails: what makes ``dbench compare`` exit 1."""
+        return bool(self.regressions or self.failing)
+
+    @property
+    def gates(self) -> str:
+        """The rule, in words: ``slower by >= 5% and Mann-Whitney p < 0.01``."""
+        return f"slower by >= {self.threshold * 100:g}% and Mann-Whitney p < {self.alpha:g}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +104,7 @@ class Comparison:
             "alpha": self.alpha,
             "geomean_ratio": self.geomean_ratio,
             "n_regressions": len(self.regressions),
+            "failing": self.failing,
             "cases": [c.as_dict() for c in self.cases],
             "only_in_base": self.only_in_base,
             "only_in_head": self.only_in_head,
@@ -122,6 +136,17 @@ def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
             _dbench_key(case), samples, float(median) if median is not None else float(np.median(samples)), n=len(samples)
         )
     return timings
+
+
+def _errors_of(payload: Any) -> dict[str, str]:
+    """Case key -> error reason, for the cases of a ``dbench run --json`` payload that failed."""
+    return {_dbench_key(c): str(c.get("reason") or "error") for c in payload["cases"] if c.get("status") == "error"}
+
+
+def _check_positive(timings: dict[str, Timings], path: Path) -> None:
+    for key, timing in timings.items():
+        if not (timing.median_ms > 0 and all(s > 0 for s in timing.samples_ms)):
+            raise CompareInputError(f"{path}: case {key} has a time that is not > 0 ms; is the file damaged?")
 
 
 def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
@@ -260,8 +285,10 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
     head_format, head = _timings_of(head_payload, head_path)
     if base_format != head_format:
         raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
+    _check_positive(base, base_path), _check_positive(head, head_path)
+    failing = {key: reason for key, reason in _errors_of(head_payload).items() if key in base} if head_format == "dbench" else {}
     common = [key for key in base if key in head]
-    if not common:
+    if not common and not failing:
         raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, shape, dtype, device, k, p, mode)")
     cases = [compare_case(base[key], head[key], threshold, alpha) for key in common]
     warnings = []
@@ -283,30 +310,34 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
     geomean = float(np.exp(np.mean(np.log(ratios)))) if ratios else None
     return Comparison(
         cases=cases,
-        only_in_base=sorted(set(base) - set(head)),
+        only_in_base=sorted(set(base) - set(head) - set(failing)),
         only_in_head=sorted(set(head) - set(base)),
         geomean_ratio=geomean,
         threshold=threshold,
         alpha=alpha,
         warnings=warnings,
+        failing=failing,
     )
 
 
 def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> str:
     """A pull-request comment / ``$GITHUB_STEP_SUMMARY`` table."""
     regressions = comparison.regressions
-    headline = (
-        f"**{len(regressions)} regression(s)**" if regressions else "No significant regression"
-    ) + f" (slower by >= {comparison.threshold:.0%} and Mann-Whitney p < {comparison.alpha:g})"
+    found = [f"**{len(regressions)} regression(s)**"] if regressions else []
+    found += [f"**{len(comparison.failing)} case(s) now failing**"] if comparison.failing else []
+    headline = (" and ".join(found) if found else "No significant regression") + f" ({comparison.gates})"
     lines = [f"### dbench compare: `{base_name}` → `{head_name}`", "", headline, ""]
     lines += ["| case | base ms | head ms | change | CI of ratio | p | n | verdict |", "|---|---:|---:|---:|---|---:|---|---|"]
     for c in comparison.cases:
         ci = f"{c.ratio_ci_low:.3f}–{c.ratio_ci_high:.3f}" if c.ratio_ci_low is not None else ""
         p = "" if c.p_value is None else f"{c.p_value:.2g}"
         verdict = {"regression": "❌ regression", "improvement": "✅ faster", "~": "~"}[c.verdict]
+        note = f" ({c.note})" if c.note else ""
         lines.append(
-            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict} |"
+            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict}{note} |"
         )
+    for key, reason in comparison.failing.items():
+        lines.append(f"| `{key}` | | | | | | | ❌ fails in head: {reason} |")
     if comparison.geomean_ratio is not None:
         lines.append(f"| **geometric mean** | | | **{comparison.geomean_ratio - 1:+.1%}** | | | | |")
     for title, keys in (("Only in base", comparison.only_in_base), ("Only in head", comparison.only_in_head)):

@@ -88,6 +88,9 @@ PRESETS: dict[str, dict[str, tuple]] = {
 }
 
 
+_POSITIVE_INT = re.compile(r"0*[1-9][0-9]*")  # ASCII digits only: str.isdigit() also takes '²', which int() rejects
+
+
 def split_values(values: Iterable[str] | None) -> list[str]:
     """Repeated flags and comma lists alike: ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
@@ -96,7 +99,7 @@ def split_values(values: Iterable[str] | None) -> list[str]:
 def parse_shape(text: str) -> Shape:
     """``"32x256x56x56"`` (or with ``X``/``*``) -> (32, 256, 56, 56), every size positive."""
     parts = re.split(r"[xX*×]", text.strip())
-    if len(parts) != 4 or not all(part.isdigit() and int(part) > 0 for part in parts):
+    if len(parts) != 4 or not all(_POSITIVE_INT.fullmatch(part) for part in parts):
         raise MatrixError(f"bad shape {text!r}: write NxCxHxW with positive integers, e.g. 32x256x56x56")
     n, c, h, w = (int(part) for part in parts)
     return n, c, h, w
@@ -128,7 +131,7 @@ def parse_probability(text: str) -> float:
 
 
 def parse_block_size(text: str) -> int:
-    if not text.strip().isdigit() or int(text) <= 0:
+    if not _POSITIVE_INT.fullmatch(text.strip()):
         raise MatrixError(f"bad block size {text!r}: write a positive integer")
     return int(text)
 

@@ -213,6 +213,9 @@ class Registry:
         close = difflib.get_close_matches(name, self._implementations, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         known = ", ".join(sorted(self._implementations)) or "none"
+        broken = [error for error in self.plugin_errors if f"plugin {name!r}" in error]
+        if broken:  # the name is a plugin's entry point that failed to load: say why
+            return f"unknown implementation {name!r}: " + "; ".join(broken)
         return f"unknown implementation {name!r}{hint} (registered: {known}; see `dbench list`)"
 
     def resolve(self, spec: str, contract_overrides: Mapping[str, Any] | None = None) -> list[Implementation]:

@@ -226,8 +226,8 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     verdict (``~`` for noise)."""
     table = Table(
         title=f"dbench compare: {base_name} → {head_name}",
-        caption=f"regression: slower by >= {comparison.threshold:.0%} and Mann-Whitney p < {comparison.alpha:g}; "
-        "~: no significant change; CI: bootstrap interval of the median ratio",
+        caption=f"regression: {comparison.gates}; ~: no significant change"
+        + ("; CI: bootstrap interval of the median ratio" if show_interval else ""),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -238,8 +238,11 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     styles = {"regression": "bold red", "improvement": "green", "~": "dim"}
     for c in comparison.cases:
         ci = f"{c.ratio_ci_low - 1:+.1%}..{c.ratio_ci_high - 1:+.1%}" if c.ratio_ci_low is not None else ""
+        case = Text(c.key)
+        if c.note:  # e.g. a Welch t-test standing in for missing samples
+            case.append(f"\n{c.note}", style="yellow")
         table.add_row(
-            c.key,
+            case,
             _milliseconds(c.base_median_ms),
             _milliseconds(c.head_median_ms),
             Text(f"{c.change:+.1%}", style=styles[c.verdict]),
@@ -248,6 +251,9 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
             f"{c.n_base}/{c.n_head}",
             Text(c.verdict, style=styles[c.verdict]),
         )
+    for key, reason in comparison.failing.items():
+        table.add_row(Text(f"{key}\n{reason}"), "", "", "", *([""] if show_interval else []), "", "",
+                      Text("failing", style="bold red"))  # fmt: skip
     if comparison.geomean_ratio is not None:
         table.add_row(Text("geometric mean", style="bold"), "", "", Text(f"{comparison.geomean_ratio - 1:+.1%}", style="bold"))
     return table

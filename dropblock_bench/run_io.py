@@ -175,12 +175,17 @@ def merge_runs(paths: Sequence[Path]) -> dict[str, Any]:
     """Combine shards: cases concatenated; a case measured in two files is an error."""
     if not paths:
         raise RunFileError("nothing to merge: name at least one file")
+    named_twice = [path for index, path in enumerate(paths) if Path(path).resolve() in {Path(p).resolve() for p in paths[:index]}]
+    if named_twice:
+        raise RunFileError(f"{named_twice[0]} is named twice; shards must not overlap")
     payloads = [load_run(path) for path in paths]
     seen: dict[tuple[Any, ...], Path] = {}
     cases = []
     for path, payload in zip(paths, payloads):
         for record in payload["cases"]:
             key = case_key(record)
+            if key in seen and seen[key] == path:
+                raise RunFileError(f"case {key} appears twice in {path}; keep one of them")
             if key in seen:
                 raise RunFileError(f"case {key} is in both {seen[key]} and {path}; shards must not overlap")
             seen[key] = path

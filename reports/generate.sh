@@ -20,7 +20,7 @@ full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for 
 "$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 6 \
   --exclude "mode=backward inplace=true" --exclude "mode=backward dtype=float16,bfloat16" \
   ${full_only:+--exclude "impl=$full_only dtype=float16,bfloat16"} \
-  ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv"
+  ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv" || [ $? -eq 1 ]  # error rows are findings
 "$dbench" verify --impl "$impls" --json "$out/verify.json" --csv "$out/verify.csv" || [ $? -eq 1 ]  # failures are findings
 "$dbench" report "$out/run.json" --verify "$out/verify.json" -o "$out"
 echo "report: $out/README.md"

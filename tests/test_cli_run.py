@@ -15,6 +15,16 @@ runner = CliRunner()
 TINY = ["--shape", "2x4x12x12", "--block-size", "3", "--min-time", "0.02", "--no-memory"]
 
 
+@pytest.fixture(autouse=True)
+def _no_process_wide_malloc_change(monkeypatch):
+    """`--malloc steady` (the default) tunes glibc for the whole process; in-process CLI runs
+    here must not change the allocator under later tests (tests/test_allocator.py covers the
+    real call in a subprocess)."""
+    from dropblock_bench import allocator
+
+    monkeypatch.setattr(allocator, "steady_glibc_malloc", lambda: "steady (stub)")
+
+
 def test_tiny_run_writes_table_csv_and_json(tmp_path):
     result = runner.invoke(
         app,
@@ -43,10 +53,7 @@ def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
     assert "fused_cpu_backend" not in json.loads((tmp_path / "o.json").read_text())["meta"]
 
 
-def test_the_allocator_regime_is_recorded_and_can_be_the_systems(tmp_path, monkeypatch):
-    from dropblock_bench import allocator
-
-    monkeypatch.setattr(allocator, "steady_glibc_malloc", lambda: "steady (stub)")
+def test_the_allocator_regime_is_recorded_and_can_be_the_systems(tmp_path):
     steady = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "a.json")], env={"COLUMNS": "200"})
     assert steady.exit_code == 0 and "allocator: steady (stub)" in steady.output
     assert json.loads((tmp_path / "a.json").read_text())["meta"]["memory"]["malloc"] == "steady (stub)"
@@ -76,6 +83,10 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
         (["--exclude", "dtype=int8"], "unknown dtype"),
         (["--malloc", "jemalloc"], "unknown --malloc"),
         (["--rounds", "0"], "--rounds"),
+        (["--shape", "2x4x12x12²"], "NxCxHxW"),
+        (["--block-size", "7²"], "positive integer"),
+        (["--json", "/proc/no/such.json"], "cannot write --json"),
+        (["--csv", "."], "is a folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(args, message):
@@ -147,3 +158,85 @@ def test_help_names_the_quick_presets_shapes():
     help_text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=400).output.split())
     for shape in PRESETS["quick"]["shapes"]:
         assert "x".join(map(str, shape)) in help_text
+
+
+USER_FILE = """
+from dropblock_bench import drop_block2d
+
+
+def drop(x, p, block_size):
+    return drop_block2d(x, p, block_size)
+
+
+def broken(x, p, block_size):
+    raise RuntimeError("kaboom")
+"""
+
+
+def test_a_users_file_callable_is_timed_whatever_comes_first(tmp_path):
+    (tmp_path / "mine.py").write_text(USER_FILE)
+    for impl in (f"{tmp_path / 'mine.py'}:drop", f"paper,{tmp_path / 'mine.py'}:drop"):
+        result = runner.invoke(app, ["run", "--impl", impl, *TINY, "--json", str(tmp_path / "run.json")])
+        assert result.exit_code == 0, result.output
+        cases = json.loads((tmp_path / "run.json").read_text())["cases"]
+        assert [c["status"] for c in cases if c["implementation"].endswith("mine.py:drop")] == ["ok"]
+
+
+def test_a_case_that_raises_is_written_and_the_run_exits_one(tmp_path):
+    (tmp_path / "mine.py").write_text(USER_FILE)
+    out = tmp_path / "run.json"
+    result = runner.invoke(app, ["run", "--impl", f"fused,{tmp_path / 'mine.py'}:broken", *TINY, "--json", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "2 cases: 1 ok, 0 skipped, 1 error" in result.output
+    statuses = {c["implementation"].rpartition("/")[2]: (c["status"], c["reason"]) for c in json.loads(out.read_text())["cases"]}
+    assert statuses["fused"][0] == "ok" and statuses["mine.py:broken"] == ("error", "RuntimeError: kaboom")
+
+
+def test_repeated_values_are_timed_once(tmp_path):
+    out = tmp_path / "run.json"
+    args = ["--shape", "1x2x8x8,1x2x8x8", "--block-size", "3,3", "--p", "0.1,0.10", "--min-time", "0.01", "--no-memory"]
+    result = runner.invoke(app, ["run", "--impl", "fused", *args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["cases"]) == 1
+
+
+def test_an_empty_shard_writes_a_file_merge_takes(tmp_path):
+    args = ["run", "--impl", "fused", "--shape", "1x2x8x8", "--block-size", "3", "--min-time", "0.01", "--no-memory"]
+    for index in (1, 2):
+        result = runner.invoke(app, [*args, "--shard", f"{index}/2", "--json", str(tmp_path / f"s{index}.json")])
+        assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "s2.json").read_text())["cases"] == []
+    merged = runner.invoke(app, ["merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(tmp_path / "all.json")])
+    assert merged.exit_code == 0, merged.output
+    assert len(json.loads((tmp_path / "all.json").read_text())["cases"]) == 1
+
+
+def test_merge_names_a_case_repeated_within_one_file(tmp_path):
+    out = tmp_path / "run.json"
+    assert runner.invoke(app, ["run", "--impl", "fused", "--shape", "1x2x8x8", "-k", "3", "--min-time", "0.01", "--no-memory",
+                               "--json", str(out)]).exit_code == 0  # fmt: skip
+    payload = json.loads(out.read_text())
+    payload["cases"] *= 2
+    out.write_text(json.dumps(payload))
+    result = runner.invoke(app, ["merge", str(out), "-o", str(tmp_path / "m.json")])
+    assert result.exit_code == 2 and "appears twice in" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["merge", "{run}", "-o", "/proc/no/such.json"], "cannot write --output"),
+        (["compare", "{run}", "{run}", "--json", "{tmp}"], "is a folder"),
+        (["compare", "{run}", "{run}", "--csv", "/proc/no/such.csv"], "cannot write --csv"),
+        (["report", "{run}", "-o", "{run}"], "is a file; name a folder"),
+        (["verify", "--quick", "--impl", "fused", "--json", "/proc/no/such.json"], "cannot write --json"),
+        (["show", "--png", "/proc/no/such.png"], "cannot write --png"),
+        (["show", "--impl", "fused*"], "show draws one"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_exit_two_before_any_work(tmp_path, args, message):
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"meta": {"tool": "dbench run"}, "cases": []}))
+    result = runner.invoke(app, [a.format(run=run, tmp=tmp_path) for a in args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

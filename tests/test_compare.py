@@ -214,3 +214,39 @@ def test_nothing_in_common_or_mixed_formats_exit_two(base, tmp_path):
     pb = _pytest_benchmark_file(tmp_path / "pb.json", [0.001, 0.002])
     result = runner.invoke(app, ["compare", base, pb])
     assert result.exit_code == 2 and "cannot compare" in result.output
+
+
+def test_a_case_that_ran_in_base_and_raises_in_head_fails_the_comparison(base, tmp_path):
+    payload = json.loads(open(base).read())
+    broken = dict(payload["cases"][1], status="error", reason="RuntimeError: kaboom", samples_ms=[], median_ms=None)
+    head = _run_file(tmp_path / "head.json", [payload["cases"][0], broken])
+    comparison = compare_files(base, head)
+    assert comparison.regressions == [] and comparison.only_in_base == []
+    assert list(comparison.failing.values()) == ["RuntimeError: kaboom"] and comparison.failed
+    result = runner.invoke(app, ["compare", base, head], env=WIDE)
+    assert result.exit_code == 1 and "kaboom" in result.output and "fail in head" in result.output
+    markdown = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
+    assert markdown.exit_code == 1 and "case(s) now failing" in markdown.output and "❌ fails in head: RuntimeError: kaboom" in markdown.output
+    # failing in both is not news
+    assert not compare_files(head, head).failing
+
+
+def test_times_that_are_not_positive_are_bad_input(base, tmp_path):
+    zero = _run_file(tmp_path / "zero.json", [_case("fused", [0.0, 0.0, 0.0])])
+    result = runner.invoke(app, ["compare", base, zero], env=WIDE)
+    assert result.exit_code == 2 and "not > 0 ms" in result.output and "Traceback" not in result.output
+
+
+def test_rows_say_when_a_welch_test_stands_in(tmp_path):
+    rng = random.Random(3)
+    seconds = [s / 1000 for s in _noise(rng, 25)]
+    base = _pytest_benchmark_file(tmp_path / "b.json", seconds, with_data=False)
+    head = _pytest_benchmark_file(tmp_path / "h.json", seconds, with_data=False)
+    for output_format in ("table", "markdown"):
+        result = runner.invoke(app, ["compare", base, head, "--format", output_format], env=WIDE)
+        assert result.exit_code == 0 and "benchmark-save-data" in result.output
+
+
+def test_the_headline_states_the_threshold_unrounded(base):
+    result = runner.invoke(app, ["compare", base, base, "--threshold", "0.025", "--format", "markdown"])
+    assert "slower by >= 2.5%" in result.output

@@ -108,6 +108,8 @@ def test_broken_or_colliding_plugins_are_reported_not_fatal(monkeypatch):
     assert "'broken'" in errors and "no module named foo" in errors
     assert "already registered" in errors and "other-plugin" in errors
     assert "Implementation records" in errors
+    with pytest.raises(UnknownImplementationError, match="'broken'.*failed to load.*no module named foo"):
+        registry.get("broken")
 
 
 # --------------------------------------------------------------------------- user files

@@ -59,8 +59,11 @@ def test_merge_combines_disjoint_shards_and_refuses_overlap(tmp_path):
     b = _write(tmp_path / "b.json", [_result("fused", shape=(1, 1, 9, 9))])
     merged = merge_runs([a, b])
     assert len(merged["cases"]) == 3 and len(merged["meta"]["merged_from"]) == 2
-    with pytest.raises(RunFileError, match="shards must not overlap"):
+    with pytest.raises(RunFileError, match="named twice; shards must not overlap"):
         merge_runs([a, a])
+    overlapping = _write(tmp_path / "c.json", [_result("paper")])
+    with pytest.raises(RunFileError, match="is in both .*a.json and .*c.json; shards must not overlap"):
+        merge_runs([a, overlapping])
 
 
 @pytest.mark.parametrize(
