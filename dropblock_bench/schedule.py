@@ -88,6 +88,15 @@ class ScheduledDropBlock2d(nn.Module):
         return {"position": self.position, "unit": self.unit, "ramp_length": self.ramp_length}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Resume at the saved position; a checkpoint of another schedule (unit or ramp length)
+        raises ValueError, since its position would mean something else here."""
+        saved = {key: state[key] for key in ("unit", "ramp_length") if key in state}
+        mine = {"unit": self.unit, "ramp_length": self.ramp_length}
+        differ = {key: value for key, value in saved.items() if value != mine[key]}
+        if differ:
+            found = ", ".join(f"{key}={value!r}" for key, value in differ.items())
+            wanted = ", ".join(f"{key}={mine[key]!r}" for key in differ)
+            raise ValueError(f"the checkpoint's ramp has {found}, this module's {wanted}: build the module as it was saved")
         self.position = int(state["position"])
         self._apply_p()
 

@@ -15,6 +15,7 @@ def test_ramps_linearly_per_training_step_and_stops_at_target():
     seen = []
     for _ in range(6):
         seen.append(block.p)
+        assert block.drop_block.p == block.p  # the wrapped module drops at the ramp's p
         block(x)
     assert seen == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.2])
     assert block(x).shape == x.shape
@@ -52,6 +53,10 @@ def test_position_is_saved_and_restored_through_state_dict():
     assert resumed[1].position == 37
     assert resumed[1].p == pytest.approx(0.2 * 37 / 100)
     assert resumed[1].drop_block.p == pytest.approx(0.2 * 37 / 100)
+    for other in ({"ramp_length": 50}, {"unit": "epoch"}):
+        mismatched = ScheduledDropBlock2d(DropBlock2d(p=0.2, block_size=3), **{"ramp_length": 100, **other})
+        with pytest.raises(ValueError, match="build the module as it was saved"):
+            mismatched.load_state_dict({"_extra_state": state["1._extra_state"]})
 
 
 def test_bad_arguments():
