@@ -264,7 +264,7 @@ def run_command(
     p: Annotated[ListOption, typer.Option("--p", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
     dtype: Annotated[ListOption, typer.Option(help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
     device: Annotated[ListOption, typer.Option(help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="forward | backward (forward+backward) | both.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward | backward (forward+backward) | both. Default: both for the quick preset, forward otherwise.")] = None,
     inplace: Annotated[bool, typer.Option("--inplace", help="Also time inplace=True (against x.mul_(c)).")] = False,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
