@@ -203,7 +203,8 @@ def verify_command(
     """
     overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm}
     with _user_errors():
-        _check_output_file(json_path, "--json"), _check_output_file(csv_path, "--csv")
+        _check_output_file(json_path, "--json")
+        _check_output_file(csv_path, "--csv")
         implementations = _resolve(impl, overrides)
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] --mask/--seeds/--gamma/--norm only apply to file.py:callable implementations")
@@ -314,7 +315,8 @@ def run_command(
     from dropblock_bench.allocator import MALLOC_REGIMES
 
     with _user_errors():
-        _check_output_file(json_path, "--json"), _check_output_file(csv_path, "--csv")
+        _check_output_file(json_path, "--json")
+        _check_output_file(csv_path, "--csv")
         implementations = _run_implementations(impl)
         spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
         if malloc not in MALLOC_REGIMES:
@@ -482,7 +484,8 @@ def compare_command(
         with _user_errors():
             raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
     with _user_errors():
-        _check_output_file(csv_path, "--csv"), _check_output_file(json_path, "--json")
+        _check_output_file(csv_path, "--csv")
+        _check_output_file(json_path, "--json")
         comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
     if output_format == "markdown":
         typer.echo(markdown_report(comparison, base.name, head.name), nl=False)

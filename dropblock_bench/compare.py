@@ -285,7 +285,8 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
     head_format, head = _timings_of(head_payload, head_path)
     if base_format != head_format:
         raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
-    _check_positive(base, base_path), _check_positive(head, head_path)
+    _check_positive(base, base_path)
+    _check_positive(head, head_path)
     failing = {key: reason for key, reason in _errors_of(head_payload).items() if key in base} if head_format == "dbench" else {}
     common = [key for key in base if key in head]
     if not common and not failing:
