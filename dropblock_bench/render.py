@@ -153,6 +153,13 @@ def _megabytes(value: int | None) -> str:
     return "" if value is None else f"{value / 1e6:.1f}"
 
 
+def _display_name(name: str) -> str:
+    """A path/to/file.py:callable as file.py:callable (the table's column is narrow); other
+    names unchanged."""
+    path, colon, attribute = name.rpartition(":")
+    return f"{path.replace(chr(92), '/').rpartition('/')[2]}:{attribute}" if colon and path.endswith(".py") else name
+
+
 def run_table(results: Sequence[CaseResult]) -> Table:
     """Timing results grouped by shape; each time coloured by its ratio to the best
     implementation of the same setting (as torch.utils.benchmark's Compare does). Axes with a
@@ -195,7 +202,7 @@ def run_table(results: Sequence[CaseResult]) -> Table:
         ratio = r.median_ms / best[r.case.group]
         style = _ratio_style(ratio)
         table.add_row(
-            " " + r.case.implementation,
+            " " + _display_name(r.case.implementation),
             *cells,
             Text(f"{_milliseconds(r.median_ms)} ±{_milliseconds(r.iqr_ms)}", style=style),
             Text(f"{ratio:.2f}", style=style),

@@ -64,22 +64,3 @@ def test_show_draws_a_mask_and_saves_a_png(tmp_path):
     assert "██" in result.output and "dropped" in result.output
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["show", "--impl", "papr"]).exit_code == 2
-
-
-def test_timing_figure_keeps_dtypes_and_devices_apart():
-    pytest.importorskip("matplotlib")
-    from dropblock_bench.plots import timing_figure
-
-    def case(dtype: str, ms: float, device: str = "cpu") -> dict:
-        return {"status": "ok", "mode": "forward", "inplace": False, "shape": "2x3x8x8", "block_size": 3, "p": 0.1,
-                "dtype": dtype, "device": device, "implementation": "fused", "median_ms": ms, "floor_ratio": ms}
-
-    figure = timing_figure([case("float32", 2.0), case("float16", 1.0)], "forward")
-    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
-    assert len(labels) == 2 and "float32" in labels[0] and "float16" in labels[1]
-    figure = timing_figure([case("float32", 2.0), case("float32", 1.0, "cuda")], "forward")
-    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
-    assert len(labels) == 2 and "cpu" in labels[0] and "cuda" in labels[1]
-    assert sorted(patch.get_height() for patch in figure.axes[0].patches) == [1.0, 2.0]
-    single = timing_figure([case("float32", 2.0)], "forward")
-    assert "float32" not in single.axes[0].get_xticklabels()[0].get_text()
