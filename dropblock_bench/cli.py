@@ -57,11 +57,15 @@ def _user_errors() -> Iterator[None]:
 
 
 def _check_output_file(path: Optional[Path], option: str) -> None:
-    """Fail now, not after minutes of work, when ``path`` cannot be written (its folder is made)."""
+    """Fail now, not after minutes of work, when ``path`` cannot be written (its folder is made).
+    Special files (devices, pipes) are refused: outputs are replaced, not written through."""
     if path is None:
         return
+    suffix = {"--csv": ".csv", "--png": ".png"}.get(option, ".json")
     if path.is_dir():
-        raise DbenchError(f"{option} {path} is a folder; name a file, e.g. {path / 'out'}{path.suffix or '.json'}")
+        raise DbenchError(f"{option} {path} is a folder; name a file, e.g. {path / 'out'}{suffix}")
+    if path.exists() and not path.is_file():
+        raise DbenchError(f"{option} {path} is not a regular file; name a file, e.g. out{suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
@@ -71,6 +75,18 @@ def _check_output_file(path: Optional[Path], option: str) -> None:
             path.unlink()
     except OSError as exc:
         raise DbenchError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+
+
+def _check_distinct(paths: dict[str, Optional[Path]]) -> None:
+    """Refuse one file named for two roles (two outputs, or an output over an input)."""
+    seen: dict[Path, str] = {}
+    for role, path in paths.items():
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in seen:
+            raise DbenchError(f"{seen[resolved]} and {role} name the same file {path}; give each its own")
+        seen[resolved] = role
 
 
 def _check_output_folder(path: Path, option: str) -> None:
@@ -203,6 +219,7 @@ def verify_command(
     """
     overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm}
     with _user_errors():
+        _check_distinct({"--json": json_path, "--csv": csv_path})
         _check_output_file(json_path, "--json")
         _check_output_file(csv_path, "--csv")
         implementations = _resolve(impl, overrides)
@@ -308,13 +325,14 @@ def run_command(
 
     Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
 
-    Exit codes: 0 every case ran or was skipped, 1 a case raised (its error row is in the table
-    and the files), 2 bad usage, 130 interrupted.
+    Exit codes: 0 every case ran or was skipped, 1 a case raised (its error is listed under the
+    table and its row written to the files), 2 bad usage, 130 interrupted.
     """
     from dropblock_bench import matrix
     from dropblock_bench.allocator import MALLOC_REGIMES
 
     with _user_errors():
+        _check_distinct({"--json": json_path, "--csv": csv_path})
         _check_output_file(json_path, "--json")
         _check_output_file(csv_path, "--csv")
         implementations = _run_implementations(impl)
@@ -334,6 +352,11 @@ def run_command(
 
             with _user_errors():
                 JsonRunWriter(json_path, machine_meta({"tool": "dbench run", "shard": shard_spec, "n_cases": 0}))
+        if csv_path:  # a header only, not a previous run's rows
+            from dropblock_bench.run_io import CsvAppender
+
+            with _user_errors():
+                CsvAppender(csv_path).close()
         return
 
     import torch
@@ -449,8 +472,8 @@ def merge_command(
     from dropblock_bench.run_io import merge_runs
 
     with _user_errors():
+        merged = merge_runs(files)  # inputs first: a failed merge leaves no folder behind
         _check_output_file(output, "--output")
-        merged = merge_runs(files)
         output.write_text(json.dumps(merged, indent=1) + "\n")
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
@@ -473,7 +496,8 @@ def compare_command(
     shape, block size, p and mode (pytest-benchmark files: by test name); unmatched ones are
     listed. A geometric-mean row sums up.
 
-    A case that ran in base and fails (an error row) in head counts as a regression.
+    A case that fails (an error row) in head but not in base counts as a regression; one that
+    fails in both is listed as still failing.
 
     Exit codes: 0 no significant regression, 1 at least one regression or newly failing case,
     2 bad input.
@@ -484,6 +508,8 @@ def compare_command(
         with _user_errors():
             raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
     with _user_errors():
+        inputs = {"base": base} if head.resolve() == base.resolve() else {"base": base, "head": head}  # a file vs itself is fine
+        _check_distinct({**inputs, "--csv": csv_path, "--json": json_path})
         _check_output_file(csv_path, "--csv")
         _check_output_file(json_path, "--json")
         comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
@@ -502,7 +528,7 @@ def compare_command(
         if regressions:
             console.print(f"[bold red]{len(regressions)} regression(s)[/]", highlight=False)
         if comparison.failing:
-            console.print(f"[bold red]{len(comparison.failing)} case(s) ran in base and fail in head[/]", highlight=False)
+            console.print(f"[bold red]{len(comparison.failing)} case(s) fail in head and not in base[/]", highlight=False)
         if not comparison.failed:
             console.print("[green]no significant regression[/]")
     with _user_errors():

@@ -3,9 +3,9 @@
 A case regresses only if **both** hold: the median slowed down by at least ``threshold``
 (default 5 %) **and** a two-sided Mann-Whitney U test on the raw samples gives p < ``alpha``
 (default 0.01). Anything else is ``~`` (no significant change), reported with p and n, as
-benchstat does. Speed-ups that pass both gates are ``improvement``. A case that ran (status
-``ok``) in base and fails (status ``error``) in head is **failing**, which counts like a
-regression.
+benchstat does. Speed-ups that pass both gates are ``improvement``. A case that fails (status
+``error``) in head but not in base, whether base ran it or not, is **failing**, which counts
+like a regression; one that fails in both is listed as still failing.
 
 Inputs are detected by content: ``dbench run --json`` files (cases keyed by implementation,
 device, dtype, shape, block size, p, mode, in-place) and pytest-benchmark JSON files (keyed by
@@ -82,7 +82,8 @@ class Comparison:
     threshold: float
     alpha: float
     warnings: list[str]
-    failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, for cases ok in base
+    failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, where base had none
+    still_failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, failing in base too
 
     @property
     def regressions(self) -> list[CaseComparison]:
@@ -104,7 +105,9 @@ class Comparison:
             "alpha": self.alpha,
             "geomean_ratio": self.geomean_ratio,
             "n_regressions": len(self.regressions),
+            "n_failing": len(self.failing),
             "failing": self.failing,
+            "still_failing": self.still_failing,
             "cases": [c.as_dict() for c in self.cases],
             "only_in_base": self.only_in_base,
             "only_in_head": self.only_in_head,
@@ -138,9 +141,12 @@ def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
     return timings
 
 
-def _errors_of(payload: Any) -> dict[str, str]:
+def _errors_of(payload: Any, path: Path) -> dict[str, str]:
     """Case key -> error reason, for the cases of a ``dbench run --json`` payload that failed."""
-    return {_dbench_key(c): str(c.get("reason") or "error") for c in payload["cases"] if c.get("status") == "error"}
+    try:
+        return {_dbench_key(c): str(c.get("reason") or "error") for c in payload["cases"] if c.get("status") == "error"}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CompareInputError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None
 
 
 def _check_positive(timings: dict[str, Timings], path: Path) -> None:
@@ -176,7 +182,7 @@ def _timings_of(payload: Any, path: Path) -> tuple[str, dict[str, Timings]]:
             return "dbench", _from_dbench(payload, path)
         if isinstance(payload, dict) and isinstance(payload.get("benchmarks"), list):
             return "pytest-benchmark", _from_pytest_benchmark(payload, path)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, CompareInputError):
             raise
         raise CompareInputError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None
@@ -287,7 +293,10 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
         raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
     _check_positive(base, base_path)
     _check_positive(head, head_path)
-    failing = {key: reason for key, reason in _errors_of(head_payload).items() if key in base} if head_format == "dbench" else {}
+    head_errors = _errors_of(head_payload, head_path) if head_format == "dbench" else {}
+    base_errors = _errors_of(base_payload, base_path) if base_format == "dbench" else {}
+    failing = {key: reason for key, reason in head_errors.items() if key not in base_errors}
+    still_failing = {key: reason for key, reason in head_errors.items() if key in base_errors}
     common = [key for key in base if key in head]
     if not common and not failing:
         raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, shape, dtype, device, k, p, mode)")
@@ -318,6 +327,7 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
         alpha=alpha,
         warnings=warnings,
         failing=failing,
+        still_failing=still_failing,
     )
 
 
@@ -326,7 +336,8 @@ def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> s
     regressions = comparison.regressions
     found = [f"**{len(regressions)} regression(s)**"] if regressions else []
     found += [f"**{len(comparison.failing)} case(s) now failing**"] if comparison.failing else []
-    headline = (" and ".join(found) if found else "No significant regression") + f" ({comparison.gates})"
+    headline = (" and ".join(found) if found else "No significant regression") + f" (regression: {comparison.gates};"
+    headline += " failing: raises in head, not in base)"
     lines = [f"### dbench compare: `{base_name}` → `{head_name}`", "", headline, ""]
     lines += ["| case | base ms | head ms | change | CI of ratio | p | n | verdict |", "|---|---:|---:|---:|---|---:|---|---|"]
     for c in comparison.cases:
@@ -335,10 +346,12 @@ def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> s
         verdict = {"regression": "❌ regression", "improvement": "✅ faster", "~": "~"}[c.verdict]
         note = f" ({c.note})" if c.note else ""
         lines.append(
-            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict}{note} |"
+            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict}{_cell(note)} |"
         )
     for key, reason in comparison.failing.items():
-        lines.append(f"| `{key}` | | | | | | | ❌ fails in head: {reason} |")
+        lines.append(f"| `{key}` | | | | | | | ❌ fails in head: {_cell(reason)} |")
+    for key, reason in comparison.still_failing.items():
+        lines.append(f"| `{key}` | | | | | | | fails in base and head: {_cell(reason)} |")
     if comparison.geomean_ratio is not None:
         lines.append(f"| **geometric mean** | | | **{comparison.geomean_ratio - 1:+.1%}** | | | | |")
     for title, keys in (("Only in base", comparison.only_in_base), ("Only in head", comparison.only_in_head)):
@@ -348,5 +361,16 @@ def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> s
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a ``|`` would end the cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def comparison_rows(comparison: Comparison) -> Sequence[dict[str, Any]]:
-    return [c.as_dict() for c in comparison.cases]
+    """One row per matched case, then one per failing case (verdict ``failing`` or
+    ``still failing``, the error in ``note``), all with the same columns."""
+    rows = [c.as_dict() for c in comparison.cases]
+    columns = [field.name for field in dataclasses.fields(CaseComparison)] + ["change"]
+    for verdict, failures in (("failing", comparison.failing), ("still failing", comparison.still_failing)):
+        rows += [{**dict.fromkeys(columns), "key": key, "verdict": verdict, "note": reason} for key, reason in failures.items()]
+    return rows

@@ -191,6 +191,10 @@ def run_table(results: Sequence[CaseResult]) -> Table:
     for r in results:
         if r.status == "ok" and r.median_ms is not None:
             best[r.case.group] = min(best.get(r.case.group, float("inf")), r.median_ms)
+    names = {r.case.implementation for r in results}
+    short = {name: _display_name(name) for name in names}
+    clashing = {name for name in names if sum(short[name] == short[other] for other in names) > 1}
+    shown = {name: name if name in clashing else short[name] for name in names}  # two files named alike keep their paths
     current_shape = None
     for r in results:
         if r.status == "ok" and r.case.shape_label != current_shape:
@@ -202,7 +206,7 @@ def run_table(results: Sequence[CaseResult]) -> Table:
         ratio = r.median_ms / best[r.case.group]
         style = _ratio_style(ratio)
         table.add_row(
-            " " + _display_name(r.case.implementation),
+            " " + shown[r.case.implementation],
             *cells,
             Text(f"{_milliseconds(r.median_ms)} ±{_milliseconds(r.iqr_ms)}", style=style),
             Text(f"{ratio:.2f}", style=style),
@@ -258,9 +262,9 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
             f"{c.n_base}/{c.n_head}",
             Text(c.verdict, style=styles[c.verdict]),
         )
-    for key, reason in comparison.failing.items():
-        table.add_row(Text(f"{key}\n{reason}"), "", "", "", *([""] if show_interval else []), "", "",
-                      Text("failing", style="bold red"))  # fmt: skip
+    for verdict, style, failures in (("failing", "bold red", comparison.failing), ("still failing", "yellow", comparison.still_failing)):
+        for key, reason in failures.items():
+            table.add_row(Text(f"{key}\n{reason}"), "", "", "", *([""] if show_interval else []), "", "", Text(verdict, style=style))
     if comparison.geomean_ratio is not None:
         table.add_row(Text("geometric mean", style="bold"), "", "", Text(f"{comparison.geomean_ratio - 1:+.1%}", style="bold"))
     return table

@@ -190,6 +190,7 @@ def merge_runs(paths: Sequence[Path]) -> dict[str, Any]:
                 raise RunFileError(f"case {key} is in both {seen[key]} and {path}; shards must not overlap")
             seen[key] = path
             cases.append(record)
-    meta = dict(payloads[0]["meta"])
+    # the meta of the first shard that ran something: an empty shard records no run settings
+    meta = dict(next((payload for payload in payloads if payload["cases"]), payloads[0])["meta"])
     meta["merged_from"] = [{"file": str(path), "meta": payload["meta"]} for path, payload in zip(paths, payloads)]
     return {"meta": meta, "cases": cases}

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dropblock_bench import timing
 from dropblock_bench.cli import app
+from dropblock_bench.run_io import CSV_COLUMNS
 
 runner = CliRunner()
 TINY = ["--shape", "2x4x12x12", "--block-size", "3", "--min-time", "0.02", "--no-memory"]
@@ -86,7 +87,8 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
         (["--shape", "2x4x12x12²"], "NxCxHxW"),
         (["--block-size", "7²"], "positive integer"),
         (["--json", "/proc/no/such.json"], "cannot write --json"),
-        (["--csv", "."], "is a folder"),
+        (["--csv", "."], "is a folder; name a file, e.g. out.csv"),
+        (["--json", "/dev/null"], "is not a regular file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_two(args, message):
@@ -127,8 +129,9 @@ def test_shards_then_merge_cover_the_whole_matrix(tmp_path):
     assert sorted((c["implementation"], c["shape"]) for c in cases) == sorted(
         (impl, shape) for impl in ("fused", "fused-shared") for shape in ("1x2x8x8", "1x2x9x9", "1x2x10x10")
     )
-    bad = runner.invoke(app, ["merge", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x.json")])
+    bad = runner.invoke(app, ["merge", str(tmp_path / "missing.json"), "-o", str(tmp_path / "new" / "x.json")])
     assert bad.exit_code == 2 and "file not found" in bad.output
+    assert not (tmp_path / "new").exists()  # inputs are checked before the output's folder is made
 
 
 def test_ctrl_c_keeps_finished_cases_on_disk(tmp_path, monkeypatch):
@@ -209,6 +212,26 @@ def test_an_empty_shard_writes_a_file_merge_takes(tmp_path):
     merged = runner.invoke(app, ["merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(tmp_path / "all.json")])
     assert merged.exit_code == 0, merged.output
     assert len(json.loads((tmp_path / "all.json").read_text())["cases"]) == 1
+
+
+def test_an_empty_first_shard_does_not_blank_the_merged_settings_and_csv_is_a_header(tmp_path):
+    args = ["run", "--impl", "fused", "--shape", "1x2x8x8", "--block-size", "3", "--min-time", "0.01", "--no-memory"]
+    (tmp_path / "s2.csv").write_text("stale,rows\n1,2\n")
+    for index in (1, 2):
+        result = runner.invoke(app, [*args, "--shard", f"{index}/2", "--json", str(tmp_path / f"s{index}.json"),
+                                     "--csv", str(tmp_path / f"s{index}.csv")])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "s2.csv").read_text().splitlines() == [",".join(CSV_COLUMNS)]
+    merged = runner.invoke(app, ["merge", str(tmp_path / "s2.json"), str(tmp_path / "s1.json"), "-o", str(tmp_path / "all.json")])
+    assert merged.exit_code == 0, merged.output
+    meta = json.loads((tmp_path / "all.json").read_text())["meta"]
+    assert meta["rounds"] == 3 and meta["memory"]["malloc"] == "steady (stub)"
+
+
+def test_one_file_for_two_outputs_is_refused(tmp_path):
+    same = str(tmp_path / "out")
+    result = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", same, "--csv", same])
+    assert result.exit_code == 2 and "--json and --csv name the same file" in result.output
 
 
 def test_merge_names_a_case_repeated_within_one_file(tmp_path):

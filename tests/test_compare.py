@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import random
+import re
 import statistics
 
 import pytest
@@ -227,8 +229,43 @@ def test_a_case_that_ran_in_base_and_raises_in_head_fails_the_comparison(base, t
     assert result.exit_code == 1 and "kaboom" in result.output and "fail in head" in result.output
     markdown = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
     assert markdown.exit_code == 1 and "case(s) now failing" in markdown.output and "❌ fails in head: RuntimeError: kaboom" in markdown.output
-    # failing in both is not news
-    assert not compare_files(head, head).failing
+    # failing in both is not news, but it is listed
+    both = compare_files(head, head)
+    assert not both.failing and list(both.still_failing.values()) == ["RuntimeError: kaboom"] and not both.failed
+
+
+def test_a_new_case_that_raises_in_head_fails_the_comparison(base, tmp_path):
+    payload = json.loads(open(base).read())
+    new = dict(payload["cases"][0], implementation="fused-shared", status="error", reason="RuntimeError: a | b", samples_ms=[], median_ms=None)
+    head = _run_file(tmp_path / "head.json", [*payload["cases"], new])
+    comparison = compare_files(base, head)
+    assert list(comparison.failing.values()) == ["RuntimeError: a | b"] and comparison.failed
+    markdown = runner.invoke(app, ["compare", base, head, "--format", "markdown", "--csv", str(tmp_path / "c.csv"), "--json", str(tmp_path / "c.json")])
+    assert markdown.exit_code == 1
+    row = next(line for line in markdown.output.splitlines() if "fails in head" in line)
+    assert len(re.split(r"(?<!\\)\|", row)) == 10 and "a \\| b" in row  # 8 cells: the reason's | is escaped
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert [(r["verdict"], r["note"]) for r in rows if r["verdict"] == "failing"] == [("failing", "RuntimeError: a | b")]
+    assert json.loads((tmp_path / "c.json").read_text())["n_failing"] == 1
+
+
+def test_a_malformed_error_row_is_bad_input(base, tmp_path):
+    head = _run_file(tmp_path / "head.json", [{"implementation": "x", "status": "error"}])
+    result = runner.invoke(app, ["compare", base, head], env=WIDE)
+    assert result.exit_code == 2 and "malformed entry" in result.output and "Traceback" not in result.output
+    strings = tmp_path / "strings.json"
+    strings.write_text(json.dumps({"meta": {}, "cases": ["oops"]}))
+    result = runner.invoke(app, ["compare", base, str(strings)], env=WIDE)
+    assert result.exit_code == 2 and "malformed entry" in result.output
+
+
+def test_an_output_over_an_input_or_another_output_is_refused(base, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text(open(base).read())
+    for args in (["--json", base], ["--json", str(tmp_path / "o"), "--csv", str(tmp_path / "o")]):
+        result = runner.invoke(app, ["compare", base, str(other), *args], env=WIDE)
+        assert result.exit_code == 2 and "name the same file" in result.output
+    assert runner.invoke(app, ["compare", base, f"{tmp_path}/../{tmp_path.name}/base.json"]).exit_code == 0  # a file vs itself
 
 
 def test_times_that_are_not_positive_are_bad_input(base, tmp_path):

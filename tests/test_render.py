@@ -53,3 +53,8 @@ def test_mask_text_draws_dropped_units_as_blocks():
     assert lines[0] == "title"
     assert lines[1].count("██") == 1 and lines[1].count("·") == 7
     assert all("██" not in line for line in lines[2:])
+
+
+def test_two_files_with_one_name_keep_their_paths():
+    text = _text(run_table([_result("v1/impl.py:g", 1.0), _result("v2/impl.py:g", 2.0)]))
+    assert "v1/impl.py:g" in text and "v2/impl.py:g" in text
