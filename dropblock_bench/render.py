@@ -157,7 +157,10 @@ def _display_name(name: str) -> str:
     """A path/to/file.py:callable as file.py:callable (the table's column is narrow); other
     names unchanged."""
     path, colon, attribute = name.rpartition(":")
-    return f"{path.replace(chr(92), '/').rpartition('/')[2]}:{attribute}" if colon and path.endswith(".py") else name
+    if not (colon and path.endswith(".py")):
+        return name
+    file_name = path.replace("\\", "/").rpartition("/")[2]  # Windows separators too
+    return f"{file_name}:{attribute}"
 
 
 def run_table(results: Sequence[CaseResult]) -> Table:
