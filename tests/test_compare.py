@@ -48,12 +48,17 @@ def test_the_same_run_twice_exits_zero(base):
     assert "no significant regression" in result.output and "~" in result.output
 
 
+def _scaled(base: str, path, *factors: float) -> str:
+    """A head file: base's cases with samples and median times each case's factor."""
+    cases = json.loads(open(base).read())["cases"]
+    for case, factor in zip(cases, factors, strict=True):
+        case["samples_ms"] = [s * factor for s in case["samples_ms"]]
+        case["median_ms"] *= factor
+    return _run_file(path, cases)
+
+
 def test_samples_scaled_by_1_3_are_a_regression(base, tmp_path):
-    payload = json.loads(open(base).read())
-    for case in payload["cases"]:
-        case["samples_ms"] = [s * 1.3 for s in case["samples_ms"]]
-        case["median_ms"] *= 1.3
-    head = _run_file(tmp_path / "head.json", payload["cases"])
+    head = _scaled(base, tmp_path / "head.json", 1.3, 1.3)
     result = runner.invoke(app, ["compare", base, head], env=WIDE)
     assert result.exit_code == 1, result.output
     assert "2 regression(s)" in result.output and "+30.0%" in result.output
@@ -84,22 +89,14 @@ def test_pure_noise_raises_no_more_alarms_than_the_test_level(tmp_path):
 
 
 def test_a_real_speed_up_is_an_improvement_and_exits_zero(base, tmp_path):
-    payload = json.loads(open(base).read())
-    for case in payload["cases"]:
-        case["samples_ms"] = [s * 0.7 for s in case["samples_ms"]]
-        case["median_ms"] *= 0.7
-    head = _run_file(tmp_path / "head.json", payload["cases"])
+    head = _scaled(base, tmp_path / "head.json", 0.7, 0.7)
     assert [c.verdict for c in compare_files(base, head).cases] == ["improvement", "improvement"]
     result = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
     assert result.exit_code == 0 and "✅ faster" in result.output
 
 
 def test_geomean_is_that_of_the_median_ratios(base, tmp_path):
-    payload = json.loads(open(base).read())
-    for case, factor in zip(payload["cases"], (1.3, 0.8)):
-        case["samples_ms"] = [s * factor for s in case["samples_ms"]]
-        case["median_ms"] *= factor
-    comparison = compare_files(base, _run_file(tmp_path / "head.json", payload["cases"]))
+    comparison = compare_files(base, _scaled(base, tmp_path / "head.json", 1.3, 0.8))
     assert [c.ratio for c in comparison.cases] == pytest.approx([1.3, 0.8])
     assert comparison.geomean_ratio == pytest.approx(math.sqrt(1.3 * 0.8))
 
