@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from broken_dropblocks import DEFECTS
 from scipy import stats
 from torch_paths import TORCH_PATHS
 
-from dropblock_bench import spec
 from dropblock_bench.registry import Implementation, list_implementations
 from dropblock_bench.verify import Verdict, VerifySettings, count_steps, verify_implementation
-from dropblock_bench.verify.checks_law import rate_check
-from dropblock_bench.verify.results import CheckResult, apply_holm, holm_adjust
 from dropblock_bench.verify.settings import DEFAULT_CASES
 
 BUILTINS = [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
@@ -99,66 +95,3 @@ def test_undeclared_capabilities_are_skipped_with_a_reason():
     skipped = {c.check: c.reason for c in report.checks if c.verdict is Verdict.SKIP}
     assert set(skipped) == {"api.inplace", "gradient", "dtype.float16", "dtype.bfloat16"}
     assert all(reason.startswith("declares no") for reason in skipped.values())
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def test_holm_matches_its_definition():
-    assert holm_adjust([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
-    assert holm_adjust([]) == []
-
-
-def test_holm_decides_verdicts_of_statistical_checks_only():
-    checks = [
-        CheckResult("a", "-", "-", p_value=0.001),
-        CheckResult("b", "-", "-", p_value=0.004),
-        CheckResult("c", "-", "-", verdict=Verdict.FAIL, reason="exact"),
-        CheckResult("d", "-", "-", p_value=0.2, reason="would be shown if failed"),
-    ]
-    apply_holm(checks, alpha=0.01)
-    assert [c.verdict for c in checks] == [Verdict.FAIL, Verdict.FAIL, Verdict.FAIL, Verdict.PASS]
-    assert checks[3].reason == ""
-
-
-@pytest.mark.parametrize("case", DEFAULT_CASES, ids=[c.label for c in DEFAULT_CASES])
-def test_sample_sizes_reach_the_documented_power(case):
-    for contract in (spec.PAPER_CONTRACT, spec.Contract(mask="shared", seeds="anywhere", gamma="naive")):
-        maps = DEFAULT.maps_for(contract, case)
-        assert DEFAULT.power_reached(contract, case, maps) >= 0.99 or maps == DEFAULT.max_maps
-        if DEFAULT.min_maps < maps < DEFAULT.max_maps:
-            assert DEFAULT.power_reached(contract, case, maps - 1) < 0.99
-
-
-def test_power_formula_against_simulation():
-    """rate_check on masks from the exact sampler whose rate is 10 % too high (p raised until
-    the exact rate is 1.1x) rejects as often as power_reached says, within a 99.9 % binomial
-    band. At power 0.5 the shift sits at the rejection bound, where the larger spread of the
-    raised rate does not move the rejection rate."""
-    case = DEFAULT_CASES[0]
-    settings = VerifySettings(power=0.5)
-    contract = spec.PAPER_CONTRACT
-    maps = settings.maps_for(contract, case)
-    target = 1.1 * spec.expected_drop_rate(contract, case.p, case.height, case.width, case.block_size)
-    low_p, high_p = case.p, 1.0
-    for _ in range(60):  # bisection: the exact rate increases with p
-        mid = (low_p + high_p) / 2
-        if spec.expected_drop_rate(contract, mid, case.height, case.width, case.block_size) < target:
-            low_p = mid
-        else:
-            high_p = mid
-    generator = torch.Generator().manual_seed(3)
-    trials, hits = 200, 0
-    for _ in range(trials):
-        masks = spec.reference_drop_mask(contract, (maps, 1, case.height, case.width), high_p, case.block_size, generator=generator)
-        hits += rate_check(contract, case, masks[:, 0]).p_value < settings.bonferroni_level
-    low, high = stats.binom.interval(0.999, trials, settings.power_reached(contract, case, maps))
-    assert low <= hits <= high
-    # At the right rate, p-values are uniform: below 0.1 in a tenth of trials, within the band.
-    below = sum(
-        rate_check(contract, case, spec.reference_drop_mask(contract, (maps, 1, case.height, case.width), case.p,
-                                                            case.block_size, generator=generator)[:, 0]).p_value < 0.1
-        for _ in range(trials)
-    )  # fmt: skip
-    low, high = stats.binom.interval(0.999, trials, 0.1)
-    assert low <= below <= high

@@ -1,0 +1,59 @@
+"""How the checks run an implementation: seeds derived per step, reproducible calls, masks
+taken per the declared sharing and in bounded chunks."""
+
+from __future__ import annotations
+
+import torch
+
+from dropblock_bench import spec
+from dropblock_bench.implementations import paper
+from dropblock_bench.registry import Implementation
+from dropblock_bench.verify import sampling
+from dropblock_bench.verify.settings import Case
+
+CASE = Case(9, 13, 4, 0.3)
+
+
+def test_derived_seeds_are_stable_distinct_and_63_bit():
+    seeds = {sampling.derive_seed(seed, *labels) for seed in (0, 1) for labels in [("law",), ("law", "a"), ("ref",)]}
+    assert len(seeds) == 6
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert sampling.derive_seed(5, "law", 2) == sampling.derive_seed(5, "law", 2)
+
+
+def test_calls_are_reproducible_with_and_without_a_generator():
+    x = torch.ones(2, 3, 9, 13)
+    with_generator = Implementation(name="with", target=paper.drop_block2d)
+    global_rng = Implementation(name="global", target=lambda x, p, k, **kw: paper.drop_block2d(x, p, k, **kw),
+                                supports_generator=False)
+    for impl in (with_generator, global_rng):
+        first, again, other = (sampling.call_seeded(impl, impl.load(), x, 0.3, 4, seed) for seed in (7, 7, 8))
+        assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def _recording(contract: spec.Contract) -> tuple[Implementation, list[torch.Size]]:
+    shapes: list[torch.Size] = []
+
+    def fn(x, p, block_size, generator=None):
+        shapes.append(x.shape)
+        return paper.drop_block2d(x, p, block_size, generator=generator) if contract.mask == "per-channel" else (
+            x * (torch.rand(x.shape[0], 1, *x.shape[2:], generator=generator) > p))
+
+    return Implementation(name="rec", target=fn, contract=contract), shapes
+
+
+def test_per_channel_masks_use_every_channel_in_bounded_calls(monkeypatch):
+    monkeypatch.setattr(sampling, "UNITS_PER_CALL", 4 * CASE.height * CASE.width * 10)  # 10 samples a call
+    impl, shapes = _recording(spec.PAPER_CONTRACT)
+    masks = sampling.sample_drop_masks(impl, impl.load(), CASE, 101, seed=3)
+    assert masks.shape == (101, 9, 13) and masks.dtype == torch.bool
+    assert [s[0] for s in shapes] == [10, 10, 6] and all(s[1] == 4 for s in shapes)  # ceil(101 / 4) = 26 samples
+    assert not torch.equal(masks[:40], masks[40:80])  # each call has its own seed
+
+
+def test_shared_masks_take_one_channel_per_sample():
+    shared = spec.Contract(mask="shared")
+    impl, shapes = _recording(shared)
+    masks = sampling.sample_drop_masks(impl, impl.load(), CASE, 50, seed=3)
+    assert masks.shape == (50, 9, 13)
+    assert sum(s[0] for s in shapes) == 50 and all(s[1] == 2 for s in shapes)
