@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from dropblock_bench import __version__
 from dropblock_bench.errors import DbenchError
@@ -23,7 +24,28 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from dropblock_bench.matrix import MatrixSpec
     from dropblock_bench.registry import Implementation
 
+
+class _HelpOptionWithoutType:
+    """Lists ``--help`` without a value type: typer 0.29 shows ``<bool>`` beside it, as if it
+    took a value. (Every other option names what it takes with ``metavar``; flags take "".)"""
+
+    def get_help_option(self, ctx: typer.Context):  # returns click's Option, whose module varies by typer version
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_HelpOptionWithoutType, TyperCommand):
+    """A dbench command (see :class:`_HelpOptionWithoutType`)."""
+
+
+class _Group(_HelpOptionWithoutType, TyperGroup):
+    """The dbench group (see :class:`_HelpOptionWithoutType`)."""
+
+
 app = typer.Typer(
+    cls=_Group,
     name="dbench",
     help=(
         "Benchmark and verify DropBlock implementations for PyTorch.\n\n"
@@ -112,20 +134,20 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         Optional[bool],
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+        typer.Option("--version", callback=_version_callback, is_eager=True, metavar="", help="Print the version and exit."),
     ] = None,
 ) -> None:
     """Benchmark and verify DropBlock implementations for PyTorch."""
 
 
-@app.command("list")
+@app.command("list", cls=_Command)
 def list_command(
     pattern: Annotated[
         Optional[str], typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")] = False,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Also list the public implementations that are not installed, and how to install them.")
+        bool, typer.Option("--all", metavar="", help="Also list the public implementations that are not installed, and how to install them.")
     ] = False,
 ) -> None:
     """List registered implementations and the contract each declares.
@@ -174,20 +196,20 @@ ImplOption = Annotated[
     typer.Option(
         "--impl",
         "-i",
-        help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
+        metavar="NAMES", help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
     ),
 ]
 
 
-@app.command("verify")
+@app.command("verify", cls=_Command)
 def verify_command(
     impl: ImplOption = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw; a fixed seed makes the run reproducible.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of every random draw; a fixed seed makes the run reproducible.")] = 0,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Fewer cases and smaller samples: seconds instead of tens of seconds, less power.")
+        bool, typer.Option("--quick", metavar="", help="Fewer cases and smaller samples: seconds instead of tens of seconds, less power.")
     ] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every check as JSON to this file.")] = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one CSV row per check to this file.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file.")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file.")] = None,
     mask: Annotated[
         Optional[str], typer.Option(help="For file.py:callable: per-channel | shared (default per-channel).", metavar="MASK")
     ] = None,
@@ -271,34 +293,34 @@ def verify_command(
 ListOption = Optional[list[str]]
 
 
-@app.command("run")
+@app.command("run", cls=_Command)
 def run_command(
     impl: ImplOption = None,
-    shape: Annotated[ListOption, typer.Option("--shape", "-s", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
+    shape: Annotated[ListOption, typer.Option("--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
     preset: Annotated[
-        Optional[str], typer.Option(help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
+        Optional[str], typer.Option(metavar="NAME", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
     ] = None,
-    block_size: Annotated[ListOption, typer.Option("--block-size", "-k", help="Block size(s). Default 7.")] = None,
-    p: Annotated[ListOption, typer.Option("--p", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
-    dtype: Annotated[ListOption, typer.Option(help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
-    device: Annotated[ListOption, typer.Option(help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="forward | backward (forward+backward) | both. Default: both for the quick preset, forward otherwise.")] = None,
-    inplace: Annotated[bool, typer.Option("--inplace", help="Also time inplace=True (against x.mul_(c)).")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
-    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
+    block_size: Annotated[ListOption, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")] = None,
+    p: Annotated[ListOption, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
+    dtype: Annotated[ListOption, typer.Option(metavar="DTYPES", help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
+    device: Annotated[ListOption, typer.Option(metavar="DEVICES", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
+    mode: Annotated[Optional[str], typer.Option(metavar="MODE", help="forward | backward (forward+backward) | both. Default: both for the quick preset, forward otherwise.")] = None,
+    inplace: Annotated[bool, typer.Option("--inplace", metavar="", help="Also time inplace=True (against x.mul_(c)).")] = False,
+    threads: Annotated[Optional[int], typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
+    min_time: Annotated[float, typer.Option("--min-time", metavar="SECONDS", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
     rounds: Annotated[
         int,
-        typer.Option(help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
+        typer.Option(metavar="N", help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
                      "turn. More rounds average the machine's slow drifts better (each block still runs at least one call).", min=1),
     ] = 3,
-    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory and bytes saved for backward.")] = True,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per case, as each finishes.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write meta, cases and raw samples, as each finishes.")] = None,
-    shard_spec: Annotated[Optional[str], typer.Option("--shard", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", metavar="", help="Measure peak memory and bytes saved for backward.")] = True,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write meta, cases and raw samples, as each finishes.")] = None,
+    shard_spec: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
     malloc: Annotated[
         str,
         typer.Option(
-            help="steady: every allocation reuses memory already faulted in (glibc: no fresh mappings, heap kept), so no "
+            metavar="steady|system", help="steady: every allocation reuses memory already faulted in (glibc: no fresh mappings, heap kept), so no "
             "call pays page faults and times measure the implementations, whatever ran before. system: the allocator as "
             "your program has it, page faults on fresh outputs included (they vary with what ran before).",
         ),
@@ -306,7 +328,7 @@ def run_command(
     exclude: Annotated[
         ListOption,
         typer.Option(
-            help="Leave out the cases matching every FIELD=VALUES given (space-separated; fields impl, dtype, shape, mode, "
+            metavar="FIELD=VALUES", help="Leave out the cases matching every FIELD=VALUES given (space-separated; fields impl, dtype, shape, mode, "
             "device, block, p, inplace; impl takes globs). Repeatable. E.g. --exclude 'impl=torchvision,timm* dtype=float16,bfloat16'."
         ),
     ] = None,
@@ -463,10 +485,10 @@ def _matrix_spec(
     )
 
 
-@app.command("merge")
+@app.command("merge", cls=_Command)
 def merge_command(
     files: Annotated[list[Path], typer.Argument(help="`dbench run --json` files, e.g. the shards of one matrix.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the merged JSON.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the merged JSON.")],
 ) -> None:
     """Combine `dbench run --json` files (e.g. `--shard` slices) into one."""
     from dropblock_bench.run_io import merge_runs
@@ -478,15 +500,15 @@ def merge_command(
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
 
-@app.command("compare")
+@app.command("compare", cls=_Command)
 def compare_command(
     base: Annotated[Path, typer.Argument(help="Results of the base (e.g. the merge base): `dbench run --json` or pytest-benchmark JSON.")],
     head: Annotated[Path, typer.Argument(help="Results of the head (your change), same kind of file.")],
-    threshold: Annotated[float, typer.Option(help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")] = 0.05,
-    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.01,
-    output_format: Annotated[str, typer.Option("--format", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY).")] = "table",
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per matched case.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole comparison as JSON.")] = None,
+    threshold: Annotated[float, typer.Option(metavar="FRACTION", help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")] = 0.05,
+    alpha: Annotated[float, typer.Option(metavar="LEVEL", help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    output_format: Annotated[str, typer.Option("--format", metavar="table|markdown", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY).")] = "table",
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per matched case.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write the whole comparison as JSON.")] = None,
 ) -> None:
     """Compare two timing results and fail on a real regression, not on noise.
 
@@ -546,12 +568,12 @@ def compare_command(
         raise typer.Exit(1)
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_command(
     run_json: Annotated[Path, typer.Argument(help="A `dbench run --json` file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
-    verify_json: Annotated[Optional[Path], typer.Option("--verify", help="A `dbench verify --json` file to include.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the example masks.")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
+    verify_json: Annotated[Optional[Path], typer.Option("--verify", metavar="FILE", help="A `dbench verify --json` file to include.")] = None,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the example masks.")] = 0,
 ) -> None:
     """Write a markdown report with plots: time and ×floor per implementation and shape, the
     drop rate each implementation delivers vs the requested p, and example masks.
@@ -566,14 +588,14 @@ def report_command(
     console.print(f"report written to {path}", highlight=False)
 
 
-@app.command("show")
+@app.command("show", cls=_Command)
 def show_command(
-    impl: Annotated[str, typer.Option("--impl", "-i", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
-    shape: Annotated[str, typer.Option("--shape", "-s", help="NxCxHxW; the first sample's channels are drawn.")] = "1x3x14x14",
-    block_size: Annotated[int, typer.Option("--block-size", "-k", help="Block size.", min=1)] = 5,
-    p: Annotated[float, typer.Option("--p", help="Drop probability.", min=0.0, max=1.0)] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also save the mask as a PNG (needs matplotlib).")] = None,
+    impl: Annotated[str, typer.Option("--impl", "-i", metavar="NAME", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
+    shape: Annotated[str, typer.Option("--shape", "-s", metavar="NxCxHxW", help="NxCxHxW; the first sample's channels are drawn.")] = "1x3x14x14",
+    block_size: Annotated[int, typer.Option("--block-size", "-k", metavar="K", help="Block size.", min=1)] = 5,
+    p: Annotated[float, typer.Option("--p", metavar="P", help="Drop probability.", min=0.0, max=1.0)] = 0.2,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the draw.")] = 0,
+    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
 ) -> None:
     """Draw one sampled mask in the terminal (█ dropped, · kept), channels side by side."""
     from dropblock_bench import matrix

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from dropblock_bench.cli import app
@@ -42,6 +44,15 @@ def test_help_and_version():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "list" in result.output
     assert runner.invoke(app, ["--version"]).output.startswith("dbench ")
+
+
+@pytest.mark.parametrize("command", [[], ["list"], ["verify"], ["run"], ["merge"], ["compare"], ["report"], ["show"]])
+def test_help_names_what_each_option_takes_not_a_python_type(command):
+    """Options show what they take (FILE, NxCxHxW, K, ...) and flags nothing; no ``<list[str]>``."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    options = result.output[result.output.index("Options"):]
+    assert not re.search(r"<(bool|str|int|float|path|list\[\w+\])( range)?>", options), options
 
 
 def test_help_and_list_do_not_import_torch():
