@@ -5,7 +5,7 @@
 # ResNet-50 stage shapes, forward, forward+backward and in place in fp32, and fused*/paper
 # also forward and in place in float16 and bfloat16, all in one run: the implementations and
 # dtypes of a shape take turns, so rows compare within the same minutes. Then verifies them all;
-# writes reports/NAME/{run.json,run.csv,verify.json,verify.csv,README.md,*.png}.
+# writes reports/NAME/{run.json,run.csv,verify.json,verify.csv,README.md,targets.md,*.png}.
 # Set DBENCH to the dbench to use (default: the one on PATH), DBENCH_RUN_ARGS to add options to
 # `dbench run` (e.g. "--malloc system"). Takes about 10 minutes on 2 cores.
 set -euo pipefail
@@ -23,4 +23,5 @@ full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for 
   ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv" || [ $? -eq 1 ]  # error rows are findings
 "$dbench" verify --impl "$impls" --json "$out/verify.json" --csv "$out/verify.csv" || [ $? -eq 1 ]  # failures are findings
 "$dbench" report "$out/run.json" --verify "$out/verify.json" -o "$out"
+python3 "$(dirname "$0")/targets.py" "$out/run.json" > "$out/targets.md"  # the fused targets, met or missed
 echo "report: $out/README.md"
