@@ -35,8 +35,8 @@ def _met() -> list[dict]:
 
 
 def test_a_run_that_meets_every_target_says_so():
-    lines, missed = targets.table(targets.Run({"cases": _met()}))
-    assert missed == [] and not any("**" in line for line in lines)
+    lines, missed, unmeasured = targets.table(targets.Run({"cases": _met()}))
+    assert missed == unmeasured == [] and not any("**" in line for line in lines)
     assert "| `fused` vs torchvision / timm per-channel | 100× / 100× |" in "\n".join(lines)
 
 
@@ -50,11 +50,19 @@ def test_each_kind_of_miss_is_bold_and_listed():
         if case["implementation"] == "torchvision" and case["shape"] == targets.STAGES["56"]:
             case["median_ms"] = 14.0  # 14x, short of 15x at 56²
     cases[-1]["saved_bytes"] = 4 * 32 * 256 * 56 * 56  # a float mask
-    lines, missed = targets.table(targets.Run({"cases": cases}))
+    lines, missed, _ = targets.table(targets.Run({"cases": cases}))
     assert missed == ["fused vs torchvision at 56²", "fused-shared vs timm at 7²", "fused float16 vs fp32 at 28²",
-                      "4.000 byte saved per element"]
+                      "fused bytes saved for backward at 56²"]
     text = "\n".join(lines)
-    assert "**1.15**" in text and "**14×**" in text and "**0.9 vs 1.2**" not in text and "**1.3 vs 1.2**" in text
+    assert "**4.000 byte saved per element**" in text and "**1.15**" in text and "**14×**" in text and "**0.9 vs 1.2**" not in text and "**1.3 vs 1.2**" in text
+
+
+def test_rows_a_run_lacks_are_named_not_passed():
+    cases = [c for c in _met() if c["implementation"] != "torchvision" and c["mode"] != "backward"]
+    lines, missed, unmeasured = targets.table(targets.Run({"cases": cases}))
+    assert missed == []
+    assert unmeasured == [f"fused vs torchvision at {s}²" for s in targets.STAGES] + [
+        "fused forward + backward at 56²", "fused bytes saved for backward at 56²"]
 
 
 def test_the_script_prints_a_titled_table(tmp_path):
