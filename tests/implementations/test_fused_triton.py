@@ -2,7 +2,10 @@
 
 They must give exactly the pure-torch path's output and gradient for the same generator: the
 same sampler draws the same blocks, and both compute x * numel / kept in float32. (The compiled
-CPU kernel has its own sampler: same law, different draws.)
+CPU kernel has its own sampler: same law, different draws.) bfloat16 is checked against that
+float32 product rounded toward zero, which is how the interpreter converts float32 to bfloat16
+(Triton 3's ``_convert_float`` without a rounding mode); the hardware rounds to nearest even,
+as torch does.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ pytest.importorskip("triton", reason="Triton is not installed (pip install trito
 CHECK = textwrap.dedent(
     """
     import json, torch
+    from dropblock_bench import spec
     from dropblock_bench.implementations import fused
     from dropblock_bench.implementations.fused_triton import drop_block2d_triton
 
     results = []
     cases = [((2, 3, 14, 14), 7, 0.1), ((3, 2, 9, 13), 4, 0.3), ((2, 2, 5, 9), 7, 0.2), ((1, 2, 7, 7), 7, 0.5)]
-    for dtype in (torch.float32, torch.float16):
+    def toward_zero(product, dropped):  # float32 -> bfloat16 as the interpreter does it
+        bits = product.float().contiguous().view(torch.int32) & -65536
+        return torch.where(dropped, 0.0, bits.view(torch.float32)).to(torch.bfloat16)
+
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for shape, k, p in cases:
             torch_paths = ((fused.CONTRACT, fused._drop_block2d_torch), (fused.SHARED_CONTRACT, fused._drop_block2d_shared_torch))
             for contract, cpu_fn in torch_paths:
@@ -41,10 +49,16 @@ CHECK = textwrap.dedent(
                 # roundings); the kernel rounds once. Allow exactly that: one half-precision ulp.
                 folded = contract.mask == "shared" and dtype == torch.float16
                 same = (lambda a, b: torch.allclose(a.float(), b.float(), rtol=2**-10, atol=0)) if folded else torch.equal
+                forward_equal, grad_equal = same(out, ref), same(x.grad, x_ref.grad)
+                if dtype == torch.bfloat16:
+                    dropped = ref == 0
+                    scale = spec.kept_scale(dropped.sum(), dropped.numel())
+                    forward_equal = torch.equal(out, toward_zero(x.detach().float() * scale, dropped))
+                    grad_equal = torch.equal(x.grad, toward_zero(upstream.float() * scale, dropped))
                 results.append({
                     "case": f"{shape} k={k} p={p} {contract.mask} {dtype}",
-                    "forward_equal": bool(same(out, ref)) and bool(torch.equal(out == 0, ref == 0)),
-                    "grad_equal": bool(same(x.grad, x_ref.grad)),
+                    "forward_equal": bool(forward_equal) and bool(torch.equal(out == 0, ref == 0)),
+                    "grad_equal": bool(grad_equal),
                     "dropped": int((ref == 0).sum()),
                 })
     inplace = torch.rand(2, 3, 14, 14) + 0.5
@@ -62,7 +76,7 @@ def test_triton_kernels_match_the_cpu_path_exactly():
     completed = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert len(results) == 17
+    assert len(results) == 25
     mismatched = [r["case"] for r in results if not (r["forward_equal"] and r["grad_equal"])]
     assert not mismatched, mismatched
     assert sum(r["dropped"] for r in results) > 0  # the cases do drop something
