@@ -3,7 +3,9 @@ them by an order of magnitude"), measured as ratios side by side in one process.
 
 Run: ``pytest tests/bench/test_fused_targets.py --benchmark-only`` (CPU, fp32 unless named, block 7, p 0.1;
 set ``torch.set_num_threads`` via ``DBENCH_THREADS``, default 2). Each test records the ratio
-it reached in ``extra_info`` and asserts its target. Peers are compared when installed.
+it reached in ``extra_info`` and asserts its target, whose bound comes from
+``reports/targets.py`` (the one copy; the report's targets table uses it too). Peers are
+compared when installed.
 Memory is glibc's steady regime, as in ``dbench run``: outputs reuse memory already faulted in,
 so ratios compare the kernels; ``test_huge_page_advice_pays_on_fresh_outputs`` measures, in a
 child process with the system's allocator, what ``fused``'s huge-page advice saves there.
@@ -11,11 +13,13 @@ child process with the system's allocator, what ``fused``'s huge-page advice sav
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +31,11 @@ from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_
 from dropblock_bench.registry import default_registry
 from dropblock_bench.stats import ratio_excess
 
-STAGES = {"56": (32, 256, 56, 56), "28": (32, 512, 28, 28), "14": (32, 1024, 14, 14), "7": (32, 2048, 7, 7)}
+# The targets' one copy, shared with the report's table (reports/targets.py).
+_spec = importlib.util.spec_from_file_location("report_targets", Path(__file__).resolve().parents[2] / "reports" / "targets.py")
+targets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(targets)
+STAGES = targets.STAGES
 torch.set_num_threads(int(os.environ.get("DBENCH_THREADS", "2")))
 steady_glibc_malloc()  # as `dbench run` does by default: no call pays page faults, whatever ran before
 
@@ -71,8 +79,7 @@ def _round_medians_ms(statements: dict[str, str], scope: dict, rounds: int = 16,
     return medians
 
 
-FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
-                 ("fused-shared", "56"): 1.2, ("fused-shared", "28"): 1.2}  # fmt: skip
+FLOOR_TARGETS = targets.FLOOR_TARGETS
 
 
 @pytest.mark.parametrize(("name", "stage"), list(FLOOR_TARGETS), ids=[f"{n}-{s}" for n, s in FLOOR_TARGETS])
@@ -84,14 +91,14 @@ def test_forward_vs_memory_floor(benchmark, name, stage):
     assert ratio <= FLOOR_TARGETS[(name, stage)]
 
 
-@pytest.mark.parametrize("peer", ["torchvision", "timm-per-channel"])
+@pytest.mark.parametrize("peer", targets.SPEEDUP_PEERS)
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_fused_is_an_order_of_magnitude_faster_than_per_channel_peers(benchmark, peer, stage):
     scope = {"fused": _fn("fused"), "peer": _fn(peer), "x": torch.randn(STAGES[stage])}
     medians = benchmark.pedantic(_medians_ms, args=({"fused": "fused(x, 0.1, 7)", "peer": "peer(x, 0.1, 7)"}, scope, 2, 0.2), rounds=1, iterations=1)
     speedup = medians["peer"] / medians["fused"]
     benchmark.extra_info.update(speedup=speedup, **medians)
-    assert speedup >= (15.0 if stage == "56" else 10.0)
+    assert speedup >= targets.SPEEDUP_TARGETS[stage]
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
@@ -109,7 +116,7 @@ def test_fused_shared_beats_timm_default(benchmark, stage):
     assert p_value < 0.01, f"median ratio {ratio:.3f} over {len(rounds)} rounds, p = {p_value:.3g}"
 
 
-@pytest.mark.parametrize(("name", "target"), [("fused-shared", 1.3), ("fused", 3.0)])
+@pytest.mark.parametrize(("name", "target"), list(targets.IN_PLACE_TARGETS.items()))
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_in_place_vs_in_place_floor(benchmark, name, target, stage):
     scope = {"fn": _fn(name), "x": torch.randn(STAGES[stage])}
@@ -131,20 +138,21 @@ def test_forward_backward_and_memory_at_56(benchmark):
     peak = peak_memory_bytes(lambda: fn(plain, 0.1, 7), torch.device("cpu")) if cpu_peak_supported() else None
     ratio = medians["impl"] / medians["floor"]
     benchmark.extra_info.update(ratio_to_floor=ratio, saved_bytes_per_element=saved_per_element, peak_over_input=peak and peak / plain.nbytes)
-    assert ratio <= 2.0
-    assert saved_per_element <= 1.0
+    assert ratio <= targets.FORWARD_BACKWARD_TARGET
+    assert saved_per_element <= targets.SAVED_BYTES_PER_ELEMENT_TARGET
     if peak is not None:
-        assert peak <= 1.3 * plain.nbytes
+        assert peak <= targets.PEAK_MEMORY_TARGET * plain.nbytes
 
 
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [getattr(torch, name) for name in targets.HALF])
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, dtype, stage, inplace):
+@pytest.mark.parametrize("name", targets.HALF_IMPLS)
+def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, name, dtype, stage, inplace):
     """Fails when the half-precision ratio to its floor exceeds fp32's over 16 paired rounds:
     one-sided Wilcoxon signed-rank test on the per-round excess, p < 0.01
     (:func:`dropblock_bench.stats.ratio_excess`)."""
-    fn = _fn("fused")
+    fn = _fn(name)
     call, floor = ("fn({}, 0.1, 7, inplace=True)", "{}.mul_(1.0)") if inplace else ("fn({}, 0.1, 7)", "{} * 1.0001")
     x32 = torch.randn(STAGES[stage])
     scope = {"fn": fn, "x32": x32, "xh": x32.to(dtype)}

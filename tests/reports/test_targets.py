@@ -1,60 +1,105 @@
-"""reports/targets.py: the fused targets read from a run, misses in bold and listed."""
+"""reports/targets.py: each target read from its own rows and held to its own bound; misses in
+bold and listed, missing rows named, bad files refused.
+
+The synthetic run puts every value just inside its bound and gives each row a value of its
+own, so that reading the wrong row, or comparing against the wrong bound, shows up as a miss
+or as a missed miss."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "reports" / "targets.py"
 _spec = importlib.util.spec_from_file_location("report_targets", SCRIPT)
 targets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(targets)
 
+ELEMENTS = math.prod(targets.STAGES["56"])
+# Just inside each bound, and distinct across rows.
+FP32 = {("fused", False): {"56": 1.49, "28": 1.48, "14": 2.97, "7": 2.96},
+        ("fused-shared", False): {"56": 1.19, "28": 1.18, "14": 1.7, "7": 1.6},  # no bound at 14², 7²
+        ("fused", True): {"56": 2.99, "28": 2.98, "14": 2.95, "7": 2.94},
+        ("fused-shared", True): {"56": 1.29, "28": 1.28, "14": 1.27, "7": 1.26}}  # fmt: skip
+HALF_BELOW = {"float16": 0.01, "bfloat16": 0.02}  # how far each half dtype sits below fp32's ratio
 
-def _case(impl, stage, ms, ratio, dtype="float32", mode="forward", inplace=False, **extra):
-    return {"implementation": impl, "device": "cpu", "dtype": dtype, "shape": targets.STAGES[stage], "block_size": 7,
-            "p": 0.1, "mode": mode, "inplace": inplace, "median_ms": ms, "floor_ratio": ratio, "status": "ok", **extra}
+
+def _case(impl, stage, ms, ratio, dtype="float32", mode="forward", inplace=False, status="ok", **extra):
+    return {"implementation": impl, "device": "cpu", "dtype": dtype, "shape": "x".join(map(str, targets.STAGES[stage])),
+            "block_size": 7, "p": 0.1, "mode": mode, "inplace": inplace, "median_ms": ms, "floor_ratio": ratio,
+            "status": status, **extra}
 
 
 def _met() -> list[dict]:
     cases = []
     for s in targets.STAGES:
-        cases += [_case("fused", s, 1.0, 1.1), _case("fused-shared", s, 0.9, 1.0), _case("timm", s, 1.2, 1.3),
-                  _case("torchvision", s, 100.0, 100.0), _case("timm-per-channel", s, 100.0, 100.0)]
-        for impl in ("fused", "fused-shared"):
-            cases.append(_case(impl, s, 1.0, 1.2, inplace=True))
-            for dtype in targets.HALF:
-                cases += [_case(impl, s, 0.5, 1.0, dtype), _case(impl, s, 0.5, 1.0, dtype, inplace=True)]
-    elements = 32 * 256 * 56 * 56
-    cases[0]["peak_mem_bytes"] = elements * 4
-    cases.append(_case("fused", "56", 3.0, 1.1, mode="backward", saved_bytes=elements // 50))
+        bound = targets.SPEEDUP_TARGETS[s]
+        cases += [_case("timm", s, 1.01, 1.3), _case("torchvision", s, bound + 0.1, 90.0),
+                  _case("timm-per-channel", s, bound + 0.2, 80.0)]
+        for (impl, inplace), ratios in FP32.items():
+            ms = 1.0 if impl == "fused" else 0.99  # fused-shared just faster than timm's 1.01
+            cases.append(_case(impl, s, ms, ratios[s], inplace=inplace))
+            cases += [_case(impl, s, ms / 2, ratios[s] - below, dtype, inplace=inplace) for dtype, below in HALF_BELOW.items()]
+    cases[3]["peak_mem_bytes"] = int(1.29 * ELEMENTS * 4)  # fused, 56², fp32, forward
+    cases.append(_case("fused", "56", 3.0, 1.99, mode="backward", saved_bytes=int(0.99 * ELEMENTS)))
+    cases.append(_case("fused", "56", 99.0, 99.0, status="error"))  # not ok: never read
     return cases
 
 
-def test_a_run_that_meets_every_target_says_so():
+def _set(cases, value, impl, stage, key="floor_ratio", dtype="float32", mode="forward", inplace=False):
+    shape = "x".join(map(str, targets.STAGES[stage]))
+    [row] = [c for c in cases if (c["implementation"], c["shape"], c["dtype"], c["mode"], c["inplace"], c["status"])
+             == (impl, shape, dtype, mode, inplace, "ok")]
+    row[key] = value
+
+
+def test_a_run_just_inside_every_target_says_so():
     lines, missed, unmeasured = targets.table(targets.Run({"cases": _met()}))
     assert missed == unmeasured == [] and not any("**" in line for line in lines)
-    assert "| `fused` vs torchvision / timm per-channel | 100× / 100× |" in "\n".join(lines)
+    assert "| `fused` vs torchvision / timm per-channel | 15.1× / 15.2× | 10.1× / 10.2× |" in "\n".join(lines)
 
 
-def test_each_kind_of_miss_is_bold_and_listed():
+# One miss per comparison: (what is changed, the miss it must give).
+MISSES = [
+    (dict(impl="fused", stage="56", value=1.51), "fused ×floor at 56²"),
+    (dict(impl="fused", stage="14", value=3.01), "fused ×floor at 14²"),
+    (dict(impl="fused-shared", stage="28", value=1.21), "fused-shared ×floor at 28²"),
+    (dict(impl="torchvision", stage="56", key="median_ms", value=14.9), "fused vs torchvision at 56²"),
+    (dict(impl="timm-per-channel", stage="7", key="median_ms", value=9.9), "fused vs timm-per-channel at 7²"),
+    (dict(impl="fused-shared", stage="14", key="median_ms", value=1.02), "fused-shared vs timm at 14²"),
+    (dict(impl="fused", stage="28", inplace=True, value=3.01), "in place fused at 28²"),
+    (dict(impl="fused-shared", stage="7", inplace=True, value=1.31), "in place fused-shared at 7²"),
+    (dict(impl="fused", stage="7", dtype="float16", value=2.97), "fused float16 vs fp32 at 7²"),
+    (dict(impl="fused-shared", stage="56", dtype="bfloat16", value=1.2), "fused-shared bfloat16 vs fp32 at 56²"),
+    (dict(impl="fused", stage="14", dtype="bfloat16", inplace=True, value=2.96), "in place fused bfloat16 vs fp32 at 14²"),
+    (dict(impl="fused-shared", stage="28", dtype="float16", inplace=True, value=1.29), "in place fused-shared float16 vs fp32 at 28²"),
+    (dict(impl="fused", stage="56", mode="backward", value=2.01), "fused forward + backward at 56²"),
+    (dict(impl="fused", stage="56", mode="backward", key="saved_bytes", value=ELEMENTS + 1), "fused bytes saved for backward at 56²"),
+    (dict(impl="fused", stage="56", key="peak_mem_bytes", value=int(1.31 * ELEMENTS * 4)), "fused peak memory at 56²"),
+]
+
+
+@pytest.mark.parametrize(("change", "miss"), MISSES, ids=[m for _, m in MISSES])
+def test_each_comparison_misses_on_its_own_row(change, miss):
     cases = _met()
-    for case in cases:
-        if case["implementation"] == "fused" and case["shape"] == targets.STAGES["28"] and case["dtype"] == "float16" and not case["inplace"]:
-            case["floor_ratio"] = 1.15  # above fp32's 1.1
-        if case["implementation"] == "fused-shared" and case["shape"] == targets.STAGES["7"] and case["dtype"] == "float32" and not case["inplace"]:
-            case["median_ms"] = 1.3  # slower than timm's 1.2
-        if case["implementation"] == "torchvision" and case["shape"] == targets.STAGES["56"]:
-            case["median_ms"] = 14.0  # 14x, short of 15x at 56²
-    cases[-1]["saved_bytes"] = 4 * 32 * 256 * 56 * 56  # a float mask
+    _set(cases, **change)
     lines, missed, _ = targets.table(targets.Run({"cases": cases}))
-    assert missed == ["fused vs torchvision at 56²", "fused-shared vs timm at 7²", "fused float16 vs fp32 at 28²",
-                      "fused bytes saved for backward at 56²"]
-    text = "\n".join(lines)
-    assert "**4.000 byte saved per element**" in text and "**1.15**" in text and "**14×**" in text and "**0.9 vs 1.2**" not in text and "**1.3 vs 1.2**" in text
+    assert missed == [miss]
+    assert sum(line.count("**") for line in lines) == 2  # one bold cell
+
+
+def test_values_that_round_onto_their_bound_show_which_side_they_are_on():
+    cases = _met()
+    _set(cases, 1.504, "fused", "56")
+    _set(cases, 14.6, "torchvision", "56", key="median_ms")
+    text = "\n".join(targets.table(targets.Run({"cases": cases}))[0])
+    assert "**1.504**" in text and "**14.6×**" in text
 
 
 def test_rows_a_run_lacks_are_named_not_passed():
@@ -65,9 +110,16 @@ def test_rows_a_run_lacks_are_named_not_passed():
         "fused forward + backward at 56²", "fused bytes saved for backward at 56²"]
 
 
-def test_the_script_prints_a_titled_table(tmp_path):
+def test_the_script_prints_a_titled_table_and_refuses_other_files(tmp_path):
     run = tmp_path / "run.json"
     run.write_text(json.dumps({"meta": {"git_commit": "abcdef123", "threads": 2}, "cases": _met()}))
     done = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("# Targets:") and "commit abcdef1" in done.stdout
     assert done.stdout.rstrip().endswith("Every target is met in this run.")
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps({"cases": _met() + _met()[:1]}))
+    for path, why in ((tmp_path / "bench.json", "not a `dbench run --json`"), (twice, "two rows for")):
+        if path.name == "bench.json":
+            path.write_text(json.dumps({"benchmarks": []}))  # a pytest-benchmark file
+        refused = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True)
+        assert refused.returncode == 2 and why in refused.stderr and "Traceback" not in refused.stderr
