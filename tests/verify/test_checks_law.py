@@ -41,20 +41,47 @@ def test_right_masks_give_uniform_p_values(case):
     assert below["position"] <= high
 
 
+def _p_for_rate(height: int, width: int, block_size: int, rate: float) -> float:
+    """The p whose exact drop rate on an H x W map is ``rate`` (bisection: the rate increases with p)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if spec.expected_drop_rate(PAPER, mid, height, width, block_size) < rate:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
 def test_each_check_names_the_property_that_broke(case):
-    masks, reference = _masks(case, MAPS, 1), _masks(case, MAPS, 2)
+    """Masks with one property wrong and the mean rate right (by construction, in expectation)
+    fail that property's check; the rate check, and the block check where blocks stay whole,
+    do not fail."""
     level = DEFAULT.bonferroni_level
-    # Wrong spread, about the right mean: every other map empty, its partner holding two maps' blocks.
-    lumped = masks.clone()
-    lumped[0::2] |= lumped[1::2]
-    lumped[1::2] = False
-    assert dispersion_check(PAPER, case, lumped, reference).p_value < level
-    # Misplaced blocks: every mask moved one column right (the last column wraps to the first).
-    shifted = position_check(PAPER, case, torch.roll(masks, 1, dims=2))
-    assert shifted.p_value < level and "misplaced" in shifted.reason
+    reference = _masks(case, MAPS, 2)
+    rate = spec.expected_drop_rate(PAPER, case.p, case.height, case.width, case.block_size)
+
+    # Wrong spread: half the maps empty, the other half at twice the rate.
+    spread = torch.zeros_like(reference)
+    spread[1::2] = _masks(case, MAPS // 2, 3, p=_p_for_rate(case.height, case.width, case.block_size, 2 * rate))
+    assert dispersion_check(PAPER, case, spread, reference).p_value < level
+    assert rate_check(PAPER, case, spread).p_value >= level
+    assert blocks_check(PAPER, case, spread).verdict is Verdict.PASS
+
+    # Misplaced blocks: whole blocks drawn on a map two columns narrower (at the p that keeps the
+    # mean rate of the full map), the last two columns never dropped.
+    narrow = Case(case.height, case.width - 2, case.block_size, case.p)
+    p_narrow = _p_for_rate(narrow.height, narrow.width, narrow.block_size, rate * case.width / narrow.width)
+    misplaced = torch.zeros_like(reference)
+    misplaced[:, :, : narrow.width] = _masks(narrow, MAPS, 4, p=p_narrow)
+    position = position_check(PAPER, case, misplaced)
+    assert position.p_value < level and "misplaced" in position.reason
+    assert rate_check(PAPER, case, misplaced).p_value >= level
+    assert blocks_check(PAPER, case, misplaced).verdict is Verdict.PASS
+
     # A lone dropped unit is no block.
-    stray = masks.clone()
+    stray = reference.clone()
     stray[0] = False
     stray[0, 0, 0] = True
     bad = blocks_check(PAPER, case, stray)
@@ -71,13 +98,7 @@ def test_power_formula_against_simulation():
     contract = spec.PAPER_CONTRACT
     maps = settings.maps_for(contract, case)
     target = 1.1 * spec.expected_drop_rate(contract, case.p, case.height, case.width, case.block_size)
-    low_p, high_p = case.p, 1.0
-    for _ in range(60):  # bisection: the exact rate increases with p
-        mid = (low_p + high_p) / 2
-        if spec.expected_drop_rate(contract, mid, case.height, case.width, case.block_size) < target:
-            low_p = mid
-        else:
-            high_p = mid
+    high_p = _p_for_rate(case.height, case.width, case.block_size, target)
     generator = torch.Generator().manual_seed(3)
     trials, hits = 200, 0
     for _ in range(trials):
