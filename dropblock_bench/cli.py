@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -56,6 +56,13 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
+
+
+def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``app.command(name)`` with dbench's command class (see :class:`_HelpOptionWithoutType`)."""
+    return app.command(name, cls=_Command)
+
+
 console = Console()
 error_console = Console(stderr=True)
 
@@ -140,7 +147,7 @@ def _root(
     """Benchmark and verify DropBlock implementations for PyTorch."""
 
 
-@app.command("list", cls=_Command)
+@_command("list")
 def list_command(
     pattern: Annotated[
         Optional[str], typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
@@ -196,12 +203,12 @@ ImplOption = Annotated[
     typer.Option(
         "--impl",
         "-i",
-        metavar="NAMES", help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
+        metavar="NAME", help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
     ),
 ]
 
 
-@app.command("verify", cls=_Command)
+@_command("verify")
 def verify_command(
     impl: ImplOption = None,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of every random draw; a fixed seed makes the run reproducible.")] = 0,
@@ -293,18 +300,18 @@ def verify_command(
 ListOption = Optional[list[str]]
 
 
-@app.command("run", cls=_Command)
+@_command("run")
 def run_command(
     impl: ImplOption = None,
     shape: Annotated[ListOption, typer.Option("--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
     preset: Annotated[
-        Optional[str], typer.Option(metavar="NAME", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
+        Optional[str], typer.Option(metavar="quick|resnet50", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
     ] = None,
     block_size: Annotated[ListOption, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")] = None,
     p: Annotated[ListOption, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
-    dtype: Annotated[ListOption, typer.Option(metavar="DTYPES", help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
-    device: Annotated[ListOption, typer.Option(metavar="DEVICES", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
-    mode: Annotated[Optional[str], typer.Option(metavar="MODE", help="forward | backward (forward+backward) | both. Default: both for the quick preset, forward otherwise.")] = None,
+    dtype: Annotated[ListOption, typer.Option(metavar="DTYPE", help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
+    device: Annotated[ListOption, typer.Option(metavar="DEVICE", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
+    mode: Annotated[Optional[str], typer.Option(metavar="forward|backward|both", help="backward means forward+backward; both times each. Default: both for the quick preset, forward otherwise.")] = None,
     inplace: Annotated[bool, typer.Option("--inplace", metavar="", help="Also time inplace=True (against x.mul_(c)).")] = False,
     threads: Annotated[Optional[int], typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
     min_time: Annotated[float, typer.Option("--min-time", metavar="SECONDS", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
@@ -485,7 +492,7 @@ def _matrix_spec(
     )
 
 
-@app.command("merge", cls=_Command)
+@_command("merge")
 def merge_command(
     files: Annotated[list[Path], typer.Argument(help="`dbench run --json` files, e.g. the shards of one matrix.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the merged JSON.")],
@@ -500,7 +507,7 @@ def merge_command(
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
 
-@app.command("compare", cls=_Command)
+@_command("compare")
 def compare_command(
     base: Annotated[Path, typer.Argument(help="Results of the base (e.g. the merge base): `dbench run --json` or pytest-benchmark JSON.")],
     head: Annotated[Path, typer.Argument(help="Results of the head (your change), same kind of file.")],
@@ -568,7 +575,7 @@ def compare_command(
         raise typer.Exit(1)
 
 
-@app.command("report", cls=_Command)
+@_command("report")
 def report_command(
     run_json: Annotated[Path, typer.Argument(help="A `dbench run --json` file.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
@@ -588,7 +595,7 @@ def report_command(
     console.print(f"report written to {path}", highlight=False)
 
 
-@app.command("show", cls=_Command)
+@_command("show")
 def show_command(
     impl: Annotated[str, typer.Option("--impl", "-i", metavar="NAME", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
     shape: Annotated[str, typer.Option("--shape", "-s", metavar="NxCxHxW", help="NxCxHxW; the first sample's channels are drawn.")] = "1x3x14x14",

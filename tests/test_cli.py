@@ -48,7 +48,8 @@ def test_help_and_version():
 
 @pytest.mark.parametrize("command", [[], ["list"], ["verify"], ["run"], ["merge"], ["compare"], ["report"], ["show"]])
 def test_help_names_what_each_option_takes_not_a_python_type(command):
-    """Options show what they take (FILE, NxCxHxW, K, ...) and flags nothing; no ``<list[str]>``."""
+    """Options show what they take (FILE, NxCxHxW, K, forward|backward|both, ...) and flags
+    nothing, never a Python type such as ``<list[str]>``. (Arguments keep typer's name and type.)"""
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "160"})
     assert result.exit_code == 0
     options = result.output[result.output.index("Options"):]
