@@ -203,7 +203,8 @@ ImplOption = Annotated[
     typer.Option(
         "--impl",
         "-i",
-        metavar="NAME", help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
+        metavar="NAME",
+        help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
     ),
 ]
 
