@@ -13,16 +13,15 @@ child process with the system's allocator, what ``fused``'s huge-page advice sav
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from report_targets import targets  # the targets' one copy, shared with the report's table
 from scipy import stats as scipy_stats
 from torch.utils import benchmark as torch_benchmark
 
@@ -31,10 +30,6 @@ from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_
 from dropblock_bench.registry import default_registry
 from dropblock_bench.stats import ratio_excess
 
-# The targets' one copy, shared with the report's table (reports/targets.py).
-_spec = importlib.util.spec_from_file_location("report_targets", Path(__file__).resolve().parents[2] / "reports" / "targets.py")
-targets = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(targets)
 STAGES = targets.STAGES
 torch.set_num_threads(int(os.environ.get("DBENCH_THREADS", "2")))
 steady_glibc_malloc()  # as `dbench run` does by default: no call pays page faults, whatever ran before

@@ -7,19 +7,13 @@ or as a missed miss."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "reports" / "targets.py"
-_spec = importlib.util.spec_from_file_location("report_targets", SCRIPT)
-targets = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(targets)
+from report_targets import SCRIPT, targets
 
 ELEMENTS = math.prod(targets.STAGES["56"])
 # Just inside each bound, and distinct across rows.
