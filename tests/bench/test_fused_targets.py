@@ -140,7 +140,7 @@ def test_forward_backward_and_memory_at_56(benchmark):
 
 
 @pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
-@pytest.mark.parametrize("dtype", [getattr(torch, name) for name in targets.HALF])
+@pytest.mark.parametrize("dtype", [getattr(torch, name) for name in targets.HALF], ids=list(targets.HALF))
 @pytest.mark.parametrize("stage", list(STAGES))
 @pytest.mark.parametrize("name", targets.HALF_IMPLS)
 def test_half_precision_is_no_slower_than_float32_relative_to_its_floor(benchmark, name, dtype, stage, inplace):
