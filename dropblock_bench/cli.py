@@ -319,7 +319,8 @@ def run_command(
     rounds: Annotated[
         int,
         typer.Option(metavar="N", help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
-                     "turn. More rounds average the machine's slow drifts better (each block still runs at least one call).", min=1),
+                     "turn. More rounds average the machine's slow drifts better (each block still runs at least one call); "
+                     "--json keeps each round's sample count, so rounds can be compared as pairs.", min=1),
     ] = 3,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", metavar="", help="Measure peak memory and bytes saved for backward.")] = True,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")] = None,

@@ -51,6 +51,18 @@ def summarize(samples: Sequence[float], confidence: float = 0.95) -> SampleSumma
     return SampleSummary(statistics.median(samples), q3 - q1, low, high, len(samples))
 
 
+def round_medians(samples: Sequence[float], per_round: Sequence[int]) -> list[float]:
+    """The median of each round's samples, where ``samples`` are the rounds' samples back to
+    back and ``per_round`` how many each round gave (as a ``dbench run`` record keeps them)."""
+    if sum(per_round) != len(samples) or any(count < 1 for count in per_round):
+        raise ValueError(f"per_round {list(per_round)} does not split {len(samples)} samples into nonempty rounds")
+    medians, start = [], 0
+    for count in per_round:
+        medians.append(statistics.median(samples[start : start + count]))
+        start += count
+    return medians
+
+
 @dataclasses.dataclass(frozen=True)
 class RatioExcess:
     """How much ratio ``a / a_floor`` exceeds ``b / b_floor`` over paired rounds."""

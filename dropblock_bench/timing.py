@@ -8,7 +8,8 @@ block, ``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in bac
 an implementation's dtypes one after another.
 So ``floor_ratio``, the comparison of two implementations and that of two dtypes' ratios all
 hold on a noisy machine: each sees the same drifts. Every raw sample is kept (each is the mean
-of one block of repetitions, in milliseconds).
+of one block of repetitions, in milliseconds), with how many each round gave, so the rounds
+can serve as paired replicates (``reports/targets.py`` compares dtypes' ratios round by round).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class CaseResult:
     saved_bytes: int | None = None
     samples_ms: list[float] = dataclasses.field(default_factory=list)
     floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
+    # How many of samples_ms (floor_samples_ms) each round gave, in order (stats.round_medians).
+    samples_per_round: list[int] = dataclasses.field(default_factory=list)
+    floor_samples_per_round: list[int] = dataclasses.field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         """The flat record written to CSV (and to JSON, plus the samples)."""
@@ -85,7 +89,8 @@ class CaseResult:
         }
 
     def record(self) -> dict[str, Any]:
-        return {**self.row(), "samples_ms": self.samples_ms, "floor_samples_ms": self.floor_samples_ms}
+        return {**self.row(), "samples_ms": self.samples_ms, "floor_samples_ms": self.floor_samples_ms,
+                "samples_per_round": self.samples_per_round, "floor_samples_per_round": self.floor_samples_per_round}
 
 
 def skip_reason(case: RunCase, impl: Implementation) -> str | None:
@@ -219,10 +224,12 @@ def run_group(
             if on_start:
                 on_start(entry.result.case)
             try:
-                entry.result.samples_ms += [t * 1e3 for t in entry.timer.blocked_autorange(min_run_time=block_time).times]
-                entry.result.floor_samples_ms += [
-                    t * 1e3 for t in entry.floor_timer.blocked_autorange(min_run_time=block_time).times
-                ]
+                times = entry.timer.blocked_autorange(min_run_time=block_time).times
+                floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
+                entry.result.samples_ms += [t * 1e3 for t in times]
+                entry.result.floor_samples_ms += [t * 1e3 for t in floor_times]
+                entry.result.samples_per_round.append(len(times))
+                entry.result.floor_samples_per_round.append(len(floor_times))
             except Exception as exc:  # noqa: BLE001
                 entry.result.status, entry.result.reason = "error", _error_reason(exc)
                 timed.remove(entry)

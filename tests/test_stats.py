@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from dropblock_bench.stats import median_confidence_interval, ratio_excess, summarize
+from dropblock_bench.stats import median_confidence_interval, ratio_excess, round_medians, summarize
 
 
 def test_summary_of_known_samples():
@@ -94,3 +94,10 @@ def test_ratio_excess_edge_cases():
     assert ratio_excess([(0.9, 1.0, 1.0, 1.0)] * 12).p_value > 0.99  # faster in every round
     with pytest.raises(ValueError):
         ratio_excess([(1.0, 1.0, 1.0, 1.0)])
+
+
+def test_round_medians_split_the_samples_by_round():
+    assert round_medians([3.0, 1.0, 2.0, 10.0, 5.0, 7.0, 9.0], [3, 1, 3]) == [2.0, 10.0, 7.0]
+    for per_round in ([3, 3], [3, 1, 2, 2], [7, 0]):  # too few, too many, an empty round
+        with pytest.raises(ValueError, match="does not split"):
+            round_medians([1.0] * 7, per_round)

@@ -31,6 +31,11 @@ def test_an_ok_case_has_every_field(mode):
     assert (result.ci_low_ms, result.ci_high_ms) == median_confidence_interval(result.samples_ms)
     assert result.iqr_ms >= 0
     assert result.floor_ratio == pytest.approx(result.median_ms / result.floor_median_ms)
+    # every round gave samples of both, and the counts split them exactly (FAST has 2 rounds)
+    assert len(result.samples_per_round) == len(result.floor_samples_per_round) == FAST.rounds
+    assert sum(result.samples_per_round) == len(result.samples_ms) and min(result.samples_per_round) >= 1
+    assert sum(result.floor_samples_per_round) == len(result.floor_samples_ms) and min(result.floor_samples_per_round) >= 1
+    assert result.record()["samples_per_round"] == result.samples_per_round
     # x (2x4x12x12 float32) read and the output written; backward also reads g and writes x.grad
     bytes_moved = 2 * 4 * 12 * 12 * 4 * (4 if mode == "backward" else 2)
     assert result.gbps == pytest.approx(bytes_moved / (result.median_ms * 1e-3) / 1e9)
