@@ -7,21 +7,26 @@
 # dtypes of a shape take turns, so rows compare within the same minutes. Then verifies them all;
 # writes reports/NAME/{run.json,run.csv,verify.json,verify.csv,README.md,targets.md,*.png}.
 # Set DBENCH to the dbench to use (default: the one on PATH), DBENCH_RUN_ARGS to add options to
-# `dbench run` (e.g. "--malloc system"). Takes about 10 minutes on 2 cores.
+# `dbench run` (e.g. "--malloc system"), PYTHON to the Python that imports that dbench's package
+# (default: the one beside it) for targets.py. Takes about 15 minutes on 2 cores.
+# 12 rounds: targets.py compares half precision with fp32 round by round, and its test needs at
+# least 7 rounds to be able to say "slower" (--min-time is split over the rounds).
 set -euo pipefail
 name=${1:-cpu-reference}
 out="$(cd "$(dirname "$0")" && pwd)/$name"
 dbench=${DBENCH:-dbench}
+python=${PYTHON:-$(dirname "$(command -v "$dbench")")/python}
+command -v "$python" >/dev/null || python=python3
 mkdir -p "$out"
 listing=$("$dbench" list --json)
 impls=$(python3 -c 'import json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"]))' <<<"$listing")
 # Half precision for fused*, paper only (the peers' per-channel versions take minutes per case).
 full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"] if not (fnmatch.fnmatch(i["name"], "fused*") or i["name"] == "paper")))' <<<"$listing")
-"$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 6 \
+"$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 12 \
   --exclude "mode=backward inplace=true" --exclude "mode=backward dtype=float16,bfloat16" \
   ${full_only:+--exclude "impl=$full_only dtype=float16,bfloat16"} \
   ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv" || [ $? -eq 1 ]  # error rows are findings
 "$dbench" verify --impl "$impls" --json "$out/verify.json" --csv "$out/verify.csv" || [ $? -eq 1 ]  # failures are findings
 "$dbench" report "$out/run.json" --verify "$out/verify.json" -o "$out"
-python3 "$(dirname "$0")/targets.py" "$out/run.json" > "$out/targets.md"  # the fused targets, met or missed
+"$python" "$(dirname "$0")/targets.py" "$out/run.json" > "$out/targets.md"  # the fused targets, met or missed
 echo "report: $out/README.md"

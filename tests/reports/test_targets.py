@@ -117,3 +117,63 @@ def test_the_script_prints_a_titled_table_and_refuses_other_files(tmp_path):
             path.write_text(json.dumps({"benchmarks": []}))  # a pytest-benchmark file
         refused = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True)
         assert refused.returncode == 2 and why in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _give_rounds(cases, ratios, impl="fused", stage="28", dtype="float32", per_round=2):
+    """The forward, out-of-place row gets len(ratios) rounds of per_round samples each: round r
+    at ratios[r] times its floor (1 ms)."""
+    shape = "x".join(map(str, targets.STAGES[stage]))
+    [row] = [c for c in cases if (c["implementation"], c["shape"], c["dtype"], c["mode"], c["inplace"], c["status"])
+             == (impl, shape, dtype, "forward", False, "ok")]
+    row["samples_ms"] = [ratio for ratio in ratios for _ in range(per_round)]
+    row["floor_samples_ms"] = [1.0] * (per_round * len(ratios))
+    row["samples_per_round"] = [per_round] * len(ratios)
+    row["floor_samples_per_round"] = [per_round] * len(ratios)
+
+
+ROUNDS = targets.MIN_PAIRED_ROUNDS + 1  # even, so alternating rounds cancel
+
+
+def test_half_above_fp32_by_the_medians_but_not_round_by_round_is_met_and_said_so():
+    cases = _met()
+    _set(cases, 1.49, "fused", "28", dtype="float16")  # fp32's is 1.48
+    _give_rounds(cases, [1.38, 1.58] * (ROUNDS // 2))  # fp32: 1.48 on average, up and down
+    _give_rounds(cases, [1.49] * ROUNDS, dtype="float16")  # half: 0.11 above, then 0.09 below
+    lines, missed, _ = targets.table(targets.Run({"cases": cases}))
+    assert missed == [] and not any("**" in line for line in lines)
+    [note] = [line for line in lines if line.startswith("Half precision decided by the paired test")]
+    assert f"fused float16 at 28² (1.49 against 1.48: median excess +0.010 over {ROUNDS} rounds, p = " in note
+
+
+def test_half_slower_in_every_round_is_a_miss_even_where_the_medians_tie():
+    cases = _met()
+    _set(cases, 1.48, "fused", "28", dtype="float16")  # equal to fp32's: met by the medians
+    _give_rounds(cases, [1.40 + 0.01 * r for r in range(ROUNDS)])
+    _give_rounds(cases, [1.41 + 0.01 * r for r in range(ROUNDS)], dtype="float16")  # 0.01 above in every round
+    lines, missed, _ = targets.table(targets.Run({"cases": cases}))
+    assert missed == ["fused float16 vs fp32 at 28²"]
+    assert sum(line.count("**") for line in lines) == 2
+    assert f"median excess +0.010 over {ROUNDS} rounds, p = 0.0039" in "\n".join(lines)  # 2**-8: all 8 above
+
+
+def test_with_too_few_rounds_to_reach_the_level_the_medians_decide():
+    few = targets.MIN_PAIRED_ROUNDS - 1
+    assert 2.0**-few >= targets.HALF_ALPHA > 2.0**-targets.MIN_PAIRED_ROUNDS  # the test's smallest p
+    cases = _met()
+    _set(cases, 1.49, "fused", "28", dtype="float16")
+    _give_rounds(cases, [1.38, 1.58] * (few // 2))
+    _give_rounds(cases, [1.49] * few, dtype="float16")
+    lines, missed, _ = targets.table(targets.Run({"cases": cases}))
+    assert missed == ["fused float16 vs fp32 at 28²"]
+    assert not any(line.startswith("Half precision decided") for line in lines)
+
+
+def test_rounds_that_do_not_split_the_samples_are_refused(tmp_path):
+    cases = _met()
+    _give_rounds(cases, [1.48] * ROUNDS)
+    [row] = [c for c in cases if c.get("samples_per_round")]
+    row["samples_per_round"] = row["samples_per_round"][1:]
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"cases": cases}))
+    refused = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "do not split into its rounds" in refused.stderr
