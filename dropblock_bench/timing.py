@@ -5,7 +5,9 @@ synchronisation). The cases of one turn group (same shape, device, mode, block a
 implementation and dtype) are timed together, in ``rounds`` rounds, the implementations of a
 dtype on one shared input; in each round every case runs one block and its floor op one
 block, ``x * c`` (``x.mul_(c)`` for in-place cases; with ``.backward(g)`` in backward mode),
-an implementation's dtypes one after another.
+an implementation's dtypes one after another. The order rotates from round to round (the
+implementations, the dtypes within each, and whether a case or its floor goes first), so no
+block always follows the same one and an order effect cannot pass for a difference.
 So ``floor_ratio``, the comparison of two implementations and that of two dtypes' ratios all
 hold on a noisy machine: each sees the same drifts. Every raw sample is kept (each is the mean
 of one block of repetitions, in milliseconds), with how many each round gave, so the rounds
@@ -196,7 +198,8 @@ def run_group(
 ) -> list[CaseResult]:
     """Time the cases of one turn group together (:attr:`RunCase.turn_group`), in
     ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
-    dtype on a shared input. Results in the order of ``cases``; a case that is skipped or fails
+    dtype on a shared input. Round r takes the implementations, and each one's cases, in their
+    order rotated by r, and times the floor first when r is odd. Results in the order of ``cases``; a case that is skipped or fails
     is a result with its reason, never an exception, and the others go on."""
     results = [CaseResult(case) for case in cases]
     timed: list[_Timed] = []
@@ -217,28 +220,42 @@ def run_group(
     # Each round times an implementation's dtypes back to back: its dtypes' ratios to their
     # floors then compare within seconds, not across the other implementations' blocks.
     names = list(dict.fromkeys(case.implementation for case in cases))
-    timed.sort(key=lambda entry: names.index(entry.result.case.implementation))  # stable: dtypes keep their order
+    groups = [[entry for entry in timed if entry.result.case.implementation == name] for name in names]
+    groups = [group for group in groups if group]
     block_time = settings.min_time_s / settings.rounds
-    for _ in range(settings.rounds):
-        for entry in list(timed):
-            if on_start:
-                on_start(entry.result.case)
-            try:
-                times = entry.timer.blocked_autorange(min_run_time=block_time).times
-                floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
-                entry.result.samples_ms += [t * 1e3 for t in times]
-                entry.result.floor_samples_ms += [t * 1e3 for t in floor_times]
-                entry.result.samples_per_round.append(len(times))
-                entry.result.floor_samples_per_round.append(len(floor_times))
-            except Exception as exc:  # noqa: BLE001
-                entry.result.status, entry.result.reason = "error", _error_reason(exc)
-                timed.remove(entry)
-    for entry in timed:
+    for round_index in range(settings.rounds):
+        for group in _rotated(groups, round_index):
+            for entry in _rotated(group, round_index):
+                if on_start:
+                    on_start(entry.result.case)
+                try:
+                    if round_index % 2:  # the floor first
+                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
+                        times = entry.timer.blocked_autorange(min_run_time=block_time).times
+                    else:
+                        times = entry.timer.blocked_autorange(min_run_time=block_time).times
+                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
+                    entry.result.samples_ms += [t * 1e3 for t in times]
+                    entry.result.floor_samples_ms += [t * 1e3 for t in floor_times]
+                    entry.result.samples_per_round.append(len(times))
+                    entry.result.floor_samples_per_round.append(len(floor_times))
+                except Exception as exc:  # noqa: BLE001
+                    entry.result.status, entry.result.reason = "error", _error_reason(exc)
+                    group.remove(entry)
+    for entry in (entry for group in groups for entry in group):
         try:
             _finish(entry, settings)
         except Exception as exc:  # noqa: BLE001
             entry.result.status, entry.result.reason = "error", _error_reason(exc)
     return results
+
+
+def _rotated(items: list[Any], by: int) -> list[Any]:
+    """``items`` rotated left by ``by`` places (a new list)."""
+    if not items:
+        return []
+    by %= len(items)
+    return items[by:] + items[:by]
 
 
 def _one_call(case: RunCase, fn: Callable[..., torch.Tensor], scope: dict[str, Any]) -> Callable[[], object]:

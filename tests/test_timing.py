@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import statistics
+import types
 
 import pytest
 import torch
 
+from dropblock_bench import timing
 from dropblock_bench.matrix import MatrixSpec, RunCase, expand
 from dropblock_bench.registry import Implementation, get_implementation
 from dropblock_bench.stats import median_confidence_interval
@@ -105,7 +107,7 @@ def test_implementations_of_one_setting_take_turns_on_one_input():
                          RunSettings(min_time_s=0.02, rounds=3, measure_memory=False),
                          on_start=lambda case: started.append(case.implementation))
     assert [r.status for r in results] == ["ok", "ok"]
-    assert started == ["a", "b"] * 3  # one block each per round, in turn
+    assert started == ["a", "b", "b", "a", "a", "b"]  # one block each per round, in turn, the order rotating
     assert len({pointer for _, pointer in seen}) == 1  # the same x
 
 
@@ -116,7 +118,7 @@ def test_each_setting_is_timed_on_its_own():
     results = run_matrix(cases, impls, RunSettings(min_time_s=0.02, rounds=2, measure_memory=False),
                          on_start=lambda case: started.append((case.implementation, case.block_size)))
     assert [r.case for r in results] == cases
-    assert started == [("a", 3), ("b", 3)] * 2 + [("a", 5), ("b", 5)] * 2
+    assert started == [("a", 3), ("b", 3), ("b", 3), ("a", 3), ("a", 5), ("b", 5), ("b", 5), ("a", 5)]
 
 
 def test_dtypes_of_one_setting_take_turns_each_on_its_own_input():
@@ -127,8 +129,10 @@ def test_dtypes_of_one_setting_take_turns_each_on_its_own_input():
     results = run_matrix(expand(spec), impls, RunSettings(min_time_s=0.02, rounds=2, measure_memory=False),
                          on_start=lambda case: started.append((case.implementation, case.dtype)))
     assert [r.status for r in results] == ["ok"] * 4
-    # an implementation's dtypes back to back, so its dtypes' floor ratios compare within seconds
-    assert started == [("a", "float32"), ("a", "float16"), ("b", "float32"), ("b", "float16")] * 2
+    # an implementation's dtypes back to back, so its dtypes' floor ratios compare within seconds;
+    # round 2 rotates both the implementations and each one's dtypes
+    assert started == [("a", "float32"), ("a", "float16"), ("b", "float32"), ("b", "float16"),
+                       ("b", "float16"), ("b", "float32"), ("a", "float16"), ("a", "float32")]
     assert [(r.case.implementation, r.case.dtype) for r in results] == [(c.implementation, c.dtype) for c in expand(spec)]
     pointers = {}
     for name, pointer in seen:
@@ -149,3 +153,29 @@ def test_an_implementation_failing_mid_run_leaves_the_others_timed():
     results = run_matrix([_case(implementation="flaky"), _case()], impls, FAST)
     assert [r.status for r in results] == ["error", "ok"]
     assert results[0].reason == "RuntimeError: gave up" and results[1].n_samples >= 2
+
+
+def test_rounds_rotate_the_order_of_cases_and_which_of_case_and_floor_goes_first(monkeypatch):
+    """Three dtypes over three rounds: each takes each place once, and the floor leads in odd rounds."""
+    blocks: list[tuple[str, str]] = []
+
+    class RecordingTimer:
+        def __init__(self, statement, globals, num_threads):  # noqa: A002 - torch's Timer's signature
+            self.statement, self.dtype = statement, str(globals["x"].dtype).removeprefix("torch.")
+
+        def blocked_autorange(self, min_run_time):
+            blocks.append(("case" if self.statement.startswith("fn(") else "floor", self.dtype))
+            return types.SimpleNamespace(times=[1e-3])
+
+    monkeypatch.setattr(timing.torch_benchmark, "Timer", RecordingTimer)
+    spec = MatrixSpec(("fused",), ((2, 4, 12, 12),), (3,), dtypes=("float32", "float16", "bfloat16"))
+    results = run_matrix(expand(spec), {"fused": get_implementation("fused")}, RunSettings(min_time_s=0.03, rounds=3, measure_memory=False))
+    assert [r.status for r in results] == ["ok"] * 3
+    assert all(r.samples_per_round == r.floor_samples_per_round == [1, 1, 1] for r in results)
+    order = ["float32", "float16", "bfloat16"]
+    expected = []
+    for round_index in range(3):
+        for dtype in order[round_index:] + order[:round_index]:
+            pair = [("case", dtype), ("floor", dtype)]
+            expected += pair[::-1] if round_index % 2 else pair
+    assert blocks == expected
