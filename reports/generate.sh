@@ -8,7 +8,7 @@
 # writes reports/NAME/{run.json,run.csv,verify.json,verify.csv,README.md,targets.md,*.png}.
 # Set DBENCH to the dbench to use (default: the one on PATH), DBENCH_RUN_ARGS to add options to
 # `dbench run` (e.g. "--malloc system"), PYTHON to the Python that imports that dbench's package
-# (default: the one beside it) for targets.py. Takes about 15 minutes on 2 cores.
+# (default: the one beside it) for targets.py. Takes about 30 minutes on 2 cores.
 # 12 rounds: targets.py compares half precision with fp32 round by round, and its test needs at
 # least 7 rounds to be able to say "slower" (--min-time is split over the rounds).
 set -euo pipefail
