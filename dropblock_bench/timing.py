@@ -199,8 +199,9 @@ def run_group(
     """Time the cases of one turn group together (:attr:`RunCase.turn_group`), in
     ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
     dtype on a shared input. Round r takes the implementations, and each one's cases, in their
-    order rotated by r, and times the floor first when r is odd. Results in the order of ``cases``; a case that is skipped or fails
-    is a result with its reason, never an exception, and the others go on."""
+    order rotated by r, and times the floor first when r is odd. Results in the order of
+    ``cases``; a case that is skipped or fails is a result with its reason, never an exception,
+    and the others go on."""
     results = [CaseResult(case) for case in cases]
     timed: list[_Timed] = []
     inputs: dict[str, dict[str, Any]] = {}  # by dtype
