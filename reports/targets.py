@@ -36,9 +36,9 @@ HALF_IMPLS = ("fused", "fused-shared")
 # Half precision is slower than fp32 when the paired test over rounds gives p below this (the
 # bench's half-precision test uses it too).
 HALF_ALPHA = 0.01
-# The one-sided signed-rank test's smallest p over n rounds is 2**-n: from 7 rounds on it can
-# go below HALF_ALPHA. With fewer, the medians decide.
-MIN_PAIRED_ROUNDS = 7
+# The one-sided signed-rank test's smallest p over n rounds is 2**-n, so it can go below
+# HALF_ALPHA only from this many rounds on (7 for 0.01). With fewer, the medians decide.
+MIN_PAIRED_ROUNDS = math.floor(math.log2(1 / HALF_ALPHA)) + 1
 # Forward, fp32, out of place: the most a median may be, as a multiple of the floor x * c.
 FLOOR_TARGETS = {("fused", "56"): 1.5, ("fused", "28"): 1.5, ("fused", "14"): 3.0, ("fused", "7"): 3.0,
                  ("fused-shared", "56"): 1.2, ("fused-shared", "28"): 1.2}  # fmt: skip
