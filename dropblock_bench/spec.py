@@ -8,7 +8,7 @@ map instead of independent units. Algorithm 1 of the paper:
 2. zero the ``block_size x block_size`` square centred on every seed;
 3. multiply the input by the mask and rescale by ``count(M) / count_ones(M)``.
 
-Implementations in the wild differ in four independent ways; a :class:`Contract` names
+Implementations in the wild differ in seven independent ways; a :class:`Contract` names
 one choice for each, and this module gives the exact consequences of every combination:
 :func:`gamma`, the seed region (:func:`seed_rows`), the block each seed paints
 (:func:`block_extent`), the exact per-position drop probability
@@ -20,14 +20,22 @@ Implementations and the verifier both use these functions; nothing else re-deriv
 
 Conventions (documented once, here):
 
-* **Centring.** A seed at row ``s`` paints rows ``s - (k - 1) // 2`` to ``s + k // 2``
-  inclusive: centred for odd ``k``; for even ``k`` the extra row and column go to the
-  bottom and right (what ``max_pool2d(kernel=k, padding=k // 2)`` followed by cropping
-  the last row and column does). Under ``seeds="valid"`` every block lies inside the
-  map, so the drop-probability map does not depend on this convention.
-* **Large blocks.** Under ``seeds="valid"`` the block is clamped to ``min(k, H, W)`` so
-  that at least one seed position exists. Under ``seeds="anywhere"`` blocks keep their
-  size and are cut at the border. The ``paper`` gamma rule always uses the clamped size.
+* **Anchor** (``anchor``). ``centre``, the default: a seed at row ``s`` paints rows
+  ``s - (k - 1) // 2`` to ``s + k // 2`` inclusive, centred for odd ``k``; for even ``k``
+  the extra row and column go to the bottom and right (what ``max_pool2d(kernel=k,
+  padding=k // 2)`` followed by cropping the last row and column does). ``up-left``: the
+  extra row and column of even blocks go to the top and left (cropping the first row and
+  column instead). ``down-right``: the seed is the block's top-left corner, so the block
+  reaches ``s`` to ``s + k - 1``. Under ``seeds="valid"`` every block lies inside the map,
+  so the drop-probability map does not depend on the anchor.
+* **Large blocks** (``clamp``). ``min``, the default: under ``seeds="valid"`` the block is
+  clamped to the square ``min(k, H, W)`` so that at least one seed position exists; under
+  ``seeds="anywhere"`` blocks keep their size ``k`` and are cut at the border; the
+  ``paper`` gamma rule uses ``min(k, H, W)``. ``per-axis``: the block is the rectangle
+  ``min(k, H) x min(k, W)`` under either seed region, and the ``paper`` gamma rule uses
+  those two sides.
+* **Batch** (``batch``). ``per-sample``, the default: every sample draws its own mask(s).
+  ``shared``: one draw serves the whole batch (every sample gets the same mask).
 * **p = 1** means "drop everything" for every contract: the output is all zeros. (With
   ``k > 1`` neither gamma rule reaches a certain drop, so this is a convention, not a
   consequence of gamma.)
@@ -51,6 +59,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 __all__ = [
+    "Anchor",
+    "BatchSharing",
+    "BlockClamp",
     "Contract",
     "GammaRule",
     "MaskSharing",
@@ -69,6 +80,7 @@ __all__ = [
     "gamma",
     "kept_scale",
     "normalisation_scale",
+    "painted_block_shape",
     "painted_block_size",
     "reference_drop_mask",
     "seed_rows",
@@ -102,6 +114,35 @@ class GammaRule(enum.StrEnum):
     """``p / k**2``."""
 
 
+class Anchor(enum.StrEnum):
+    """Where a block lies relative to its seed (matters for even blocks, or ``anywhere`` seeds)."""
+
+    CENTRE = "centre"
+    """Centred; even blocks reach one further down and right (the max-pool-and-crop-last convention)."""
+    UP_LEFT = "up-left"
+    """Centred; even blocks reach one further up and left (crop the first row and column)."""
+    DOWN_RIGHT = "down-right"
+    """The seed is the block's top-left corner: the block reaches ``k - 1`` down and right."""
+
+
+class BlockClamp(enum.StrEnum):
+    """How a block larger than the map is cut down."""
+
+    MIN = "min"
+    """To the square ``min(k, H, W)`` under valid seeds; unclamped (cut at the border) anywhere."""
+    PER_AXIS = "per-axis"
+    """To the rectangle ``min(k, H) x min(k, W)``, whatever the seed region."""
+
+
+class BatchSharing(enum.StrEnum):
+    """Whether the samples of one call draw their own masks."""
+
+    PER_SAMPLE = "per-sample"
+    """Every sample its own mask (the paper)."""
+    SHARED = "shared"
+    """One draw for the whole batch: every sample of a call gets the same mask."""
+
+
 class Normalisation(enum.StrEnum):
     """How kept units are rescaled."""
 
@@ -120,13 +161,20 @@ class Contract:
     """What a DropBlock implementation promises: one choice per axis.
 
     Fields accept the enum members or their string values (``"per-channel"``,
-    ``"valid"``, ...). The defaults are Algorithm 1 of the paper.
+    ``"valid"``, ...), so plugin authors may write ``Contract(mask="shared")``. The
+    defaults are Algorithm 1 of the paper (with this module's conventions for even blocks
+    and blocks larger than the map). ``anchor``, ``clamp`` and ``batch`` describe real code
+    that the first four cannot: timm's up-left even blocks clamped per axis, a mask shared
+    by the whole batch.
     """
 
-    mask: MaskSharing = MaskSharing.PER_CHANNEL
-    seeds: SeedRegion = SeedRegion.VALID
-    gamma: GammaRule = GammaRule.PAPER
-    norm: Normalisation = Normalisation.BATCH
+    mask: MaskSharing | str = MaskSharing.PER_CHANNEL
+    seeds: SeedRegion | str = SeedRegion.VALID
+    gamma: GammaRule | str = GammaRule.PAPER
+    norm: Normalisation | str = Normalisation.BATCH
+    anchor: Anchor | str = Anchor.CENTRE
+    clamp: BlockClamp | str = BlockClamp.MIN
+    batch: BatchSharing | str = BatchSharing.PER_SAMPLE
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -154,11 +202,20 @@ class Contract:
         )
 
     def as_dict(self) -> dict[str, str]:
-        """The contract as plain strings, e.g. for JSON."""
+        """The contract as plain strings, e.g. for JSON: every field."""
         return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+    def short_dict(self) -> dict[str, str]:
+        """The four main fields, plus ``anchor``, ``clamp`` and ``batch`` where they are not
+        the default: what a person needs to read."""
+        return {
+            name: value
+            for name, value in self.as_dict().items()
+            if name in MAIN_FIELDS or value != str(getattr(PAPER_CONTRACT, name))
+        }
+
     def __str__(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+        return ", ".join(f"{k}={v}" for k, v in self.short_dict().items())
 
 
 _FIELD_TYPES: dict[str, type[enum.StrEnum]] = {
@@ -166,7 +223,12 @@ _FIELD_TYPES: dict[str, type[enum.StrEnum]] = {
     "seeds": SeedRegion,
     "gamma": GammaRule,
     "norm": Normalisation,
+    "anchor": Anchor,
+    "clamp": BlockClamp,
+    "batch": BatchSharing,
 }
+MAIN_FIELDS = ("mask", "seeds", "gamma", "norm")
+"""The fields every listing shows; the others only where they depart from the default."""
 
 PAPER_CONTRACT = Contract()
 """Algorithm 1: per-channel masks, valid seeds, paper gamma, batch normalisation."""
@@ -197,40 +259,62 @@ def _check_geometry(height: int, width: int, block_size: int) -> None:
 
 
 def clamped_block_size(height: int, width: int, block_size: int) -> int:
-    """``min(block_size, height, width)``: the largest block that fits in the map."""
+    """``min(block_size, height, width)``: the largest square block that fits in the map."""
     _check_geometry(height, width, block_size)
     return min(block_size, height, width)
 
 
-def painted_block_size(contract: Contract, height: int, width: int, block_size: int) -> int:
-    """The side of the square a seed paints: clamped under ``valid`` seeds, as given otherwise."""
-    if contract.seeds is SeedRegion.VALID:
-        return clamped_block_size(height, width, block_size)
+def painted_block_shape(contract: Contract, height: int, width: int, block_size: int) -> tuple[int, int]:
+    """``(rows, cols)`` of the block a seed paints, after the contract's clamp.
+
+    ``clamp="min"``: ``min(k, H, W)`` square under ``valid`` seeds, ``k`` square (cut at the
+    border) under ``anywhere`` seeds. ``clamp="per-axis"``: ``min(k, H) x min(k, W)``.
+    """
     _check_geometry(height, width, block_size)
-    return block_size
+    if contract.clamp is BlockClamp.PER_AXIS:
+        return min(block_size, height), min(block_size, width)
+    if contract.seeds is SeedRegion.VALID:
+        side = min(block_size, height, width)
+        return side, side
+    return block_size, block_size
 
 
-def block_extent(block_size: int) -> tuple[int, int]:
+def painted_block_size(contract: Contract, height: int, width: int, block_size: int) -> int:
+    """The side of the square a seed paints (see :func:`painted_block_shape`); a contract
+    whose block is not square here raises ``ValueError``."""
+    rows, cols = painted_block_shape(contract, height, width, block_size)
+    if rows != cols:
+        raise ValueError(f"the block is {rows}x{cols} on a {height}x{width} map, not square; use painted_block_shape")
+    return rows
+
+
+def block_extent(block_size: int, anchor: Anchor | str = Anchor.CENTRE) -> tuple[int, int]:
     """``(before, after)``: a seed at ``s`` paints ``s - before`` .. ``s + after`` inclusive.
 
-    ``before = (k - 1) // 2`` and ``after = k // 2``; see the centring convention above.
+    ``centre``: ``((k - 1) // 2, k // 2)``; ``up-left``: ``(k // 2, (k - 1) // 2)``;
+    ``down-right``: ``(0, k - 1)``. See the anchor convention above.
     """
     _check_geometry(1, 1, block_size)
+    anchor = Anchor(anchor)
+    if anchor is Anchor.UP_LEFT:
+        return block_size // 2, (block_size - 1) // 2
+    if anchor is Anchor.DOWN_RIGHT:
+        return 0, block_size - 1
     return (block_size - 1) // 2, block_size // 2
 
 
 def seed_rows(contract: Contract, size: int, block_size: int) -> range:
     """Positions along one axis of length ``size`` where a seed may fall.
 
-    ``block_size`` is the painted size (see :func:`painted_block_size`). The same function
-    serves rows (``size = H``) and columns (``size = W``).
+    ``block_size`` is the painted size along that axis (see :func:`painted_block_shape`).
+    The same function serves rows (``size = H``) and columns (``size = W``).
     """
     _check_geometry(size, 1, block_size)
     if contract.seeds is SeedRegion.ANYWHERE:
         return range(size)
     if block_size > size:
         raise ValueError(f"block_size {block_size} does not fit in size {size}; clamp it first")
-    before, after = block_extent(block_size)
+    before, after = block_extent(block_size, contract.anchor)
     return range(before, size - after)
 
 
@@ -239,7 +323,7 @@ def coverage_counts(contract: Contract, size: int, block_size: int) -> list[int]
 
     The number of seeds whose block covers ``(i, j)`` is ``rows[i] * cols[j]``.
     """
-    before, after = block_extent(block_size)
+    before, after = block_extent(block_size, contract.anchor)
     seeds = seed_rows(contract, size, block_size)
     # Seed s paints i iff s - before <= i <= s + after, i.e. s in [i - after, i + before].
     return [
@@ -254,15 +338,19 @@ def coverage_counts(contract: Contract, size: int, block_size: int) -> list[int]
 def gamma(contract: Contract, p: float, height: int, width: int, block_size: int) -> float:
     """The Bernoulli probability of a seed at each seed position, a probability in [0, 1].
 
-    ``paper``: ``p * H * W / (k**2 * (H - k + 1) * (W - k + 1))`` with ``k`` clamped to
-    ``min(H, W)``; this never exceeds ``p``. ``naive``: ``p / k**2``.
+    ``paper``: ``p * H * W / (kh * kw * (H - kh + 1) * (W - kw + 1))`` where ``kh = kw =
+    min(k, H, W)`` (``clamp="min"``) or ``kh = min(k, H)``, ``kw = min(k, W)``
+    (``clamp="per-axis"``); this never exceeds ``p``. ``naive``: ``p / k**2``.
     """
     check_probability(p)
     _check_geometry(height, width, block_size)
     if contract.gamma is GammaRule.NAIVE:
         return p / block_size**2
-    k = clamped_block_size(height, width, block_size)
-    return p * height * width / (k**2 * (height - k + 1) * (width - k + 1))
+    if contract.clamp is BlockClamp.PER_AXIS:
+        kh, kw = min(block_size, height), min(block_size, width)
+    else:
+        kh = kw = clamped_block_size(height, width, block_size)
+    return p * height * width / (kh * kw * (height - kh + 1) * (width - kw + 1))
 
 
 def _drop_probability_rows(
@@ -271,9 +359,9 @@ def _drop_probability_rows(
     if p == 1.0:
         return [[1.0] * width for _ in range(height)]
     g = gamma(contract, p, height, width, block_size)
-    k = painted_block_size(contract, height, width, block_size)
-    rows = coverage_counts(contract, height, k)
-    cols = coverage_counts(contract, width, k)
+    kh, kw = painted_block_shape(contract, height, width, block_size)
+    rows = coverage_counts(contract, height, kh)
+    cols = coverage_counts(contract, width, kw)
     # 1 - (1 - g)**n, computed stably for small g.
     log_keep = math.log1p(-g) if g < 1.0 else -math.inf
     return [[-math.expm1(r * c * log_keep) if r * c else 0.0 for c in cols] for r in rows]
@@ -285,8 +373,9 @@ def drop_probability_map(
     """Exact probability that each position is dropped: a float64 tensor of shape (H, W).
 
     ``1 - (1 - gamma) ** n(i, j)`` where ``n(i, j)`` is the number of seed positions whose
-    block covers ``(i, j)``. Identical for per-channel and shared masks (sharing changes
-    correlations between channels, not marginals). All ones at ``p = 1``.
+    block covers ``(i, j)``. Identical for per-channel and shared masks, per-sample and
+    batch-shared ones (sharing changes correlations between maps, not marginals). All ones
+    at ``p = 1``.
     """
     import torch
 
@@ -305,7 +394,7 @@ def expected_drop_rate(
 
 def _shared_coverage(contract: Contract, size: int, block_size: int) -> list[list[int]]:
     """``shared[i][j]``: seed positions along one axis whose block covers both ``i`` and ``j``."""
-    before, after = block_extent(block_size)
+    before, after = block_extent(block_size, contract.anchor)
     seeds = seed_rows(contract, size, block_size)
     return [
         [
@@ -329,13 +418,13 @@ def drop_count_variance(contract: Contract, p: float, height: int, width: int, b
     if p in (0.0, 1.0):
         return 0.0
     g = gamma(contract, p, height, width, block_size)
-    k = painted_block_size(contract, height, width, block_size)
+    kh, kw = painted_block_shape(contract, height, width, block_size)
     log_keep = math.log1p(-g)
-    rows = torch.tensor(coverage_counts(contract, height, k), dtype=torch.float64)
-    cols = torch.tensor(coverage_counts(contract, width, k), dtype=torch.float64)
+    rows = torch.tensor(coverage_counts(contract, height, kh), dtype=torch.float64)
+    cols = torch.tensor(coverage_counts(contract, width, kw), dtype=torch.float64)
     covered = torch.outer(rows, cols)  # n_u, (H, W)
-    shared_rows = torch.tensor(_shared_coverage(contract, height, k), dtype=torch.float64)
-    shared_cols = torch.tensor(_shared_coverage(contract, width, k), dtype=torch.float64)
+    shared_rows = torch.tensor(_shared_coverage(contract, height, kh), dtype=torch.float64)
+    shared_cols = torch.tensor(_shared_coverage(contract, width, kw), dtype=torch.float64)
     total = 0.0
     for i in range(height):
         partners = torch.nonzero(shared_rows[i]).flatten().tolist()  # rows sharing a seed with i
@@ -412,9 +501,10 @@ def reference_drop_mask(
 ) -> torch.Tensor:
     """A boolean drop mask sampled straight from the contract: slow, simple, exact.
 
-    Dense Bernoulli(gamma) seeds on the seed region, each painted as a square by explicit
+    Dense Bernoulli(gamma) seeds on the seed region, each painted as a block by explicit
     shifts (no pooling), so it shares no code path with the implementations it is used to
-    check. Returns shape (N, C, H, W) for per-channel masks and (N, 1, H, W) for shared.
+    check. Returns shape (N, C, H, W) for per-channel masks and (N, 1, H, W) for shared; a
+    batch-shared contract draws one sample's masks and repeats them N times.
     """
     import torch
 
@@ -422,15 +512,16 @@ def reference_drop_mask(
     channels = c if contract.mask is MaskSharing.PER_CHANNEL else 1
     if p == 1.0:
         return torch.ones((n, channels, height, width), dtype=torch.bool, device=device)
+    draws_n = 1 if contract.batch is BatchSharing.SHARED else n
     g = gamma(contract, p, height, width, block_size)
-    k = painted_block_size(contract, height, width, block_size)
-    rows, cols = seed_rows(contract, height, k), seed_rows(contract, width, k)
-    seeds = torch.zeros((n, channels, height, width), dtype=torch.bool, device=device)
+    kh, kw = painted_block_shape(contract, height, width, block_size)
+    rows, cols = seed_rows(contract, height, kh), seed_rows(contract, width, kw)
+    seeds = torch.zeros((draws_n, channels, height, width), dtype=torch.bool, device=device)
     draws = torch.rand(
-        (n, channels, len(rows), len(cols)), generator=generator, device=device, dtype=torch.float64
+        (draws_n, channels, len(rows), len(cols)), generator=generator, device=device, dtype=torch.float64
     )
     seeds[:, :, rows.start : rows.stop, cols.start : cols.stop] = draws < g
-    return _paint_blocks(seeds, k)
+    return _paint_blocks(seeds, (kh, kw), contract.anchor).expand(n, -1, -1, -1).clone()
 
 
 def explained_by_blocks(
@@ -438,37 +529,38 @@ def explained_by_blocks(
 ) -> torch.Tensor:
     """Whether each map of a bool drop mask (..., H, W) is a union of the contract's blocks.
 
-    True for a map iff every dropped unit lies in a block (of the painted size, cut at the
-    border for ``anywhere`` seeds) whose seed position is allowed and whose units are all
-    dropped. Exact, no statistics. Returns a bool tensor of shape ``dropped.shape[:-2]``.
+    True for a map iff every dropped unit lies in a block (of the painted shape, placed by
+    the contract's anchor, cut at the border for ``anywhere`` seeds) whose seed position is
+    allowed and whose units are all dropped. Exact, no statistics. Returns a bool tensor of
+    shape ``dropped.shape[:-2]``.
     """
     import torch
 
     height, width = dropped.shape[-2:]
-    k = painted_block_size(contract, height, width, block_size)
-    rows, cols = seed_rows(contract, height, k), seed_rows(contract, width, k)
-    before, after = block_extent(k)
+    kh, kw = painted_block_shape(contract, height, width, block_size)
+    rows, cols = seed_rows(contract, height, kh), seed_rows(contract, width, kw)
+    (up, down), (left, right) = block_extent(kh, contract.anchor), block_extent(kw, contract.anchor)
     # A seed is possible where its whole (clipped) block is dropped: an erosion.
     possible = torch.zeros_like(dropped)
     possible[..., rows.start : rows.stop, cols.start : cols.stop] = True
-    for dy in range(-before, after + 1):
-        for dx in range(-before, after + 1):
+    for dy in range(-up, down + 1):
+        for dx in range(-left, right + 1):
             # seed s is possible only if unit s + (dy, dx), when inside the map, is dropped
             src_r, dst_r = _shifted(height, dy)
             src_c, dst_c = _shifted(width, dx)
             possible[..., dst_r, dst_c] &= dropped[..., src_r, src_c]
-    return (_paint_blocks(possible, k) == dropped).flatten(-2).all(-1)
+    return (_paint_blocks(possible, (kh, kw), contract.anchor) == dropped).flatten(-2).all(-1)
 
 
-def _paint_blocks(seeds: torch.Tensor, block_size: int) -> torch.Tensor:
-    """Paint the square of every seed of a bool tensor (..., H, W) by explicit shifts."""
+def _paint_blocks(seeds: torch.Tensor, block_shape: tuple[int, int], anchor: Anchor | str) -> torch.Tensor:
+    """Paint the block of every seed of a bool tensor (..., H, W) by explicit shifts."""
     import torch
 
     height, width = seeds.shape[-2:]
     dropped = torch.zeros_like(seeds)
-    before, after = block_extent(block_size)
-    for dy in range(-before, after + 1):  # a seed at s paints s + dy
-        for dx in range(-before, after + 1):
+    (up, down), (left, right) = block_extent(block_shape[0], anchor), block_extent(block_shape[1], anchor)
+    for dy in range(-up, down + 1):  # a seed at s paints s + dy
+        for dx in range(-left, right + 1):
             dst_r, src_r = _shifted(height, dy)
             dst_c, src_c = _shifted(width, dx)
             dropped[..., dst_r, dst_c] |= seeds[..., src_r, src_c]

@@ -106,7 +106,7 @@ def seed_geometry(contract: spec.Contract, height: int, width: int, block_size: 
     as both the pure-torch sampler and the CPU kernel use them."""
     k = spec.painted_block_size(contract, height, width, block_size)
     rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
-    before, _ = spec.block_extent(k)
+    before, _ = spec.block_extent(k, contract.anchor)
     gamma = spec.gamma(contract, p, height, width, block_size)
     return fused_cpu.SeedGeometry(height, width, k, rows.start - before, len(rows), cols.start - before, len(cols), gamma)
 

@@ -24,16 +24,33 @@ TINY_GEOMETRIES = [(3, 3, 1), (3, 4, 2), (4, 3, 3), (2, 5, 2), (3, 3, 3), (2, 3,
 
 
 def _enumerate_outcomes(
-    seeds_anywhere: bool, naive_gamma: bool, p: float, h: int, w: int, k: int, extra_row_on_top: bool = False
+    seeds_anywhere: bool,
+    naive_gamma: bool,
+    p: float,
+    h: int,
+    w: int,
+    k: int,
+    extra_row_on_top: bool = False,
+    corner: bool = False,
+    per_axis: bool = False,
 ):
-    """Every seed subset with its probability and the set of units it drops. Independent of spec."""
-    kc = min(k, h, w)
-    g = p / k**2 if naive_gamma else p * h * w / (kc**2 * (h - kc + 1) * (w - kc + 1))
-    size = k if seeds_anywhere else kc
-    up = size // 2 if extra_row_on_top else (size - 1) // 2  # rows above the seed
+    """Every seed subset with its probability and the set of units it drops. Independent of spec.
+
+    ``extra_row_on_top``: even blocks reach one further up-left; ``corner``: the seed is the
+    block's top-left corner; ``per_axis``: the block is min(k, H) x min(k, W)."""
+    if per_axis:
+        kh, kw = min(k, h), min(k, w)
+        g = p / k**2 if naive_gamma else p * h * w / (kh * kw * (h - kh + 1) * (w - kw + 1))
+    else:
+        kc = min(k, h, w)
+        g = p / k**2 if naive_gamma else p * h * w / (kc**2 * (h - kc + 1) * (w - kc + 1))
+        kh = kw = k if seeds_anywhere else kc
+
+    def above(size: int) -> int:  # rows (columns) a block reaches above (left of) its seed
+        return 0 if corner else size // 2 if extra_row_on_top else (size - 1) // 2
 
     def cells(r: int, c: int) -> set[tuple[int, int]]:
-        return {(r - up + i, c - up + j) for i in range(size) for j in range(size)}
+        return {(r - above(kh) + i, c - above(kw) + j) for i in range(kh) for j in range(kw)}
 
     inside = {(r, c) for r in range(h) for c in range(w)}
     positions = [pos for pos in sorted(inside) if seeds_anywhere or cells(*pos) <= inside]
@@ -43,14 +60,12 @@ def _enumerate_outcomes(
         yield weight, set().union(*(cells(*pos) for pos, on in zip(positions, chosen) if on)) & inside
 
 
-def _brute_force_map(
-    seeds_anywhere: bool, naive_gamma: bool, p: float, h: int, w: int, k: int, extra_row_on_top: bool = False
-) -> list[list[float]]:
+def _brute_force_map(seeds_anywhere: bool, naive_gamma: bool, p: float, h: int, w: int, k: int, **variant: bool) -> list[list[float]]:
     """Drop probability of every unit, by enumerating every seed subset."""
     if p == 1.0:
         return [[1.0] * w for _ in range(h)]
     probability = [[0.0] * w for _ in range(h)]
-    for weight, dropped in _enumerate_outcomes(seeds_anywhere, naive_gamma, p, h, w, k, extra_row_on_top):
+    for weight, dropped in _enumerate_outcomes(seeds_anywhere, naive_gamma, p, h, w, k, **variant):
         for r, c in dropped:
             probability[r][c] += weight
     return probability
@@ -89,6 +104,55 @@ def test_valid_map_does_not_depend_on_even_centring(h, w, k):
         other_centring = _brute_force_map(False, gamma_rule == "naive", 0.4, h, w, k, extra_row_on_top=True)
         ours = spec.drop_probability_map(Contract(gamma=gamma_rule), 0.4, h, w, k)
         torch.testing.assert_close(ours, torch.tensor(other_centring, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+VARIANTS = {  # contract fields -> the brute force's keyword for the same geometry
+    ("up-left", "min"): {"extra_row_on_top": True},
+    ("down-right", "min"): {"corner": True},
+    ("centre", "per-axis"): {"per_axis": True},
+    ("up-left", "per-axis"): {"extra_row_on_top": True, "per_axis": True},
+    ("down-right", "per-axis"): {"corner": True, "per_axis": True},
+}
+
+
+@pytest.mark.parametrize(("h", "w", "k"), TINY_GEOMETRIES)
+@pytest.mark.parametrize("p", [0.1, 0.6])
+@pytest.mark.parametrize("seeds", list(spec.SeedRegion))
+@pytest.mark.parametrize(("anchor", "clamp"), list(VARIANTS))
+def test_anchors_and_clamps_match_brute_force(h, w, k, p, seeds, anchor, clamp):
+    """Map, rate and variance under every anchor and clamp, against enumeration."""
+    contract = Contract(seeds=seeds, anchor=anchor, clamp=clamp)
+    variant = VARIANTS[(anchor, clamp)]
+    expected = torch.tensor(_brute_force_map(seeds == "anywhere", False, p, h, w, k, **variant), dtype=torch.float64)
+    torch.testing.assert_close(spec.drop_probability_map(contract, p, h, w, k), expected, rtol=1e-12, atol=1e-12)
+    moments = [0.0, 0.0]
+    for weight, dropped in _enumerate_outcomes(seeds == "anywhere", False, p, h, w, k, **variant):
+        moments[0] += weight * len(dropped)
+        moments[1] += weight * len(dropped) ** 2
+    assert spec.expected_drop_rate(contract, p, h, w, k) * h * w == pytest.approx(moments[0], abs=1e-9)
+    assert spec.drop_count_variance(contract, p, h, w, k) == pytest.approx(moments[1] - moments[0] ** 2, rel=1e-9, abs=1e-12)
+
+
+def test_per_axis_gamma_and_block_shape():
+    timm_like = Contract(mask="shared", seeds="anywhere", anchor="up-left", clamp="per-axis")
+    assert spec.painted_block_shape(timm_like, 5, 9, 7) == (5, 7)
+    assert spec.gamma(timm_like, 0.2, 5, 9, 7) == pytest.approx(0.2 * 45 / (5 * 7 * 1 * 3))
+    with pytest.raises(ValueError, match="not square"):
+        spec.painted_block_size(timm_like, 5, 9, 7)
+    assert spec.block_extent(4, "up-left") == (2, 1)
+    assert spec.block_extent(4, "down-right") == (0, 3)
+
+
+def test_batch_shared_reference_repeats_one_draw():
+    contract = Contract(batch="shared")
+    mask = spec.reference_drop_mask(contract, (5, 3, 9, 9), 0.3, 3, generator=torch.Generator().manual_seed(0))
+    assert mask.shape == (5, 3, 9, 9)
+    assert bool((mask == mask[:1]).all()) and not bool((mask[:, 0] == mask[:, 1]).all())
+
+
+def test_short_form_names_only_the_extra_fields_that_depart():
+    assert str(spec.PAPER_CONTRACT) == "mask=per-channel, seeds=valid, gamma=paper, norm=batch"
+    assert str(Contract(anchor="up-left", batch="shared")).endswith("norm=batch, anchor=up-left, batch=shared")
 
 
 def test_anywhere_map_follows_the_documented_even_centring():
@@ -173,7 +237,12 @@ def test_contract_fields_accept_strings_and_refuse_typos():
         "seeds": "valid",
         "gamma": "paper",
         "norm": "sample",
+        "anchor": "centre",
+        "clamp": "min",
+        "batch": "per-sample",
     }
+    with pytest.raises(ValueError, match="centre, up-left, down-right"):
+        Contract(anchor="center")
 
 
 class TestNormalisationScale:
@@ -214,7 +283,12 @@ def test_kept_scale_of_count_is_kept_scale_for_one_count(total, dropped_fraction
     assert spec.kept_scale_of_count(total, total) == 0.0
 
 
-@pytest.mark.parametrize("contract", [c for c in ALL_CONTRACTS if c.norm == "batch"])
+@pytest.mark.parametrize(
+    "contract",
+    [c for c in ALL_CONTRACTS if c.norm == "batch"]
+    + [Contract(seeds=s, anchor=a, clamp=c) for s in spec.SeedRegion for a, c in VARIANTS],
+    ids=str,
+)
 def test_reference_sampler_matches_the_exact_map(contract):
     """Per-position drop counts of the reference sampler are Binomial(n, map[i, j])."""
     h, w, k, p, n = 6, 9, 4, 0.3, 4000
