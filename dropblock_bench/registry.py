@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -75,6 +76,8 @@ class Implementation:
         supports_inplace: whether ``inplace=True`` writes into ``x``.
         supports_generator: whether ``generator=`` makes results reproducible.
         supports_backward: whether gradients flow through it.
+        supports_training: whether ``training=False`` is honoured (eval mode); False for a
+            plain ``f(x, p, block_size)`` that takes no ``training`` argument.
         origin: where it came from: a distribution name, a file path, or ``"dropblock-bench"``.
     """
 
@@ -87,6 +90,7 @@ class Implementation:
     supports_inplace: bool = True
     supports_generator: bool = True
     supports_backward: bool = True
+    supports_training: bool = True
     origin: str = ""
 
     def __post_init__(self) -> None:
@@ -123,6 +127,7 @@ class Implementation:
             "supports_inplace": self.supports_inplace,
             "supports_generator": self.supports_generator,
             "supports_backward": self.supports_backward,
+            "supports_training": self.supports_training,
             "origin": self.origin,
         }
 
@@ -227,6 +232,8 @@ class Registry:
         spec = spec.strip()
         if _is_file_spec(spec):
             return [load_file_implementation(spec, contract_overrides)]
+        if spec.endswith(".py"):
+            raise ImplementationLoadError(_missing_callable_message(spec))
         if _GLOB_CHARS & set(spec):
             matched = self.implementations(spec)
             if not matched:
@@ -257,15 +264,89 @@ def _is_file_spec(spec: str) -> bool:
     return bool(sep) and path.endswith(".py") and bool(attribute)
 
 
+def _missing_callable_message(spec: str) -> str:
+    """What to say for ``--impl my_db.py``: the syntax, and the callables the file defines."""
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return f"{spec} names a file but no callable, and the file is not found: use path/to/file.py:callable"
+    try:
+        names = _public_callables(_import_file(path))
+    except ImplementationLoadError as exc:
+        return f"{spec} names a file but no callable (use {spec}:callable); {exc}"
+    listed = ", ".join(names) or "none"
+    example = f"{spec}:{names[0]}" if names else f"{spec}:callable"
+    return f"{spec} names a file but no callable: add ':NAME', e.g. {example} (callables there: {listed})"
+
+
+def _public_callables(module: Any) -> list[str]:
+    """Callables a user file defines itself (not imported modules or names it imported)."""
+    own = getattr(module, "__name__", None)
+    return sorted(
+        name
+        for name, value in vars(module).items()
+        if callable(value) and not name.startswith("_") and getattr(value, "__module__", own) == own
+    )
+
+
+def _accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def callable_problem(target: object, spec: str) -> str | None:
+    """Why ``target`` cannot be called as ``f(x, p, block_size)``, with how to wrap it; None if it can.
+
+    Catches the common mistakes: an ``nn.Module`` class (or any class), a module instance whose
+    ``forward`` takes only the input, and a function of the wrong arity.
+    """
+    name = spec.rpartition(":")[2] or getattr(target, "__name__", "f")
+    file = spec.rpartition(":")[0] or "file.py"
+    wrap = (
+        f"wrap it in the file, e.g. `def drop(x, p, block_size): return {name}(p, block_size).train()(x)`,"
+        f" and pass {file}:drop (a `make = lambda x, p, k: {name}(p, k).train()(x)` works too)"
+    )
+    if isinstance(target, type):
+        kind = "an nn.Module class" if _is_module_class(target) else "a class"
+        return f"{spec} is {kind}; verify calls f(x, p, block_size) on tensors: {wrap}"
+    if not callable(target):
+        return f"{spec} is a {type(target).__name__}, not a callable f(x, p, block_size)"
+    if _is_module_class(type(target)):
+        return (
+            f"{spec} is an nn.Module instance, with p and block_size fixed when it was built; verify needs"
+            f" f(x, p, block_size) to vary them: {wrap}"
+        )
+    try:
+        inspect.signature(target).bind(object(), 0.1, 3)
+    except TypeError:
+        return (
+            f"{spec} has the signature {name}{inspect.signature(target)}, which does not take (x, p, block_size):"
+            f" write `def drop(x, p, block_size): ...` around it and pass {file}:drop"
+        )
+    except ValueError:  # no signature to read (a builtin): let the checks find out
+        return None
+    return None
+
+
+def _is_module_class(cls: type) -> bool:
+    torch_nn = sys.modules.get("torch.nn")
+    return torch_nn is not None and isinstance(cls, type) and issubclass(cls, torch_nn.Module)
+
+
 class PlainCallable:
     """Adapts a plain ``f(x, p, block_size) -> Tensor`` (training mode) to the standard signature.
 
-    ``training=False`` returns ``x``; ``generator=`` is honoured by seeding torch's global
+    ``training`` is passed through when ``f`` takes it; otherwise ``training=False`` returns
+    ``x`` (and the record says ``supports_training=False``, so verify skips the eval check
+    rather than pass it unexercised). ``generator=`` is honoured by seeding torch's global
     RNG from it inside :func:`torch.random.fork_rng`; ``inplace=True`` is not supported.
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
         self.fn = fn
+        self.takes_training = _accepts_keyword(fn, "training")
         functools.update_wrapper(self, fn)
 
     def __call__(
@@ -278,19 +359,20 @@ class PlainCallable:
         inplace: bool = False,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        if not training:
+        extra = {"training": training} if self.takes_training else {}
+        if not training and not self.takes_training:
             return x
         if inplace:
             raise NotImplementedError(f"{getattr(self.fn, '__name__', 'this callable')} does not support inplace=True")
         if generator is None:
-            return self.fn(x, p, block_size)
+            return self.fn(x, p, block_size, **extra)
         import torch
 
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
         cuda_devices = [x.device.index or 0] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            return self.fn(x, p, block_size)
+            return self.fn(x, p, block_size, **extra)
 
 
 def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | None = None) -> Implementation:
@@ -306,7 +388,7 @@ def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | 
         raise ImplementationLoadError(f"file not found: {path_text} (in {spec!r})")
     module = _import_file(path)
     if not hasattr(module, attribute):
-        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        public = _public_callables(module)
         close = difflib.get_close_matches(attribute, public, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f" (callables there: {', '.join(public) or 'none'})"
         raise ImplementationLoadError(f"{path_text} has no callable {attribute!r}{hint}")
@@ -315,15 +397,18 @@ def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | 
     try:
         if isinstance(target, Implementation):
             return target.with_contract(**overrides)
-        if not callable(target):
-            raise ImplementationLoadError(f"{spec} is a {type(target).__name__}, not a callable")
+        problem = callable_problem(target, spec)
+        if problem is not None:
+            raise ImplementationLoadError(problem)
+        wrapped = PlainCallable(target)
         return Implementation(
             name=spec,
-            target=PlainCallable(target),
+            target=wrapped,
             contract=PAPER_CONTRACT.replace(**overrides),
             description=f"user callable {attribute} from {path_text}",
             devices=DEVICE_TYPES,
             supports_inplace=False,
+            supports_training=wrapped.takes_training,
             origin=str(path),
         )
     except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy import stats
@@ -10,7 +12,7 @@ from dropblock_bench import spec
 from dropblock_bench.registry import DropBlockFn, Implementation
 from dropblock_bench.verify.checks_api import describe_exception, guarded
 from dropblock_bench.verify.results import CheckResult, Verdict
-from dropblock_bench.verify.sampling import call_seeded, derive_seed
+from dropblock_bench.verify.sampling import call_seeded, checked_output, derive_seed
 from dropblock_bench.verify.settings import STRUCTURE_CASE
 
 CASE = STRUCTURE_CASE
@@ -57,67 +59,92 @@ def _correlation_check(
     )
 
 
+ROUNDING_SPREAD = 16 * float(np.finfo(np.float32).eps)
+"""Calls' mean outputs closer than this differ by float32 rounding of the scale, not by chance."""
+STRUCTURE_BATCH = 9  # odd, so pairs of samples leave one out
+STRUCTURE_CHECKS = (
+    ("independence.channels", "channel pairs"),
+    ("independence.samples", "sample pairs"),
+    ("independence.calls", "call pairs"),
+    ("normalisation.mean", "mean out"),
+)
+
+
+def _exact_sharing_check(check: str, differ: int, total: int, what: str, declared: str) -> CheckResult:
+    return CheckResult(
+        check,
+        CASE.label,
+        "differing",
+        expected=0,
+        observed=differ,
+        verdict=Verdict.PASS if differ == 0 else Verdict.FAIL,
+        reason="" if differ == 0 else f"{differ} of {total} {what} (contract: {declared})",
+    )
+
+
 def independence_and_mean_checks(
     impl: Implementation, fn: DropBlockFn, samples: int, seed: int, device: str
 ) -> list[CheckResult]:
-    """Across channels, samples and calls; and the mean of the output (input all ones)."""
-    x = torch.ones((samples, CHANNELS, CASE.height, CASE.width), device=device)
+    """Across channels, samples and calls; and the mean of the output (input all ones).
+
+    ``samples`` samples are drawn in calls of :data:`STRUCTURE_BATCH`. Each test pairs only
+    maps that its contract makes independent whatever else is shared: channels within the
+    first sample of each call, samples within a call, the first samples of consecutive calls.
+    """
+    calls = max(4, 2 * math.ceil(samples / STRUCTURE_BATCH / 2))
     try:
-        first = _call(impl, fn, x, derive_seed(seed, "independence", 1)).cpu()
-        second = _call(impl, fn, x, derive_seed(seed, "independence", 2)).cpu()
+        outs = []
+        for call in range(calls):
+            x = torch.ones((STRUCTURE_BATCH, CHANNELS, CASE.height, CASE.width), device=device)
+            outs.append(checked_output(x, _call(impl, fn, x, derive_seed(seed, "independence", call))).detach().cpu())
+        out = torch.stack(outs)  # (calls, batch, channels, H, W)
     except Exception as exc:  # noqa: BLE001 - report, do not abort the run
         reason = describe_exception(exc)
+        return [CheckResult(check, CASE.label, statistic, verdict=Verdict.FAIL, reason=reason) for check, statistic in STRUCTURE_CHECKS]
+    bad = int((~torch.isfinite(out)).flatten(2).any(2).sum())
+    if bad:
+        reason = f"{bad} of {out.shape[0] * out.shape[1]} samples hold NaN or infinite outputs for an all-ones input"
         return [
-            CheckResult(check, CASE.label, statistic, verdict=Verdict.FAIL, reason=reason)
-            for check, statistic in (
-                ("independence.channels", "channel pairs"),
-                ("independence.samples", "sample pairs"),
-                ("independence.calls", "call pairs"),
-                ("normalisation.mean", "mean out"),
-            )
+            CheckResult(check, CASE.label, statistic, expected="finite", observed="NaN/inf", verdict=Verdict.FAIL, reason=reason)
+            for check, statistic in STRUCTURE_CHECKS
         ]
-    counts = (first == 0).sum(dim=(2, 3)).double().numpy()  # (samples, channels)
-    counts_again = (second == 0).sum(dim=(2, 3)).double().numpy()
+    dropped = out == 0
+    counts = dropped.sum(dim=(3, 4)).double().numpy()  # (calls, batch, channels)
+    contract = impl.contract
+    shared_channels = contract.mask is spec.MaskSharing.SHARED
     checks = []
-    if impl.contract.mask is spec.MaskSharing.SHARED:
-        differ = int(((first == 0) != (first[:, :1] == 0)).flatten(1).any(1).sum())
-        checks.append(
-            CheckResult(
-                "independence.channels",
-                CASE.label,
-                "differing",
-                expected=0,
-                observed=differ,
-                verdict=Verdict.PASS if differ == 0 else Verdict.FAIL,
-                reason="" if differ == 0 else f"{differ} of {samples} samples have different masks across channels (contract: shared)",
-            )
-        )
+    if shared_channels:
+        differ = int((dropped != dropped[:, :, :1]).flatten(2).any(2).sum())
+        checks.append(_exact_sharing_check("independence.channels", differ, calls * STRUCTURE_BATCH, "samples have different masks across channels", "mask=shared"))
     else:
+        first = counts[:, 0]  # (calls, channels): independent pairs whatever the batch shares
         checks.append(
-            _correlation_check(
-                "independence.channels", "r", counts[:, 0::2].ravel(), counts[:, 1::2].ravel(), "channels", impl.contract
-            )
+            _correlation_check("independence.channels", "r", first[:, 0::2].ravel(), first[:, 1::2].ravel(), "channels", contract)
         )
-    checks.append(
-        _correlation_check("independence.samples", "r", counts[0::2, 0], counts[1::2, 0], "samples", impl.contract)
-    )
-    checks.append(
-        _correlation_check("independence.calls", "r", counts[:, 0], counts_again[:, 0], "calls", impl.contract)
-    )
-    checks.append(_mean_check(impl.contract, first))
+    if contract.batch is spec.BatchSharing.SHARED:
+        differ = int((dropped != dropped[:, :1]).flatten(2).any(2).sum())
+        checks.append(_exact_sharing_check("independence.samples", differ, calls * STRUCTURE_BATCH, "samples differ from the first of their call", "batch=shared"))
+    else:
+        pairs = counts[:, : STRUCTURE_BATCH - 1, 0]
+        checks.append(_correlation_check("independence.samples", "r", pairs[:, 0::2].ravel(), pairs[:, 1::2].ravel(), "samples", contract))
+    channels_used = 1 if shared_channels else CHANNELS
+    firsts = counts[:, 0, :channels_used]  # (calls, channels)
+    checks.append(_correlation_check("independence.calls", "r", firsts[0::2].ravel(), firsts[1::2].ravel(), "calls", contract))
+    checks.append(_mean_check(contract, out))
     return checks
 
 
 def _mean_check(contract: spec.Contract, out: torch.Tensor) -> CheckResult:
-    """E[output] for input 1: 1 for every normalising contract, 1 - rate for ``none``."""
+    """E[output] for input 1: 1 for every normalising contract, 1 - rate for ``none``; a
+    t-test over the calls' mean outputs (exact where they do not vary)."""
     rate = spec.expected_drop_rate(contract, CASE.p, CASE.height, CASE.width, CASE.block_size)
     expected = 1.0 - rate if contract.norm is spec.Normalisation.NONE else 1.0
-    per_sample = out.double().flatten(1).mean(1).numpy()
-    observed = float(per_sample.mean())
-    if np.ptp(per_sample) < 1e-9:  # batch or sample normalisation: exact, not random
+    per_call = out.double().flatten(1).mean(1).numpy()
+    observed = float(per_call.mean())
+    if np.ptp(per_call) < ROUNDING_SPREAD:  # batch or sample normalisation: exact up to float32 rounding
         p_value = 1.0 if abs(observed - expected) < 1e-4 else 0.0
     else:
-        p_value = float(stats.ttest_1samp(per_sample, expected).pvalue)
+        p_value = float(stats.ttest_1samp(per_call, expected).pvalue)
     return CheckResult(
         "normalisation.mean",
         CASE.label,
@@ -129,13 +156,31 @@ def _mean_check(contract: spec.Contract, out: torch.Tensor) -> CheckResult:
     )
 
 
+SCALE_TOLERANCE_EPS = 16  # kept units may differ from x * scale by this many float32 epsilons (relative)
+GRADIENT_TOLERANCE_EPS = 64  # the gradient may differ from upstream * mask * scale by this many (relative)
+
+
+def _nonfinite_result(check: str, statistic: str, tensor: torch.Tensor, what: str) -> CheckResult | None:
+    """A failed check naming NaN/inf in ``tensor``, or None when it is finite."""
+    bad = int((~torch.isfinite(tensor)).sum())
+    if not bad:
+        return None
+    return CheckResult(check, CASE.label, statistic, "finite", "NaN/inf", verdict=Verdict.FAIL, reason=f"{bad} NaN or infinite {what} from a finite input")
+
+
 def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> CheckResult:
-    """Kept units are x times the contract's scale (batch, sample, expected or none), to float32 precision."""
+    """Kept units are x times the contract's scale (batch, sample, expected or none), within
+    :data:`SCALE_TOLERANCE_EPS` float32 epsilons."""
+    tolerance = SCALE_TOLERANCE_EPS * torch.finfo(torch.float32).eps
+    statistic = f"out/x (tol {SCALE_TOLERANCE_EPS} eps fp32)"
 
     def body() -> CheckResult:
         generator = torch.Generator().manual_seed(derive_seed(seed, "scale-input"))
         x = (torch.rand((SCALE_SAMPLES, CHANNELS, CASE.height, CASE.width), generator=generator) + 0.5).to(device)
-        out = _call(impl, fn, x.clone(), derive_seed(seed, "scale")).double().cpu()
+        out = checked_output(x, _call(impl, fn, x.clone(), derive_seed(seed, "scale"))).detach().double().cpu()
+        nonfinite = _nonfinite_result("normalisation.scale", statistic, out, "outputs")
+        if nonfinite is not None:
+            return nonfinite
         x64 = x.double().cpu()
         dropped = out == 0
         scale = spec.normalisation_scale(impl.contract, dropped, CASE.p, CASE.block_size).double()
@@ -143,7 +188,6 @@ def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -
         kept = ~dropped
         error = ((out - expected).abs() / expected.abs().clamp_min(1e-30))[kept]
         worst = float(error.max()) if error.numel() else 0.0
-        tolerance = 16 * torch.finfo(torch.float32).eps
         observed_scale = (out / x64)[kept]
         shown = f"{scale.min().item():.5f}" if scale.numel() == 1 else f"{scale.min().item():.4f}..{scale.max().item():.4f}"
         low, high = (f"{v:.5f}" for v in (observed_scale.min().item(), observed_scale.max().item())) if observed_scale.numel() else ("-", "-")
@@ -152,47 +196,55 @@ def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -
         return CheckResult(
             "normalisation.scale",
             CASE.label,
-            "out/x",
+            statistic,
             expected=shown,
             observed=seen,
             verdict=Verdict.PASS if ok else Verdict.FAIL,
             reason="" if ok else f"kept units are scaled by {seen} where the contract's {impl.contract.norm} normalisation gives {shown}",
         )
 
-    return guarded("normalisation.scale", CASE.label, "out/x", body)
+    return guarded("normalisation.scale", CASE.label, statistic, body)
 
 
 def gradient_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> CheckResult:
-    """d/dx of (out * g).sum() equals g times the forward's multiplier (mask * scale)."""
+    """d/dx of (out * g).sum() equals g times the forward's multiplier (mask * scale), within
+    :data:`GRADIENT_TOLERANCE_EPS` float32 epsilons of the largest gradient."""
+    statistic = f"max error (tol {GRADIENT_TOLERANCE_EPS} eps fp32)"
     if not impl.supports_backward:
-        return CheckResult("gradient", CASE.label, "max error", verdict=Verdict.SKIP, reason="declares no backward support")
+        return CheckResult("gradient", CASE.label, statistic, verdict=Verdict.SKIP, reason="declares no backward support")
 
     def body() -> CheckResult:
         generator = torch.Generator().manual_seed(derive_seed(seed, "grad-input"))
         shape = (SCALE_SAMPLES, CHANNELS, CASE.height, CASE.width)
         x = (torch.rand(shape, generator=generator) + 0.5).to(device).requires_grad_()
         upstream = torch.randn(shape, generator=generator).to(device)
-        out = _call(impl, fn, x, derive_seed(seed, "grad"))
+        out = checked_output(x, _call(impl, fn, x, derive_seed(seed, "grad")))
         if not out.requires_grad:
             return CheckResult(
-                "gradient", CASE.label, "max error", verdict=Verdict.FAIL, reason="output is not connected to the input's graph"
+                "gradient", CASE.label, statistic, verdict=Verdict.FAIL, reason="output is not connected to the input's graph"
             )
         (out * upstream).sum().backward()
+        if x.grad is None:
+            return CheckResult("gradient", CASE.label, statistic, verdict=Verdict.FAIL, reason="no gradient reached the input")
+        for tensor, what in ((out.detach(), "outputs"), (x.grad, "gradients")):
+            nonfinite = _nonfinite_result("gradient", statistic, tensor, what)
+            if nonfinite is not None:
+                return nonfinite
         expected = (upstream * out / x).detach()
         error = float((x.grad - expected).abs().max())
-        tolerance = 1e-5 * max(1.0, float(expected.abs().max()))
+        tolerance = GRADIENT_TOLERANCE_EPS * torch.finfo(torch.float32).eps * max(1.0, float(expected.abs().max()))
         ok = error <= tolerance
         return CheckResult(
             "gradient",
             CASE.label,
-            "max error",
+            statistic,
             expected=0.0,
             observed=f"{error:.2e}",
             verdict=Verdict.PASS if ok else Verdict.FAIL,
-            reason="" if ok else f"gradient differs from upstream * mask * scale by up to {error:.3g}",
+            reason="" if ok else f"gradient differs from upstream * mask * scale by up to {error:.3g} (tolerance {tolerance:.2g})",
         )
 
-    return guarded("gradient", CASE.label, "max error", body)
+    return guarded("gradient", CASE.label, statistic, body)
 
 
 def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> list[CheckResult]:
@@ -201,7 +253,7 @@ def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, devi
     results = []
     for dtype_name in ("float16", "bfloat16"):
         check = f"dtype.{dtype_name}"
-        statistic = "max rel. error vs scale"
+        statistic = f"rel. error (tol {HALF_TOLERANCE_EPS} eps {dtype_name})"
         if dtype_name not in impl.dtypes:
             results.append(CheckResult(check, label, statistic, verdict=Verdict.SKIP, reason=f"declares no {dtype_name} support"))
             continue

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from dropblock_bench import spec
 from dropblock_bench.errors import ImplementationLoadError
-from dropblock_bench.registry import Implementation
+from dropblock_bench.registry import Implementation, callable_problem
 from dropblock_bench.verify.checks_api import api_checks, describe_exception
 from dropblock_bench.verify.checks_law import law_checks
 from dropblock_bench.verify.checks_structure import (
@@ -39,8 +39,46 @@ def pick_device(impl: Implementation) -> str | None:
     return "cuda" if "cuda" in impl.devices and torch.cuda.is_available() else None
 
 
-def paper_differences(contract: spec.Contract, settings: VerifySettings) -> list[str]:
-    """Where the contract's expected drop rate departs from the paper's, case by case."""
+FIELD_MEANINGS = {
+    "mask": {"shared": "one mask per sample for all its channels"},
+    "seeds": {"anywhere": "seeds anywhere on the map, blocks cut at the border"},
+    "gamma": {"naive": "seed probability p / k², not the paper's formula"},
+    "norm": {
+        "sample": "kept units rescaled per sample",
+        "expected": "kept units rescaled by 1 / (1 - expected rate)",
+        "none": "kept units not rescaled",
+    },
+    "anchor": {
+        "up-left": "even blocks reach one further up and left",
+        "down-right": "the seed is the block's top-left corner",
+    },
+    "clamp": {"per-axis": "a block larger than the map is clamped per axis, to min(k, H) x min(k, W)"},
+    "batch": {"shared": "one mask for the whole batch"},
+}
+
+
+def paper_notes(contract: spec.Contract, settings: VerifySettings) -> list[CheckResult]:
+    """``note`` results: each field of the declared contract that departs from the paper, and
+    each case where that changes the exact drop rate, with the size."""
+    notes = []
+    for field in contract.departures_from_paper():
+        value, paper = str(getattr(contract, field)), str(getattr(spec.PAPER_CONTRACT, field))
+        meaning = FIELD_MEANINGS.get(field, {}).get(value, "")
+        notes.append(
+            CheckResult(
+                f"paper.{field}", "-", "contract", expected=paper, observed=value, verdict=Verdict.NOTE,
+                reason=f"{field}={value}" + (f": {meaning}" if meaning else "") + f" (the paper: {paper})",
+            )
+        )
+    for case, line in zip(settings.cases, paper_differences(contract, settings, with_case=True)):
+        if line:
+            notes.append(CheckResult("paper.rate", case.label, "exact rate", verdict=Verdict.NOTE, reason=line))
+    return notes
+
+
+def paper_differences(contract: spec.Contract, settings: VerifySettings, with_case: bool = False) -> list[str]:
+    """Where the contract's expected drop rate departs from the paper's, case by case (with
+    ``with_case``, one entry per case, empty where they agree)."""
     notes = []
     for case in settings.cases:
         args = (case.p, case.height, case.width, case.block_size)
@@ -50,6 +88,8 @@ def paper_differences(contract: spec.Contract, settings: VerifySettings) -> list
                 f"{case.label}: its contract drops {ours:.4f} on average where the paper's drops {paper:.4f}"
                 f" ({(ours - paper) / paper:+.0%})"
             )
+        elif with_case:
+            notes.append("")
     return notes
 
 
@@ -64,7 +104,7 @@ def verify_implementation(
         implementation=impl.name,
         contract=impl.contract.as_dict(),
         departures_from_paper=list(impl.contract.departures_from_paper()),
-        checks=[],
+        checks=paper_notes(impl.contract, settings),
         paper_differences=paper_differences(impl.contract, settings),
     )
     if settings.quick:
@@ -74,6 +114,9 @@ def verify_implementation(
         if device is None:
             raise RuntimeError(f"runs on {', '.join(impl.devices)}; none of them is available here")
         fn = impl.load()
+        problem = callable_problem(fn, impl.name)
+        if problem is not None:
+            raise ImplementationLoadError(problem)
     except (ImplementationLoadError, RuntimeError) as exc:
         report.checks.append(CheckResult("load", "-", "callable loads", verdict=Verdict.FAIL, reason=describe_exception(exc)))
         report.duration_s = time.perf_counter() - started
@@ -86,7 +129,7 @@ def verify_implementation(
         step(f"law {case.label}")
         maps = settings.maps_for(impl.contract, case)
         weakest = min(weakest, settings.power_reached(impl.contract, case, maps))
-        report.checks += law_checks(impl, fn, case, maps, settings.seed, device)
+        report.checks += law_checks(impl, fn, case, maps, settings.min_calls, settings.seed, device)
     step("independence")
     report.checks += independence_and_mean_checks(impl, fn, settings.structure_samples, settings.seed, device)
     step("normalisation")
@@ -99,7 +142,8 @@ def verify_implementation(
     apply_holm(report.checks, settings.alpha)
     report.notes.append(
         f"power: a {settings.relative_error:.0%} error in the drop rate is caught with probability"
-        f" >= {weakest:.3f} in every case; family-wise false-alarm rate <= {settings.alpha:g} (Holm)"
+        f" >= {weakest:.3f} in every case; family-wise false-alarm rate <= {settings.alpha:g} (Holm);"
+        f" a defect in 1 call of 5 is missed with probability <= {settings.intermittent_miss_probability():.0e}"
     )
     report.duration_s = time.perf_counter() - started
     return report

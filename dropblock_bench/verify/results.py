@@ -10,8 +10,18 @@ from typing import Any
 
 
 class Verdict(enum.StrEnum):
-    PASS = "pass"
+    """How one check came out, from worst to best.
+
+    ``fail``: the implementation breaks its declared contract or a hard rule. ``warn``: it
+    departs from a convention (p = 1 not all zeros; p = 0 or eval off by a few ulp) without
+    breaking anything. ``note``: its declared contract departs from the paper (information,
+    not a defect). ``pass``: exercised and right. ``skip``: not exercised, with the reason.
+    """
+
     FAIL = "fail"
+    WARN = "warn"
+    NOTE = "note"
+    PASS = "pass"
     SKIP = "skip"
 
 
@@ -68,8 +78,20 @@ class ImplementationReport:
         return [c for c in self.checks if c.verdict is Verdict.FAIL]
 
     @property
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.verdict is Verdict.WARN]
+
+    @property
     def passed(self) -> bool:
+        """No check failed (warnings and notes allowed)."""
         return not self.failures
+
+    def passed_strictly(self) -> bool:
+        """No check failed and none warned (``dbench verify --strict``)."""
+        return not self.failures and not self.warnings
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(c.verdict is verdict for c in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +102,7 @@ class ImplementationReport:
             "passed": self.passed,
             "n_checks": len(self.checks),
             "n_failed": len(self.failures),
+            "n_warnings": len(self.warnings),
             "duration_s": round(self.duration_s, 3),
             "notes": self.notes,
             "checks": [c.as_dict() for c in self.checks],

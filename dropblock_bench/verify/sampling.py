@@ -1,7 +1,9 @@
-"""Running an implementation the way the checks need it: seeded, chunked, masks extracted."""
+"""Running an implementation the way the checks need it: seeded, over many calls, in every
+layout, masks extracted with the call each came from."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 
@@ -9,10 +11,12 @@ import torch
 
 from dropblock_bench import spec
 from dropblock_bench.registry import DropBlockFn, Implementation
-from dropblock_bench.verify.settings import Case
+from dropblock_bench.verify.settings import Case, Layout
 
 UNITS_PER_CALL = 1 << 22  # bound one call's input to 16 MB of float32
 MASK_CHANNELS = {spec.MaskSharing.PER_CHANNEL: 4, spec.MaskSharing.SHARED: 2}
+BATCH_CYCLE = 4
+"""Every ``BATCH_CYCLE``-th call has batch size 1; the others an odd batch size."""
 
 
 def derive_seed(seed: int, *labels: object) -> int:
@@ -33,25 +37,93 @@ def call_seeded(
     return fn(x, p, block_size, **kwargs)
 
 
-def sample_drop_masks(
-    impl: Implementation, fn: DropBlockFn, case: Case, maps: int, seed: int, device: str = "cpu"
+def make_input(
+    shape: tuple[int, int, int, int], layout: Layout = Layout.CONTIGUOUS, device: str = "cpu", fill: float = 1.0
 ) -> torch.Tensor:
-    """``maps`` independent bool drop masks (maps, H, W) under the implementation's declared sharing.
+    """A tensor of ``shape`` (N, C, H, W) filled with ``fill``, laid out as ``layout``."""
+    n, c, h, w = shape
+    if layout is Layout.CHANNELS_LAST:
+        return torch.full(shape, fill, device=device).contiguous(memory_format=torch.channels_last)
+    if layout is Layout.STRIDED:
+        return torch.full((n, c, w, h), fill, device=device).transpose(-1, -2)
+    return torch.full(shape, fill, device=device)
 
-    The input is all ones, so a unit counts as dropped exactly when its output is 0. Per-channel
-    contracts contribute every (sample, channel) map; shared ones only channel 0 of each sample.
+
+def checked_output(x: torch.Tensor, out: object) -> torch.Tensor:
+    """``out`` when it is a tensor of ``x``'s shape; else ``ValueError`` saying what came back."""
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"returned {type(out).__name__}, not a Tensor")
+    if out.shape != x.shape:
+        raise ValueError(f"returned shape {tuple(out.shape)} for an input of shape {tuple(x.shape)}")
+    return out
+
+
+@dataclasses.dataclass
+class CaseSample:
+    """The maps one case drew: ``masks`` (M, H, W) bool, ``call_of_map`` (M,) the call each
+    came from (0 .. calls - 1), and how many maps held NaN or infinite outputs."""
+
+    masks: torch.Tensor
+    call_of_map: torch.Tensor
+    calls: int
+    nonfinite_maps: int
+
+    @property
+    def maps(self) -> int:
+        return self.masks.shape[0]
+
+
+def maps_per_sample(contract: spec.Contract) -> int:
+    """Maps one sample contributes as independent evidence: every channel's, or channel 0's
+    when the contract shares a mask across channels."""
+    return MASK_CHANNELS[spec.MaskSharing(contract.mask)] if contract.mask is spec.MaskSharing.PER_CHANNEL else 1
+
+
+def batch_size_for(contract: spec.Contract, case: Case, maps: int, min_calls: int) -> int:
+    """The odd batch size of the larger calls: enough that ``min_calls`` calls give ``maps``
+    maps, within :data:`UNITS_PER_CALL`. Batch-shared contracts give one sample's maps per
+    call whatever the batch, so they get a small odd batch and more calls."""
+    channels = MASK_CHANNELS[spec.MaskSharing(contract.mask)]
+    if contract.batch is spec.BatchSharing.SHARED:
+        return 3
+    wanted = math.ceil(maps / (min_calls * maps_per_sample(contract)))
+    largest = max(1, UNITS_PER_CALL // (channels * case.height * case.width))
+    batch = min(wanted, largest)
+    if batch % 2 == 0:
+        batch = batch - 1 if batch == largest else batch + 1
+    return max(batch, 1)
+
+
+def sample_case(
+    impl: Implementation, fn: DropBlockFn, case: Case, maps: int, min_calls: int, seed: int, device: str = "cpu"
+) -> CaseSample:
+    """At least ``maps`` drop masks from at least ``min_calls`` separate calls.
+
+    The input is all ones in the case's layout, so a unit counts as dropped exactly when its
+    output is 0. Per-channel contracts contribute every (sample, channel) map; shared ones
+    channel 0 of each sample; batch-shared ones only sample 0 of each call. Batch sizes
+    alternate between an odd size and 1.
     """
-    channels = MASK_CHANNELS[impl.contract.mask]
-    samples_needed = maps if impl.contract.mask is spec.MaskSharing.SHARED else math.ceil(maps / channels)
-    per_call = max(1, UNITS_PER_CALL // (channels * case.height * case.width))
-    pieces = []
-    for index, start in enumerate(range(0, samples_needed, per_call)):
-        n = min(per_call, samples_needed - start)
-        x = torch.ones((n, channels, case.height, case.width), device=device)
-        out = call_seeded(impl, fn, x, case.p, case.block_size, derive_seed(seed, case.label, index))
-        dropped = (out == 0).cpu()
-        pieces.append(dropped[:, 0] if impl.contract.mask is spec.MaskSharing.SHARED else dropped.flatten(0, 1))
-    return torch.cat(pieces)[:maps]
+    contract = impl.contract
+    channels = MASK_CHANNELS[spec.MaskSharing(contract.mask)]
+    batch = batch_size_for(contract, case, maps, min_calls)
+    pieces, owners, nonfinite = [], [], 0
+    collected, call = 0, 0
+    while collected < maps or call < min_calls:
+        n = 1 if call % BATCH_CYCLE == BATCH_CYCLE - 1 else batch
+        x = make_input((n, channels, case.height, case.width), case.layout, device)
+        out = checked_output(x, call_seeded(impl, fn, x, case.p, case.block_size, derive_seed(seed, case.label, call)))
+        out = out.detach().cpu()
+        if contract.batch is spec.BatchSharing.SHARED:
+            out = out[:1]
+        out = out[:, :1] if contract.mask is spec.MaskSharing.SHARED else out
+        maps_here = out.flatten(0, 1)
+        nonfinite += int((~torch.isfinite(maps_here)).flatten(1).any(1).sum())
+        pieces.append(maps_here == 0)
+        owners.append(torch.full((maps_here.shape[0],), call, dtype=torch.long))
+        collected += maps_here.shape[0]
+        call += 1
+    return CaseSample(torch.cat(pieces), torch.cat(owners), call, nonfinite)
 
 
 def sample_mask(
