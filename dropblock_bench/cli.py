@@ -209,6 +209,10 @@ ImplOption = Annotated[
 ]
 
 
+def _contract_option(field: str, choices: str, default: str, what: str) -> object:
+    return typer.Option(f"--{field}", help=f"For file.py:callable: {what}: {choices} (default {default}).", metavar=field.upper())
+
+
 @_command("verify")
 def verify_command(
     impl: ImplOption = None,
@@ -216,84 +220,95 @@ def verify_command(
     quick: Annotated[
         bool, typer.Option("--quick", metavar="", help="Fewer cases and smaller samples: seconds instead of tens of seconds, less power.")
     ] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file.")] = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file.")] = None,
-    mask: Annotated[
-        Optional[str], typer.Option(help="For file.py:callable: per-channel | shared (default per-channel).", metavar="MASK")
-    ] = None,
-    seeds: Annotated[
-        Optional[str], typer.Option(help="For file.py:callable: valid | anywhere (default valid).", metavar="SEEDS")
-    ] = None,
-    gamma: Annotated[
-        Optional[str], typer.Option(help="For file.py:callable: paper | naive (default paper).", metavar="GAMMA")
-    ] = None,
-    norm: Annotated[
-        Optional[str],
-        typer.Option(help="For file.py:callable: batch | sample | expected | none (default batch).", metavar="NORM"),
-    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", metavar="", help="Also exit 1 on warnings (conventions such as p=1 not giving all zeros).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Show every check in a table, not only the ones that did not pass.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file (rewritten as each implementation finishes).")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file (rewritten as each implementation finishes).")] = None,
+    mask: Annotated[Optional[str], _contract_option("mask", "per-channel | shared", "per-channel", "one mask per channel or one per sample")] = None,
+    seeds: Annotated[Optional[str], _contract_option("seeds", "valid | anywhere", "valid", "where block seeds fall")] = None,
+    gamma: Annotated[Optional[str], _contract_option("gamma", "paper | naive", "paper", "seed probability rule")] = None,
+    norm: Annotated[Optional[str], _contract_option("norm", "batch | sample | expected | none", "batch", "rescaling of kept units")] = None,
+    anchor: Annotated[Optional[str], _contract_option("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")] = None,
+    clamp: Annotated[Optional[str], _contract_option("clamp", "min | per-axis", "min", "how a block larger than the map is cut")] = None,
+    batch: Annotated[Optional[str], _contract_option("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")] = None,
 ) -> None:
     """Check DropBlock implementations against the exact math of the contract each declares.
 
-    Every implementation is judged against its **own** contract (see `dbench list`), with
-    p-values: API (shapes, dtypes, no mutation, seeding, p=0, eval, p=1, in place), drop
-    **rate**, **dispersion** of per-map drop counts, per-**position** drop frequency, **block**
-    shape, **independence** across channels, samples and calls, **normalisation**, **gradient**,
-    and float16/bfloat16. Sample sizes give a >= 99 % chance to catch a 10 % error in the drop
-    rate, with a family-wise false-alarm rate <= 1 % per implementation (Holm).
-    Where a contract departs from the paper, the report says by how much.
+    Every implementation is judged against its **own** contract (see `dbench list`): API
+    (shape, dtype, no mutation, seeding, p=0, eval, p=1, in place), drop **rate**,
+    **dispersion** of per-map drop counts, per-**position** drop frequency, **block** shape,
+    **independence** across channels, samples and calls, **normalisation**, **gradient**, and
+    float16/bfloat16, on contiguous, channels_last and strided inputs. Maps come from many
+    separate calls, and each test treats the call as its unit. Sample sizes give a >= 99 %
+    chance to catch a 10 % error in the drop rate in every case, with a family-wise
+    false-alarm rate <= 1 % per implementation (Holm).
+
+    Each check ends **fail** (a broken contract or hard rule), **warn** (a convention, e.g.
+    p=1 not all zeros, or p=0 off by a few ulp), **note** (where the contract departs from the
+    paper, and by how much), **pass** or **skip** (not exercised, with the reason).
 
     Your own function `f(x, p, block_size)` is verified with `--impl my_file.py:f`; it is held
-    to the paper's contract unless you say otherwise with `--mask`, `--seeds`, `--gamma`, `--norm`.
+    to the paper's contract unless you say otherwise with `--mask`, `--seeds`, `--gamma`,
+    `--norm`, `--anchor`, `--clamp`, `--batch`.
 
-    Exit codes: 0 every check passed, 1 a check failed, 2 bad usage.
+    Exit codes: 0 nothing failed (warnings allowed unless `--strict`), 1 a check failed,
+    2 bad usage, 130 interrupted (finished implementations are kept in --json/--csv).
     """
-    overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm}
+    overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm, "anchor": anchor, "clamp": clamp, "batch": batch}
     with _user_errors():
         _check_distinct({"--json": json_path, "--csv": csv_path})
         _check_output_file(json_path, "--json")
         _check_output_file(csv_path, "--csv")
         implementations = _resolve(impl, overrides)
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
-            error_console.print("[yellow]warning:[/] --mask/--seeds/--gamma/--norm only apply to file.py:callable implementations")
+            error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch) only apply to file.py:callable implementations")
 
-    from dropblock_bench.render import verify_table
+    from dropblock_bench.render import verify_lines
     from dropblock_bench.verify import VerifySettings, count_steps, verify_implementation
     from dropblock_bench.verify.export import write_csv, write_json
 
     settings = VerifySettings.for_mode(quick=quick, seed=seed)
     reports = []
     progress = _progress()
+    interrupted = False
     with progress:
         task = progress.add_task("verify", total=len(implementations) * count_steps(settings))
+        try:
+            for implementation in implementations:
 
-        for implementation in implementations:
+                def advance(step: str, name: str = implementation.name) -> None:
+                    progress.update(task, advance=1, description=f"{name}: {step}")
 
-            def advance(step: str, name: str = implementation.name) -> None:
-                progress.update(task, advance=1, description=f"{name}: {step}")
-
-            reports.append(verify_implementation(implementation, settings, progress=advance))
+                reports.append(verify_implementation(implementation, settings, progress=advance))
+                with _user_errors():  # written as each finishes, so Ctrl-C loses nothing finished
+                    if json_path:
+                        write_json(json_path, reports, settings)
+                    if csv_path:
+                        write_csv(csv_path, reports)
+        except KeyboardInterrupt:
+            interrupted = True
     for report in reports:
-        console.print(verify_table(report, show_statistic=console.width >= WIDE_TERMINAL))
-        for failure in report.failures:
-            console.print(f"  [red]✗ {failure.check}[/] [dim]{failure.case}[/]: {failure.reason}", highlight=False)
-        if report.departures_from_paper:
-            fields = ", ".join(f"{f}={report.contract[f]}" for f in report.departures_from_paper)
-            console.print(f"  [yellow]departs from the paper:[/] {fields}", highlight=False)
-            for line in report.paper_differences:
-                console.print(f"    [yellow]•[/] {line}", highlight=False)
-        for note in report.notes:
-            console.print(f"  [dim]{note}[/]", highlight=False)
+        for line in verify_lines(report, verbose=verbose, width=console.width):
+            console.print(line, highlight=False)
         console.print()
-    with _user_errors():
-        if json_path:
-            write_json(json_path, reports, settings)
-        if csv_path:
-            write_csv(csv_path, reports)
+    if interrupted:
+        saved = " and ".join(str(path) for path in (json_path, csv_path) if path)
+        kept = f"{len(reports)} of {len(implementations)} implementations verified"
+        error_console.print(f"[yellow]interrupted: {kept}[/]" + (f"; they are in {saved}" if saved and reports else ""), highlight=False)
+        raise typer.Exit(130)
     failed = [r for r in reports if not r.passed]
-    summary = f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}: {len(reports) - len(failed)} passed"
+    warned = [r for r in reports if r.passed and r.warnings]
+    summary = (
+        f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}:"
+        f" {len(reports) - len(failed)} passed" + (f" ({len(warned)} with warnings)" if warned else "")
+    )
     if failed:
         names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.failures}))})" for r in failed)
         console.print(f"[bold red]{summary}, {len(failed)} failed:[/] {names}", highlight=False)
+        raise typer.Exit(1)
+    if strict and warned:
+        names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.warnings}))})" for r in warned)
+        console.print(f"[bold red]{summary}; --strict fails on warnings:[/] {names}", highlight=False)
         raise typer.Exit(1)
     console.print(f"[bold green]{summary}.[/]", highlight=False)
 

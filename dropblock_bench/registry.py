@@ -349,6 +349,10 @@ class PlainCallable:
         self.takes_training = _accepts_keyword(fn, "training")
         functools.update_wrapper(self, fn)
 
+    def takes_keyword(self, name: str) -> bool:
+        """Whether the wrapped function accepts the keyword ``name``."""
+        return _accepts_keyword(self.fn, name)
+
     def __call__(
         self,
         x: torch.Tensor,

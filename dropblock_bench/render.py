@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dropblock_bench.registry import Implementation
-from dropblock_bench.spec import PAPER_CONTRACT
+from dropblock_bench.spec import MAIN_FIELDS, PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from dropblock_bench.compare import Comparison
@@ -31,17 +31,18 @@ def implementations_table(implementations: Sequence[Implementation], title: str 
         pad_edge=False,
     )
     table.add_column("implementation", ratio=1, min_width=14)
-    for field in ("mask", "seeds", "gamma", "norm"):
+    for field in MAIN_FIELDS:
         table.add_column(field)
     table.add_column("devices")
     table.add_column("dtypes", min_width=4, max_width=10)
     table.add_column("supports", min_width=9, max_width=10)
     for impl in implementations:
         departures = set(impl.contract.departures_from_paper())
+        fields = impl.contract.as_dict()
         contract_cells = [
-            Text(f"{value}*", style="yellow") if field in departures else Text(value)
-            for field, value in impl.contract.as_dict().items()
+            Text(f"{fields[field]}*", style="yellow") if field in departures else Text(fields[field]) for field in MAIN_FIELDS
         ]
+        extra = [f"{field}={fields[field]}*" for field in fields if field not in MAIN_FIELDS and field in departures]
         supports = [
             label
             for label, flag in (
@@ -54,6 +55,8 @@ def implementations_table(implementations: Sequence[Implementation], title: str 
         name = Text(impl.name, style="bold cyan")
         if impl.description:
             name.append("\n" + impl.description, style="dim")
+        if extra:
+            name.append("\nalso " + ", ".join(extra), style="yellow")
         table.add_row(
             name,
             *contract_cells,
@@ -107,7 +110,7 @@ def verify_table(report: ImplementationReport, *, show_statistic: bool = True) -
     for column in ("expected", "observed", "paper", "p"):
         table.add_column(column, overflow="fold", justify="right")
     table.add_column("verdict", no_wrap=True)
-    styles = {"pass": "green", "fail": "bold red", "skip": "dim"}
+    styles = VERDICT_STYLES
     current_case = None
     for check in report.checks:
         if check.case != current_case:
@@ -126,6 +129,36 @@ def verify_table(report: ImplementationReport, *, show_statistic: bool = True) -
             style="red" if verdict == "fail" else None,
         )
     return table
+
+
+VERDICT_STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "note": "cyan", "skip": "dim"}
+
+
+def verify_lines(report: ImplementationReport, *, verbose: bool = False, width: int = 80) -> list[object]:
+    """What ``dbench verify`` prints for one implementation: a summary line, then every
+    failure, warning, note and skip with its reason (with ``verbose``, the full table first)."""
+    from dropblock_bench.verify.results import Verdict
+
+    counts = ", ".join(f"{report.count(v)} {v}" for v in Verdict if report.count(v))
+    if report.failures:
+        status = f"[bold red]FAILED[/] {len(report.failures)} check(s)"
+    elif report.warnings:
+        status = "[yellow]passed with warnings[/]"
+    else:
+        status = "[green]passed[/]"
+    lines: list[object] = []
+    if verbose:
+        lines.append(verify_table(report, show_statistic=width >= 110))
+    lines.append(f"[bold]{report.implementation}[/]: {status} [dim]({counts}; {report.duration_s:.1f} s)[/]")
+    marks = {"fail": "[red]✗[/]", "warn": "[yellow]![/]", "note": "[cyan]i[/]", "skip": "[dim]-[/]"}
+    for verdict in ("fail", "warn", "note", "skip"):
+        for check in report.checks:
+            if check.verdict == verdict:
+                where = "" if check.case == "-" else f" [dim]{check.case}[/]"
+                lines.append(f"  {marks[verdict]} {check.check}{where}: {check.reason}")
+    for note in report.notes:
+        lines.append(f"  [dim]{note}[/]")
+    return lines
 
 
 def _ratio_style(ratio: float) -> str:

@@ -3,7 +3,8 @@
 Each contract is the library's real behaviour, read from its source (torchvision 0.29,
 timm 1.0.31, dropblock 0.3.0), so ``dbench verify`` judges it against what it does and reports
 where that departs from the paper. Where a library does something no contract field can say,
-the description says it.
+the description says it. timm (1.0.31) seeds anywhere, reaches up-left with even blocks
+and clamps a large block per axis (``min(k, H) x min(k, W)``, the gamma too).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ PEERS: tuple[Peer, ...] = (
         Implementation(
             name="timm",
             target=f"{_ADAPTERS}:timm_drop_block2d",
-            contract=Contract(mask="shared", seeds="anywhere", gamma="paper", norm="batch"),
-            description="timm DropBlock2d as shipped (couple_channels=True); even blocks reach up-left, k clamped per axis.",
+            contract=Contract(mask="shared", seeds="anywhere", gamma="paper", norm="batch", anchor="up-left", clamp="per-axis"),
+            description="timm DropBlock2d as shipped (couple_channels=True): one mask for all channels.",
             dtypes=DTYPE_NAMES,
             supports_generator=False,
         ),
@@ -67,7 +68,7 @@ PEERS: tuple[Peer, ...] = (
         Implementation(
             name="timm-per-channel",
             target=f"{_ADAPTERS}:timm_per_channel_drop_block2d",
-            contract=Contract(mask="per-channel", seeds="anywhere", gamma="paper", norm="batch"),
+            contract=Contract(mask="per-channel", seeds="anywhere", gamma="paper", norm="batch", anchor="up-left", clamp="per-axis"),
             description="timm DropBlock2d(couple_channels=False): one mask per channel, otherwise as timm.",
             dtypes=DTYPE_NAMES,
             supports_generator=False,

@@ -67,12 +67,12 @@ def paper_notes(contract: spec.Contract, settings: VerifySettings) -> list[Check
         notes.append(
             CheckResult(
                 f"paper.{field}", "-", "contract", expected=paper, observed=value, verdict=Verdict.NOTE,
-                reason=f"{field}={value}" + (f": {meaning}" if meaning else "") + f" (the paper: {paper})",
+                reason=f"{field}={value}: {meaning}" if meaning else f"{field}={value} (the paper: {paper})",
             )
         )
     for case, line in zip(settings.cases, paper_differences(contract, settings, with_case=True)):
         if line:
-            notes.append(CheckResult("paper.rate", case.label, "exact rate", verdict=Verdict.NOTE, reason=line))
+            notes.append(CheckResult("paper.rate", case.label, "exact rate", verdict=Verdict.NOTE, reason=line.removeprefix(f"{case.label}: ")))
     return notes
 
 
@@ -108,7 +108,7 @@ def verify_implementation(
         paper_differences=paper_differences(impl.contract, settings),
     )
     if settings.quick:
-        report.notes.append("quick mode: fewer cases and smaller samples; lower power (see below)")
+        report.notes.append("quick mode: fewer cases and smaller samples, so less power")
     device = pick_device(impl)
     try:
         if device is None:
@@ -141,9 +141,9 @@ def verify_implementation(
 
     apply_holm(report.checks, settings.alpha)
     report.notes.append(
-        f"power: a {settings.relative_error:.0%} error in the drop rate is caught with probability"
-        f" >= {weakest:.3f} in every case; family-wise false-alarm rate <= {settings.alpha:g} (Holm);"
-        f" a defect in 1 call of 5 is missed with probability <= {settings.intermittent_miss_probability():.0e}"
+        f"power: a {settings.relative_error:.0%} rate error is caught with probability >= {weakest:.3f}"
+        f" in every case; a defect in 1 call of 5 is missed with probability <= {settings.intermittent_miss_probability():.0e};"
+        f" false alarms <= {settings.alpha:g} (Holm)"
     )
     report.duration_s = time.perf_counter() - started
     return report

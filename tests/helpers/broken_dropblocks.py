@@ -21,7 +21,11 @@ from dropblock_bench.spec import PAPER_CONTRACT
 class PlantedDefect:
     implementation: Implementation
     breaks: frozenset[str]
-    """Checks that must fail (others may fail too)."""
+    """Checks that must fail."""
+    spares: frozenset[str] = frozenset()
+    """Checks that must *not* fail: a diagnosis that names the wrong thing is a defect of verify."""
+    reason_mentions: str = ""
+    """Text every failure's reason must contain (e.g. "NaN"), where that is the diagnosis."""
 
 
 def _seeds(shape, rows: range, cols: range, gamma: float, generator, device, height: int, width: int):
@@ -76,8 +80,8 @@ def _guard(fn):
 # ----------------------------------------------------------------------------- the defects
 
 
-def raises_like_seed_000(x, p, block_size, *, training=True, inplace=False, generator=None):
-    """Seed 000's idea: build a mask by strided slicing, then reverse it with a negative step
+def raises_on_negative_step(x, p, block_size, *, training=True, inplace=False, generator=None):
+    """A blog post's idea: build a mask by strided slicing, then reverse it with a negative step
     (torch refuses: ValueError, step must be greater than zero)."""
     mask = torch.ones_like(x)
     for i in range(block_size):
@@ -206,7 +210,56 @@ def independent_units_not_blocks(x, p, k, generator):
     return _batch_apply(x, dropped)
 
 
-def _defect(fn, breaks: set[str], contract: spec.Contract = PAPER_CONTRACT, **record) -> PlantedDefect:
+@_guard
+def blocks_short_in_one_call_of_five(x, p, k, generator):
+    """In about one call of five, blocks are painted one column short (a seed paired with the
+    wrong block width): an intermittent defect a single call would miss."""
+    kc = min(k, *x.shape[-2:])
+    if kc > 1 and float(torch.rand((), generator=generator)) < 0.2:
+        h, w = x.shape[-2:]
+        seeds = _seeds(x.shape[:2], spec.seed_rows(PAPER_CONTRACT, h, kc), spec.seed_rows(PAPER_CONTRACT, w, kc),
+                       spec.gamma(PAPER_CONTRACT, p, h, w, k), generator, x.device, h, w)  # fmt: skip
+        up = (kc - 1) // 2
+        padded = F.pad(seeds, (kc - 2 - up, up, kc - 1 - up, up))
+        return _batch_apply(x, F.max_pool2d(padded, (kc, kc - 1), stride=1)[..., :h, :w] > 0)
+    return _paper_variant(x, p, k, generator)
+
+
+@_guard
+def drops_too_much_unless_contiguous(x, p, k, generator):
+    """A fast path for contiguous input, and a fallback for channels_last and strided views
+    that asks for 30 % more."""
+    if x.is_contiguous():
+        return _paper_variant(x, p, k, generator)
+    return _paper_variant(x.contiguous(), min(1.0, 1.3 * p), k, generator)
+
+
+@_guard
+def skips_small_p(x, p, k, generator):
+    """Returns the input unchanged below p = 0.05 ("too small to matter")."""
+    if p < 0.05:
+        return x
+    return _paper_variant(x, p, k, generator)
+
+
+@_guard
+def gamma_from_width_only(x, p, k, generator):
+    w = x.shape[-1]
+    kc = min(k, *x.shape[-2:])
+    return _paper_variant(x, p, k, generator, gamma=p * w * w / (kc**2 * (w - kc + 1) ** 2))
+
+
+@_guard
+def nan_when_the_block_fills_the_map(x, p, k, generator):
+    """Divides by the kept count of the seed region, 0 when the block fills the map: NaN everywhere."""
+    h, w = x.shape[-2:]
+    if min(k, h, w) == min(h, w):
+        return x * float("nan")
+    return _paper_variant(x, p, k, generator)
+
+
+def _defect(fn, breaks: set[str], contract: spec.Contract = PAPER_CONTRACT, spares: set[str] = frozenset(),
+            reason_mentions: str = "", **record) -> PlantedDefect:  # fmt: skip
     implementation = Implementation(
         name=fn.__name__.replace("_", "-"),
         target=fn,
@@ -216,11 +269,15 @@ def _defect(fn, breaks: set[str], contract: spec.Contract = PAPER_CONTRACT, **re
         origin="tests",
         **record,
     )
-    return PlantedDefect(implementation, frozenset(breaks))
+    return PlantedDefect(implementation, frozenset(breaks), frozenset(spares), reason_mentions)
+
+
+LAW = {"rate", "dispersion", "position", "blocks"}
+STRUCTURE = {"independence.channels", "independence.samples", "independence.calls", "normalisation.mean", "normalisation.scale"}
 
 
 DEFECTS: tuple[PlantedDefect, ...] = (
-    _defect(raises_like_seed_000, {"api.shape", "rate", "gradient"}),
+    _defect(raises_on_negative_step, {"api.shape", "rate", "gradient"}),
     _defect(rate_ten_percent_high, {"rate"}),
     _defect(gamma_right_only_on_square_maps, {"rate"}),
     _defect(right_mean_wrong_spread, {"dispersion"}),
@@ -228,7 +285,7 @@ DEFECTS: tuple[PlantedDefect, ...] = (
     _defect(even_blocks_shifted, {"blocks"}),
     _defect(height_used_for_width, {"position"}),
     _defect(shared_mask_declared_per_channel, {"independence.channels"}),
-    _defect(one_mask_for_the_whole_batch, {"independence.samples"}),
+    _defect(one_mask_for_the_whole_batch, {"independence.samples"}, spares=LAW | STRUCTURE - {"independence.samples"}),
     _defect(mask_cached_across_calls, {"independence.calls"}),
     _defect(per_sample_normalisation, {"normalisation.scale"}),
     _defect(dropout_scale, {"normalisation.scale", "normalisation.mean"}),
@@ -238,4 +295,12 @@ DEFECTS: tuple[PlantedDefect, ...] = (
     _defect(nan_at_p_one, {"api.p1"}),
     _defect(ignores_training_flag, {"api.eval"}),
     _defect(independent_units_not_blocks, {"blocks"}),
+    # The call-level switch makes the samples of one call dependent too: independence.samples may fire.
+    _defect(blocks_short_in_one_call_of_five, {"blocks"}, spares=STRUCTURE - {"normalisation.mean", "independence.samples"}),
+    _defect(drops_too_much_unless_contiguous, {"rate"}, spares=STRUCTURE),
+    _defect(skips_small_p, {"rate"}, spares={"blocks"} | STRUCTURE),
+    _defect(gamma_from_width_only, {"rate"}, spares={"blocks"} | STRUCTURE),
+    _defect(nan_when_the_block_fills_the_map, LAW, spares=STRUCTURE, reason_mentions="NaN"),
 )
+LAYOUT_ONLY = "drops-too-much-unless-contiguous"
+"""The defect whose failing cases must all be channels_last or strided ones."""

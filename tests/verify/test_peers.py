@@ -30,8 +30,8 @@ def test_only_installed_peers_are_registered(monkeypatch):
 def test_peer_contracts_are_what_the_libraries_do():
     contracts = {peer.record.name: peer.record.contract for peer in peer_records.PEERS}
     assert contracts["torchvision"] == PAPER_CONTRACT
-    assert contracts["timm"].departures_from_paper() == ("mask", "seeds")
-    assert contracts["timm-per-channel"].departures_from_paper() == ("seeds",)
+    assert contracts["timm"].departures_from_paper() == ("mask", "seeds", "anchor", "clamp")
+    assert contracts["timm-per-channel"].departures_from_paper() == ("seeds", "anchor", "clamp")
     assert contracts["dropblock-pkg"].departures_from_paper() == ("mask", "seeds", "gamma")
 
 
