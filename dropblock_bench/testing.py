@@ -48,7 +48,7 @@ def as_implementation(
     changes = dict(contract.as_dict() if isinstance(contract, Contract) else contract or {})
     if isinstance(fn, Implementation):
         return fn.with_contract(**changes)
-    label = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+    label = name or getattr(fn, "__name__", None) or type(fn).__name__
     problem = callable_problem(fn, label)
     if problem is not None:
         raise TypeError(problem)

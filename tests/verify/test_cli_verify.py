@@ -35,7 +35,8 @@ def test_passing_implementation_exits_zero(tmp_path):
 def test_departures_are_shown(tmp_path):
     result = runner.invoke(app, ["verify", "--impl", "blog-style", "--quick"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "departs from the paper: mask=shared, seeds=anywhere, gamma=naive" in result.output
+    for line in ("paper.mask: mask=shared", "paper.seeds: seeds=anywhere", "paper.gamma: gamma=naive", "(-20%)"):
+        assert line in result.output
 
 
 SEED_000_STYLE = textwrap.dedent(
@@ -101,3 +102,102 @@ def test_callable_raising_on_import_exits_two(tmp_path):
 def test_bad_contract_value_exits_two(user_file):
     result = runner.invoke(app, ["verify", "--impl", f"{user_file}:dropout", "--mask", "sometimes"], env=WIDE)
     assert result.exit_code == 2 and "must be one of per-channel, shared" in result.output
+
+
+MISTAKES = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class MyDropBlock(nn.Module):
+        def __init__(self, p, block_size):
+            super().__init__()
+            self.p, self.block_size = p, block_size
+
+        def forward(self, x):
+            return x
+
+
+    instance = MyDropBlock(0.1, 7)
+
+
+    def one_argument(x):
+        return x
+
+
+    def no_shortcut(x, p, block_size):
+        # right law, p = 0 not special-cased: x * keep * numel / kept, a few ulp off the identity
+        from dropblock_bench.implementations import paper
+        keep = paper.drop_block2d(torch.ones_like(x), p, block_size) != 0 if p > 0 else torch.ones_like(x, dtype=torch.bool)
+        kept = keep.sum(dtype=torch.float64).clamp_min(1).float()
+        return (x.float() * keep * keep.numel() / kept).to(x.dtype)
+    """
+)
+
+
+@pytest.fixture
+def mistakes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "my_db.py"
+    path.write_text(MISTAKES)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("attribute", "message"),
+    [
+        ("MyDropBlock", "is an nn.Module class"),
+        ("instance", "is an nn.Module instance"),
+        ("one_argument", "does not take (x, p, block_size)"),
+    ],
+)
+def test_a_callable_of_the_wrong_kind_gets_one_line_on_how_to_wrap_it(mistakes_file, attribute, message):
+    result = runner.invoke(app, ["verify", "--impl", f"{mistakes_file}:{attribute}"], env=WIDE)
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert message in output and "def drop(x, p, block_size)" in output
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+
+
+def test_a_file_without_callable_says_so_and_lists_what_it_defines(mistakes_file):
+    result = runner.invoke(app, ["verify", "--impl", str(mistakes_file)], env=WIDE)
+    assert result.exit_code == 2
+    assert "names a file but no callable" in result.output
+    assert "MyDropBlock, instance, no_shortcut, one_argument" in " ".join(result.output.split())
+
+
+def test_warnings_pass_unless_strict(mistakes_file):
+    result = runner.invoke(app, ["verify", "--impl", f"{mistakes_file}:no_shortcut", "--quick"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "passed with warnings" in result.output and "api.p0" in result.output and "ulp" in result.output
+    assert "api.eval" in result.output and "f takes no `training` argument" in result.output  # skipped, not passed
+    strict = runner.invoke(app, ["verify", "--impl", f"{mistakes_file}:no_shortcut", "--quick", "--strict"], env=WIDE)
+    assert strict.exit_code == 1 and "--strict fails on warnings" in strict.output
+
+
+def test_contract_flags_reach_the_contract(user_file):
+    result = runner.invoke(
+        app, ["verify", "--impl", f"{user_file}:dropout", "--quick", "--anchor", "up-left", "--clamp", "per-axis", "--batch", "shared"], env=WIDE
+    )
+    assert "paper.anchor" in result.output and "paper.clamp" in result.output and "paper.batch" in result.output
+
+
+def test_ctrl_c_keeps_the_implementations_already_verified(tmp_path, monkeypatch):
+    from dropblock_bench import verify
+
+    real = verify.verify_implementation
+    calls = []
+
+    def interrupt_on_second(impl, settings, progress=None):
+        calls.append(impl.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(impl, settings, progress)
+
+    monkeypatch.setattr(verify, "verify_implementation", interrupt_on_second)
+    out = tmp_path / "v.json"
+    result = runner.invoke(app, ["verify", "--impl", "paper,fused,blog-style", "--quick", "--json", str(out), "--csv", str(tmp_path / "v.csv")], env=WIDE)
+    assert result.exit_code == 130
+    assert "interrupted: 1 of 3 implementations verified" in result.output
+    assert [r["implementation"] for r in json.loads(out.read_text())["implementations"]] == ["paper"]
+    assert {row["implementation"] for row in csv.DictReader((tmp_path / "v.csv").open())} == {"paper"}
