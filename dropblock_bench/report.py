@@ -64,13 +64,30 @@ def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _verify_markdown(payload: Mapping[str, Any]) -> list[str]:
-    lines = ["| implementation | verdict | failed checks | departs from the paper |", "|---|---|---|---|"]
+def _grouped(checks: list[Mapping[str, Any]]) -> str:
+    """Checks with the same reason on one line: ``rate, blocks (2 cases): reason``."""
+    by_reason: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
+    for check in checks:
+        names, cases = by_reason.setdefault(check["reason"], ({}, {}))
+        names[check["check"]] = None
+        cases[check["case"]] = None
+    parts = []
+    for reason, (names, cases) in by_reason.items():
+        where = f" ({len(cases)} cases)" if len(cases) > 1 else ""
+        parts.append(f"{', '.join(names)}{where}: {reason}")
+    return "<br>".join(parts) or "—"
+
+
+def verify_markdown(payload: Mapping[str, Any]) -> list[str]:
+    """A markdown table of a ``dbench verify --json`` payload: verdict, failures and warnings
+    grouped by reason, departures from the paper; then the rate differences those make."""
+    lines = ["| implementation | verdict | failed checks | warnings | departs from the paper |", "|---|---|---|---|---|"]
     for report in payload["implementations"]:
-        failed = sorted({f"{c['check']} ({c['case']})" for c in report["checks"] if c["verdict"] == "fail"})
+        failed = [c for c in report["checks"] if c["verdict"] == "fail"]
+        warned = [c for c in report["checks"] if c["verdict"] == "warn"]
         departures = ", ".join(f"{f}={report['contract'][f]}" for f in report["departures_from_paper"]) or "—"
         verdict = "✅ passed" if report["passed"] else f"❌ {report['n_failed']} failed"
-        lines.append(f"| {report['implementation']} | {verdict} | {'; '.join(failed) or '—'} | {departures} |")
+        lines.append(f"| {report['implementation']} | {verdict} | {_grouped(failed)} | {_grouped(warned)} | {departures} |")
     differences = [(r["implementation"], line) for r in payload["implementations"] for line in r.get("paper_differences", [])]
     if differences:
         lines += ["", "Where a contract's drop rate departs from the paper's:", ""]
@@ -133,7 +150,7 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
 
     if verify:
-        lines += ["", "## Correctness (`dbench verify`)", ""] + _verify_markdown(verify)
+        lines += ["", "## Correctness (`dbench verify`)", ""] + verify_markdown(verify)
     contracts = {name: impl.contract for name, impl in implementations.items()}
     if contracts:
         figure = plots.drop_rate_figure(contracts, _observed_rates(verify), p=MASK_P, block_size=MASK_BLOCK)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 __all__ = [
+    "PAPER_CONTRACT",
     "Anchor",
     "BatchSharing",
     "BlockClamp",
@@ -66,7 +67,6 @@ __all__ = [
     "GammaRule",
     "MaskSharing",
     "Normalisation",
-    "PAPER_CONTRACT",
     "SeedRegion",
     "block_extent",
     "check_positive_int",
@@ -75,8 +75,8 @@ __all__ = [
     "coverage_counts",
     "drop_count_variance",
     "drop_probability_map",
-    "explained_by_blocks",
     "expected_drop_rate",
+    "explained_by_blocks",
     "gamma",
     "kept_scale",
     "normalisation_scale",

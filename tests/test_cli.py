@@ -29,7 +29,10 @@ def test_list_json_is_machine_readable():
     payload = json.loads(result.output)
     by_name = {item["name"]: item for item in payload["implementations"]}
     assert by_name["paper"]["departures_from_paper"] == []
-    assert by_name["blog-style"]["contract"] == {"mask": "shared", "seeds": "anywhere", "gamma": "naive", "norm": "batch"}
+    assert by_name["blog-style"]["contract"] == {
+        "mask": "shared", "seeds": "anywhere", "gamma": "naive", "norm": "batch",
+        "anchor": "centre", "clamp": "min", "batch": "per-sample",
+    }  # fmt: skip
     assert by_name["fused-shared"]["departures_from_paper"] == ["mask"]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from broken_dropblocks import dropout_scale, one_mask_for_the_whole_batch
 from correct_dropblocks import corner_seeds
-
 from dropblock_bench.implementations import blog_style, fused
+
 from dropblock_bench.testing import as_implementation, assert_dropblock
 
 

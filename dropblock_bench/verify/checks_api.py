@@ -86,7 +86,7 @@ def api_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) ->
     def run(x_in: torch.Tensor, p: float = _P, **kwargs: object) -> torch.Tensor:
         out = call_seeded(impl, fn, x_in, p, _K, call_seed, **kwargs)
         if not isinstance(out, torch.Tensor):
-            raise ValueError(f"returned {type(out).__name__}, not a Tensor")
+            raise TypeError(f"returned {type(out).__name__}, not a Tensor")
         return out
 
     def shape() -> CheckResult:

@@ -258,7 +258,7 @@ def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, devi
             results.append(CheckResult(check, label, statistic, verdict=Verdict.SKIP, reason=f"declares no {dtype_name} support"))
             continue
 
-        def body(dtype_name: str = dtype_name, check: str = check) -> CheckResult:
+        def body(dtype_name: str = dtype_name, check: str = check, statistic: str = statistic) -> CheckResult:
             dtype = getattr(torch, dtype_name)
             x = torch.ones(HALF_SHAPE, dtype=dtype, device=device)
             out = call_seeded(impl, fn, x, 0.1, 7, derive_seed(seed, check))

@@ -52,7 +52,7 @@ def make_input(
 def checked_output(x: torch.Tensor, out: object) -> torch.Tensor:
     """``out`` when it is a tensor of ``x``'s shape; else ``ValueError`` saying what came back."""
     if not isinstance(out, torch.Tensor):
-        raise ValueError(f"returned {type(out).__name__}, not a Tensor")
+        raise TypeError(f"returned {type(out).__name__}, not a Tensor")
     if out.shape != x.shape:
         raise ValueError(f"returned shape {tuple(out.shape)} for an input of shape {tuple(x.shape)}")
     return out

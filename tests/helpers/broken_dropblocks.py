@@ -10,9 +10,9 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
+from dropblock_bench.implementations import fused, paper
 
 from dropblock_bench import spec
-from dropblock_bench.implementations import fused, paper
 from dropblock_bench.registry import Implementation
 from dropblock_bench.spec import PAPER_CONTRACT
 

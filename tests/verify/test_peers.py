@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-
 from dropblock_bench.implementations import peer_records
+
 from dropblock_bench.registry import list_implementations
 from dropblock_bench.spec import PAPER_CONTRACT
 from dropblock_bench.verify import VerifySettings, verify_implementation

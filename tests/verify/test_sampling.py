@@ -4,9 +4,9 @@ taken per the declared sharing and in bounded chunks."""
 from __future__ import annotations
 
 import torch
+from dropblock_bench.implementations import paper
 
 from dropblock_bench import spec
-from dropblock_bench.implementations import paper
 from dropblock_bench.registry import Implementation
 from dropblock_bench.verify import sampling
 from dropblock_bench.verify.settings import Case
@@ -44,18 +44,44 @@ def _recording(contract: spec.Contract) -> tuple[Implementation, list[torch.Size
     return Implementation(name="rec", target=fn, contract=contract), shapes
 
 
-def test_per_channel_masks_use_every_channel_in_bounded_calls(monkeypatch):
-    monkeypatch.setattr(sampling, "UNITS_PER_CALL", 4 * CASE.height * CASE.width * 10)  # 10 samples a call
+def test_per_channel_masks_use_every_channel_over_many_bounded_calls(monkeypatch):
+    monkeypatch.setattr(sampling, "UNITS_PER_CALL", 4 * CASE.height * CASE.width * 10)  # at most 10 samples a call
     impl, shapes = _recording(spec.PAPER_CONTRACT)
-    masks = sampling.sample_drop_masks(impl, impl.load(), CASE, 101, seed=3)
-    assert masks.shape == (101, 9, 13) and masks.dtype == torch.bool
-    assert [s[0] for s in shapes] == [10, 10, 6] and all(s[1] == 4 for s in shapes)  # ceil(101 / 4) = 26 samples
-    assert not torch.equal(masks[:40], masks[40:80])  # each call has its own seed
+    sample = sampling.sample_case(impl, impl.load(), CASE, 1001, min_calls=8, seed=3)
+    assert sample.masks.shape[1:] == (9, 13) and sample.masks.dtype == torch.bool
+    assert sample.maps >= 1001 and sample.calls == len(shapes) >= 8
+    batches = [s[0] for s in shapes]
+    assert all(s[1] == 4 for s in shapes) and max(batches) <= 10
+    assert batches[3] == 1 and all(b % 2 == 1 for b in batches)  # every 4th call batch 1, the others odd
+    assert sample.call_of_map.tolist() == [call for call, b in enumerate(batches) for _ in range(4 * b)]
+    first = sample.masks[sample.call_of_map == 0]
+    assert not torch.equal(first, sample.masks[sample.call_of_map == 2])  # each call has its own seed
 
 
 def test_shared_masks_take_one_channel_per_sample():
     shared = spec.Contract(mask="shared")
     impl, shapes = _recording(shared)
-    masks = sampling.sample_drop_masks(impl, impl.load(), CASE, 50, seed=3)
-    assert masks.shape == (50, 9, 13)
-    assert sum(s[0] for s in shapes) == 50 and all(s[1] == 2 for s in shapes)
+    sample = sampling.sample_case(impl, impl.load(), CASE, 50, min_calls=4, seed=3)
+    assert sample.maps == sum(s[0] for s in shapes) >= 50 and all(s[1] == 2 for s in shapes)
+
+
+def test_batch_shared_contracts_take_one_sample_per_call():
+    impl, shapes = _recording(spec.Contract(batch="shared"))
+    sample = sampling.sample_case(impl, impl.load(), CASE, 40, min_calls=4, seed=3)
+    assert sample.maps == 4 * sample.calls and sample.calls == len(shapes) >= 10
+
+
+def test_layouts_give_the_case_shape_in_their_memory_format():
+    from dropblock_bench.verify.settings import Layout
+
+    assert sampling.make_input((2, 3, 5, 7), Layout.CONTIGUOUS).is_contiguous()
+    last = sampling.make_input((2, 3, 5, 7), Layout.CHANNELS_LAST)
+    assert last.shape == (2, 3, 5, 7) and last.is_contiguous(memory_format=torch.channels_last)
+    strided = sampling.make_input((2, 3, 5, 7), Layout.STRIDED)
+    assert strided.shape == (2, 3, 5, 7) and not strided.is_contiguous() and bool((strided == 1).all())
+
+
+def test_maps_with_nan_are_counted():
+    impl = Implementation(name="nan", target=lambda x, p, k, generator=None: x * float("nan"))
+    sample = sampling.sample_case(impl, impl.load(), CASE, 20, min_calls=2, seed=0)
+    assert sample.nonfinite_maps == sample.maps
