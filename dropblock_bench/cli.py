@@ -162,8 +162,10 @@ def list_command(
     The contract says how an implementation samples and scales its mask: **mask**
     (per-channel or shared across channels), **seeds** (valid: blocks fit inside the map;
     anywhere: blocks cut at the border), **gamma** (paper formula or naive p/k²) and
-    **norm** (batch, sample, expected or none). Fields that depart from the paper's
-    Algorithm 1 are marked with `*`.
+    **norm** (batch, sample, expected or none); and, shown under the description where they
+    depart from the default, **anchor** (where an even block reaches), **clamp** (how a block
+    larger than the map is cut) and **batch** (one mask per sample or per batch). Fields that
+    depart from the paper's Algorithm 1 are marked with `*`.
     """
     from dropblock_bench.registry import default_registry
 
