@@ -21,8 +21,8 @@ from dropblock_bench import __version__
 from dropblock_bench.errors import DbenchError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from dropblock_bench.matrix import MatrixSpec
     from dropblock_bench.registry import Implementation
+    from dropblock_bench.run.session import RunOutcome
 
 
 class _HelpOptionWithoutType:
@@ -376,98 +376,60 @@ def run_command(
     Exit codes: 0 every case ran or was skipped, 1 a case raised (its error is listed under the
     table and its row written to the files), 2 bad usage, 130 interrupted.
     """
-    from dropblock_bench import matrix
-    from dropblock_bench.allocator import MALLOC_REGIMES
+    from dropblock_bench.run.session import RunRequest, matrix_spec, plan, run_session
 
     with _user_errors():
         _check_distinct({"--json": json_path, "--csv": csv_path})
         _check_output_file(json_path, "--json")
         _check_output_file(csv_path, "--csv")
         implementations = _run_implementations(impl)
-        spec = _matrix_spec(list(implementations), shape, preset, block_size, p, dtype, device, mode, inplace)
-        if malloc not in MALLOC_REGIMES:
-            raise DbenchError(f"unknown --malloc {malloc!r}: use {' or '.join(MALLOC_REGIMES)}")
-        cases = matrix.expand(spec)
-        exclusions = [matrix.parse_exclusion(text) for text in exclude or ()]
-        cases = [case for case in cases if not any(e.matches(case) for e in exclusions)]
-        if shard_spec:
-            cases = matrix.shard(cases, *matrix.parse_shard(shard_spec))
+        spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
+                           device=device, mode=mode, inplace=inplace)  # fmt: skip
+        request = RunRequest(
+            implementations, spec, exclusions=exclude or (), shard=shard_spec, min_time_s=min_time, rounds=rounds,
+            measure_memory=memory, threads=threads, malloc=malloc, csv_path=csv_path, json_path=json_path,
+        )  # fmt: skip
+        cases = plan(request)
     if not cases:
         console.print(f"[yellow]{'this shard of ' if shard_spec else ''}the matrix is empty"
                       f"{' after --exclude' if exclude else ''}; nothing to run[/]")
-        if json_path:  # a valid file with no cases, so `dbench merge` of every shard still works
-            from dropblock_bench.run_io import JsonRunWriter, machine_meta
-
-            with _user_errors():
-                JsonRunWriter(json_path, machine_meta({"tool": "dbench run", "shard": shard_spec, "n_cases": 0}))
-        if csv_path:  # a header only, not a previous run's rows
-            from dropblock_bench.run_io import CsvAppender
-
-            with _user_errors():
-                CsvAppender(csv_path).close()
-        return
-
-    import torch
-
-    from dropblock_bench.allocator import memory_settings, steady_glibc_malloc
-    from dropblock_bench.render import run_notes, run_table
-    from dropblock_bench.run_io import CsvAppender, JsonRunWriter, machine_meta
-    from dropblock_bench.timing import RunSettings, run_matrix
-
-    if threads:
-        torch.set_num_threads(threads)
-    settings = RunSettings(min_time_s=min_time, rounds=rounds, measure_memory=memory)
-    backend = _fused_cpu_backend(implementations.values(), cases)
-    regime = steady_glibc_malloc() if malloc == "steady" else None
-    writers = []
-    if json_path:  # metadata first: opening the CSV must not make the git tree look dirty
-        extra = {"tool": "dbench run", "min_time_s": min_time, "rounds": rounds, "shard": shard_spec, "n_cases": len(cases),
-                 "memory": memory_settings(regime)}
-        meta = machine_meta({**extra, **({"fused_cpu_backend": backend} if backend else {})})
-        writers.append((JsonRunWriter(json_path, meta), "record"))
-    if csv_path:
-        writers.append((CsvAppender(csv_path), "row"))
-    results = []
     progress = _progress(with_eta=True)
-
-    def on_result(result) -> None:
-        results.append(result)
-        for writer, kind in writers:
-            writer.append(result.row() if kind == "row" else result.record())
-        progress.advance(task)
-
-    def on_start(case) -> None:
-        progress.update(task, description=f"{case.implementation} {case.shape_label} {case.mode}")
-
-    interrupted = False
-    with progress:
+    with progress, _user_errors():
         task = progress.add_task("run", total=len(cases))
-        try:
-            run_matrix(cases, implementations, settings, on_result=on_result, on_start=on_start)
-        except KeyboardInterrupt:
-            interrupted = True
-    for writer, _ in writers:
-        if hasattr(writer, "close"):
-            writer.close()
-    if any(r.status == "ok" for r in results):
-        console.print(run_table(results))
-    for line in run_notes(results):
+        outcome = run_session(
+            request,
+            cases,
+            on_start=lambda case: progress.update(task, description=f"{case.implementation} {case.shape_label} {case.mode}"),
+            on_record=lambda record: progress.advance(task),
+        )
+    if not cases:
+        return
+    _print_run(outcome, malloc, saved=" and ".join(str(path) for path in (csv_path, json_path) if path))
+
+
+def _print_run(outcome: RunOutcome, malloc: str, saved: str) -> None:
+    """The table, its notes, the run's conditions and the one-line summary; exits 130 or 1."""
+    from dropblock_bench.render import run_notes, run_table
+    from dropblock_bench.run.records import CaseStatus
+
+    records = outcome.records
+    if outcome.count(CaseStatus.OK):
+        console.print(run_table(records))
+    for line in run_notes(records):
         console.print(line, highlight=False)
-    if backend:
-        console.print(f"[dim]fused on CPU: {backend}[/]", highlight=False)
+    for name, status in outcome.backends.items():
+        console.print(f"[dim]{name}: {status}[/]", highlight=False)
     if malloc == "steady":
-        console.print(f"[dim]allocator: {regime or 'system (steady needs glibc)'}[/]", highlight=False)
-    saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
-    if interrupted:
-        error_console.print(f"[yellow]interrupted after {len(results)} of {len(cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
+        console.print(f"[dim]allocator: {outcome.allocator or 'system (steady needs glibc)'}[/]", highlight=False)
+    if outcome.interrupted:
+        error_console.print(f"[yellow]interrupted after {len(records)} of {len(outcome.cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
         raise typer.Exit(130)
-    counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "error")}
     console.print(
-        f"{len(results)} cases: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"
-        + (f"; written to {saved}" if saved else ""),
+        f"{len(records)} cases: {outcome.count(CaseStatus.OK)} ok, {outcome.count(CaseStatus.SKIPPED)} skipped,"
+        f" {outcome.count(CaseStatus.ERROR)} error" + (f"; written to {saved}" if saved else ""),
         highlight=False,
     )
-    if counts["error"]:
+    if outcome.count(CaseStatus.ERROR):
         raise typer.Exit(1)
 
 
@@ -480,44 +442,13 @@ def _run_implementations(specs: Optional[list[str]]) -> dict[str, Implementation
     return {i.name: i for i in default_registry().implementations() if i.origin == "dropblock-bench"}
 
 
-def _matrix_spec(
-    names: list[str],
-    shape: Optional[list[str]],
-    preset: Optional[str],
-    block_size: Optional[list[str]],
-    p: Optional[list[str]],
-    dtype: Optional[list[str]],
-    device: Optional[list[str]],
-    mode: Optional[str],
-    inplace: bool,
-) -> MatrixSpec:
-    """The matrix the options describe; the quick preset fills whatever they leave open."""
-    from dropblock_bench import matrix
-
-    if preset is not None and preset not in matrix.PRESETS:
-        raise DbenchError(f"unknown preset {preset!r}: use {' or '.join(matrix.PRESETS)}")
-    base = matrix.PRESETS[preset or ("quick" if not shape else "")] if (preset or not shape) else {}
-    shapes = tuple(dict.fromkeys(matrix.parse_shape(s) for s in matrix.split_values(shape))) or base.get("shapes", ())
-    modes = matrix.parse_mode(mode) if mode else base.get("modes", ("forward",))
-    return matrix.MatrixSpec(
-        implementations=tuple(names),
-        shapes=shapes,
-        block_sizes=tuple(dict.fromkeys(matrix.parse_block_size(v) for v in matrix.split_values(block_size))) or (7,),
-        ps=tuple(dict.fromkeys(matrix.parse_probability(v) for v in matrix.split_values(p))) or (0.1,),
-        dtypes=tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
-        devices=tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
-        modes=modes,
-        inplace=(False, True) if inplace else (False,),
-    )
-
-
 @_command("merge")
 def merge_command(
     files: Annotated[list[Path], typer.Argument(help="`dbench run --json` files, e.g. the shards of one matrix.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the merged JSON.")],
 ) -> None:
     """Combine `dbench run --json` files (e.g. `--shard` slices) into one."""
-    from dropblock_bench.run_io import merge_runs
+    from dropblock_bench.run.files import merge_runs
 
     with _user_errors():
         merged = merge_runs(files)  # inputs first: a failed merge leaves no folder behind
@@ -624,7 +555,7 @@ def show_command(
     png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
 ) -> None:
     """Draw one sampled mask in the terminal (█ dropped, · kept), channels side by side."""
-    from dropblock_bench import matrix
+    from dropblock_bench.run import matrix
 
     with _user_errors():
         _check_output_file(png, "--png")
@@ -654,21 +585,6 @@ def show_command(
             figure = plots.masks_figure({implementation.name: mask[:1, :4]}, title)
             figure.savefig(png, dpi=110)
         console.print(f"saved {png}", highlight=False)
-
-
-def _fused_cpu_backend(implementations, cases) -> str | None:
-    """Which CPU path the built-in fused implementations take (compiled kernel or pure-torch
-    fallback, and why), when any of them runs on the CPU here; building the kernel if needed."""
-    from dropblock_bench.implementations.records import FUSED
-
-    module = FUSED.target.partition(":")[0]
-    if not any(isinstance(i.target, str) and i.target.partition(":")[0] == module for i in implementations):
-        return None
-    if not any(c.device == "cpu" for c in cases):
-        return None
-    from dropblock_bench.implementations import fused_cpu
-
-    return fused_cpu.status()
 
 
 def _progress(with_eta: bool = False):

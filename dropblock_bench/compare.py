@@ -26,7 +26,8 @@ import numpy as np
 from scipy import stats
 
 from dropblock_bench.errors import DbenchError
-from dropblock_bench.run_io import read_json
+from dropblock_bench.run.files import read_json
+from dropblock_bench.run.records import case_label
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -118,14 +119,6 @@ class Comparison:
 # --------------------------------------------------------------------------- reading
 
 
-def _dbench_key(case: dict[str, Any]) -> str:
-    inplace = " inplace" if case.get("inplace") in (True, "True", "true") else ""
-    return (
-        f"{case['implementation']} {case['shape']} {case['dtype']} {case['device']}"
-        f" k={case['block_size']} p={case['p']} {case['mode']}{inplace}"
-    )
-
-
 def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
     timings = {}
     for case in payload["cases"]:
@@ -134,9 +127,9 @@ def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
         samples = [float(s) for s in case.get("samples_ms") or []]
         median = case.get("median_ms")
         if median is None and not samples:
-            raise CompareInputError(f"{path}: case {_dbench_key(case)} has neither samples_ms nor median_ms")
-        timings[_dbench_key(case)] = Timings(
-            _dbench_key(case), samples, float(median) if median is not None else float(np.median(samples)), n=len(samples)
+            raise CompareInputError(f"{path}: case {case_label(case)} has neither samples_ms nor median_ms")
+        timings[case_label(case)] = Timings(
+            case_label(case), samples, float(median) if median is not None else float(np.median(samples)), n=len(samples)
         )
     return timings
 
@@ -144,7 +137,7 @@ def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
 def _errors_of(payload: Any, path: Path) -> dict[str, str]:
     """Case key -> error reason, for the cases of a ``dbench run --json`` payload that failed."""
     try:
-        return {_dbench_key(c): str(c.get("reason") or "error") for c in payload["cases"] if c.get("status") == "error"}
+        return {case_label(c): str(c.get("reason") or "error") for c in payload["cases"] if c.get("status") == "error"}
     except (KeyError, TypeError, AttributeError) as exc:
         raise CompareInputError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None
 

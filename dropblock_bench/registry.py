@@ -79,6 +79,8 @@ class Implementation:
         supports_training: whether ``training=False`` is honoured (eval mode); False for a
             plain ``f(x, p, block_size)`` that takes no ``training`` argument.
         origin: where it came from: a distribution name, a file path, or ``"dropblock-bench"``.
+        backend: optional ``"module:function"`` returning one line on which code path runs
+            here and why (e.g. a compiled kernel or a fallback); ``dbench run`` records it.
     """
 
     name: str
@@ -92,6 +94,7 @@ class Implementation:
     supports_backward: bool = True
     supports_training: bool = True
     origin: str = ""
+    backend: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or any(ch.isspace() or ch == "," for ch in self.name):
@@ -111,6 +114,16 @@ class Implementation:
             return self.target
         return _import_target(self.target)
 
+    def backend_status(self) -> str | None:
+        """One line on the code path this implementation takes here (None without a ``backend``).
+        May build or load a kernel; a backend that fails to report says so rather than raise."""
+        if not self.backend:
+            return None
+        try:
+            return str(_import_target(self.backend)())
+        except Exception as exc:  # noqa: BLE001 - a status line must not stop a run
+            return f"backend status unavailable: {type(exc).__name__}: {exc}"
+
     def with_contract(self, **changes: Any) -> Implementation:
         """A copy whose contract has some fields changed (``None`` values are ignored)."""
         return dataclasses.replace(self, contract=self.contract.replace(**changes))
@@ -129,6 +142,7 @@ class Implementation:
             "supports_backward": self.supports_backward,
             "supports_training": self.supports_training,
             "origin": self.origin,
+            "backend": self.backend,
         }
 
 

@@ -33,10 +33,8 @@ The contracts (paper, and paper with a shared mask) are declared in :mod:`.recor
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -45,6 +43,7 @@ from dropblock_bench import spec
 
 from . import fused_cpu
 from ._common import DropBlock2dModule, check_arguments, output_without_sampling
+from .fused_sampling import Blocks, sample_bernoulli_positions, sample_blocks, seed_geometry
 from .records import FUSED, FUSED_SHARED
 
 CONTRACT = FUSED.contract
@@ -61,66 +60,6 @@ __all__ = [
     "sample_bernoulli_positions",
     "sample_blocks",
 ]
-
-def sample_bernoulli_positions(
-    total: int, probability: float, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
-) -> Tensor:
-    """Sorted int64 positions in ``[0, total)``, each included independently with ``probability``.
-
-    Exact: the gaps between included positions of an iid Bernoulli sequence are iid
-    Geometric(probability) on {1, 2, ...}; we draw gaps and take running sums. Costs about
-    ``total * probability`` draws instead of ``total``.
-    """
-    if total <= 0 or probability <= 0.0:
-        return torch.empty(0, dtype=torch.int64, device=device)
-    if probability >= 1.0:
-        return torch.arange(total, dtype=torch.int64, device=device)
-    mean = total * probability
-    batch = int(mean + 8.0 * math.sqrt(mean) + 16)
-    pieces: list[Tensor] = []
-    last = -1.0  # position of the latest seed drawn so far
-    while last < total:
-        gaps = torch.empty(batch, dtype=torch.float64, device=device).geometric_(probability, generator=generator)
-        positions = gaps.cumsum_(0).add_(last)  # float64 is exact for integers below 2**53
-        last = float(positions[-1])
-        pieces.append(positions[positions < total])
-    return torch.cat(pieces).to(torch.int64)
-
-
-class Blocks(NamedTuple):
-    """Where the blocks are: block ``i`` covers rows ``first_row[i] .. + size - 1`` of the
-    (maps * H, W) view and columns ``left[i] .. + size - 1``; ``map_index[i]`` is its map."""
-
-    map_index: Tensor
-    top: Tensor
-    left: Tensor
-    size: int
-
-    def first_row(self, height: int) -> Tensor:
-        return self.map_index * height + self.top
-
-
-@functools.lru_cache(maxsize=256)
-def seed_geometry(contract: spec.Contract, height: int, width: int, block_size: int, p: float) -> fused_cpu.SeedGeometry:
-    """The seed region, block and gamma of ``contract`` on an H x W map (from :mod:`spec`),
-    as both the pure-torch sampler and the CPU kernel use them."""
-    k = spec.painted_block_size(contract, height, width, block_size)
-    rows, cols = spec.seed_rows(contract, height, k), spec.seed_rows(contract, width, k)
-    before, _ = spec.block_extent(k, contract.anchor)
-    gamma = spec.gamma(contract, p, height, width, block_size)
-    return fused_cpu.SeedGeometry(height, width, k, rows.start - before, len(rows), cols.start - before, len(cols), gamma)
-
-
-def sample_blocks(
-    contract: spec.Contract, n_maps: int, height: int, width: int, block_size: int, p: float, generator: torch.Generator | None, device: torch.device
-) -> Blocks:
-    """Bernoulli(gamma) seeds on every map's seed region, as block corners (sorted by map)."""
-    g = seed_geometry(contract, height, width, block_size, p)
-    per_map = g.rows * g.cols
-    seeds = sample_bernoulli_positions(n_maps * per_map, g.gamma, generator=generator, device=device)
-    within = seeds % per_map
-    return Blocks(seeds // per_map, within // g.cols + g.top0, within % g.cols + g.left0, g.k)
-
 
 def fill_blocks(rows_view: Tensor, first_row: Tensor, left: Tensor, size: int, value: float | bool) -> None:
     """Set every block to ``value`` in a contiguous (maps * H, W) tensor, in place.
@@ -303,12 +242,27 @@ def _drop_with_kernel(x: Tensor, p: float, block_size: int, shared: bool, inplac
 
 @functools.cache
 def _triton_path() -> Callable[..., Tensor] | None:
-    """The Triton implementation when Triton imports (CUDA inputs only), else None."""
+    """The Triton implementation (CUDA inputs only), or None when Triton is not installed. Any
+    other import failure inside our Triton module is a bug and raises: a CUDA input must never
+    fall back to the slow path silently."""
     try:
-        from .fused_triton import drop_block2d_triton
-    except ImportError:
-        return None
+        import triton  # noqa: F401 - only asks whether it is installed
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == "triton":
+            return None
+        raise
+    from .fused_triton import drop_block2d_triton
+
     return drop_block2d_triton
+
+
+def backend_status() -> str:
+    """Which path ``fused`` takes here, and why: the CPU kernel's status, and Triton's."""
+    try:
+        triton_state = "Triton installed" if _triton_path() is not None else "Triton not installed (CUDA takes pure torch)"
+    except ImportError as exc:  # our Triton module failed: say so rather than hide it
+        triton_state = f"Triton path broken: {exc}"
+    return f"CPU: {fused_cpu.status()}; CUDA: {triton_state}"
 
 
 def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: bool, inplace: bool,

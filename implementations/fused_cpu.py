@@ -34,8 +34,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dropblock_bench.allocator import huge_page_advice_enabled
-from dropblock_bench.switches import switched_off
+from dropblock_bench.switches import huge_page_advice_enabled, switched_off
+
+from .fused_sampling import SeedGeometry
 
 __all__ = ["CpuKernel", "Plan", "SeedGeometry", "Seeds", "load", "status"]
 
@@ -46,24 +47,6 @@ _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bflo
 _BASE_FLAGS = ("-O3", "-funroll-loops", "-std=c11", "-fPIC", "-shared")
 # Tried in order: the first that builds is kept.
 _FLAG_SETS = (("-march=native", "-fopenmp"), ("-fopenmp",), ())
-
-
-class SeedGeometry(NamedTuple):
-    """Where seeds fall and what they paint, in the kernel's terms (all from :mod:`dropblock_bench.spec`).
-
-    A seed at position ``i`` of the ``rows x cols`` seed region paints the ``k x k`` block with
-    top-left corner ``(top0 + i // cols, left0 + i % cols)``, clipped to the ``height x width`` map.
-    Each position holds a seed with probability ``gamma``.
-    """
-
-    height: int
-    width: int
-    k: int
-    top0: int
-    rows: int
-    left0: int
-    cols: int
-    gamma: float
 
 
 class Seeds(NamedTuple):

@@ -1,7 +1,7 @@
 """Triton kernels of ``fused`` and ``fused-shared`` for CUDA devices.
 
 Seeds come from the same exact sparse sampler as the CPU path
-(:func:`.fused.sample_blocks`) and are scattered into a uint8 grid of block corners, one
+(:func:`.fused_sampling.sample_blocks`) and are scattered into a uint8 grid of block corners, one
 byte per seed position. Then two passes:
 
 1. **count**: every unit checks the ``k x k`` corners that could cover it; per-program sums
@@ -31,7 +31,7 @@ from torch import Tensor
 
 from dropblock_bench import spec
 
-from .fused import Blocks, sample_blocks
+from .fused_sampling import Blocks, sample_blocks
 
 BLOCK = 1024
 

@@ -34,6 +34,7 @@ FUSED = Implementation(
     contract=PAPER_CONTRACT,
     description="Paper contract, fast: exact sparse seeds, no mask, one pass (C kernel on CPU, Triton on CUDA).",
     origin=_ORIGIN,
+    backend=f"{_PACKAGE}.fused:backend_status",
 )
 
 FUSED_SHARED = Implementation(
@@ -42,6 +43,7 @@ FUSED_SHARED = Implementation(
     contract=PAPER_CONTRACT.replace(mask="shared"),
     description="Like fused, with one mask per sample shared by all channels.",
     origin=_ORIGIN,
+    backend=f"{_PACKAGE}.fused:backend_status",
 )
 
 BUILTINS: tuple[Implementation, ...] = (BLOG_STYLE, PAPER, FUSED, FUSED_SHARED)

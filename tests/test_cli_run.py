@@ -8,9 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from dropblock_bench import timing
+from dropblock_bench.run import timing
 from dropblock_bench.cli import app
-from dropblock_bench.run_io import CSV_COLUMNS
+from dropblock_bench.run.files import CSV_COLUMNS
 
 runner = CliRunner()
 TINY = ["--shape", "2x4x12x12", "--block-size", "3", "--min-time", "0.02", "--no-memory"]
@@ -21,7 +21,7 @@ def _no_process_wide_malloc_change(monkeypatch):
     """`--malloc steady` (the default) tunes glibc for the whole process; in-process CLI runs
     here must not change the allocator under later tests (tests/test_allocator.py covers the
     real call in a subprocess)."""
-    from dropblock_bench import allocator
+    from dropblock_bench.run import allocator
 
     monkeypatch.setattr(allocator, "steady_glibc_malloc", lambda: "steady (stub)")
 
@@ -40,18 +40,18 @@ def test_tiny_run_writes_table_csv_and_json(tmp_path):
     payload = json.loads((tmp_path / "o.json").read_text())
     assert len(payload["cases"]) == 4 and payload["meta"]["tool"] == "dbench run"
     assert all(case["samples_ms"] for case in payload["cases"])
-    from dropblock_bench.implementations import fused_cpu
+    from dropblock_bench.implementations import fused
 
-    assert payload["meta"]["fused_cpu_backend"] == fused_cpu.status()
-    assert "fused on CPU:" in result.output
+    assert payload["meta"]["backends"] == {"fused": fused.backend_status()}  # from the record, not by name
+    assert "fused: CPU: " in result.output
     assert set(payload["meta"]["memory"]) == {"malloc", "thp_mode", "torch_thp_alloc", "fused_huge_pages"}
 
 
 def test_runs_without_fused_say_nothing_about_its_backend(tmp_path):
     result = runner.invoke(app, ["run", "--impl", "paper", *TINY, "--json", str(tmp_path / "o.json")])
     assert result.exit_code == 0, result.output
-    assert "fused on CPU" not in result.output
-    assert "fused_cpu_backend" not in json.loads((tmp_path / "o.json").read_text())["meta"]
+    assert "CPU: " not in result.output
+    assert "backends" not in json.loads((tmp_path / "o.json").read_text())["meta"]
 
 
 def test_the_allocator_regime_is_recorded_and_can_be_the_systems(tmp_path):
@@ -103,6 +103,8 @@ def test_rounds_split_each_case_into_that_many_turns(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
     assert payload["meta"]["rounds"] == 5
+    [case] = payload["cases"]
+    assert len(case["samples_per_round"]) == len(case["floor_samples_per_round"]) == 5  # the run had 5 rounds
     assert all(len(c["samples_ms"]) >= 5 and len(c["floor_samples_ms"]) >= 5 for c in payload["cases"])
 
 
@@ -156,7 +158,7 @@ def test_ctrl_c_keeps_finished_cases_on_disk(tmp_path, monkeypatch):
 
 
 def test_help_names_the_quick_presets_shapes():
-    from dropblock_bench.matrix import PRESETS
+    from dropblock_bench.run.matrix import PRESETS
 
     help_text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=400).output.split())
     for shape in PRESETS["quick"]["shapes"]:

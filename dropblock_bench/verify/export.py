@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import json
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dropblock_bench import __version__
+from dropblock_bench.metadata import machine_meta
 from dropblock_bench.verify.results import CheckResult, ImplementationReport
 from dropblock_bench.verify.settings import VerifySettings
 
@@ -20,24 +18,18 @@ CSV_FIELDS = ["implementation", *[f.name for f in dataclasses.fields(CheckResult
 
 def verify_payload(reports: Sequence[ImplementationReport], settings: VerifySettings) -> dict[str, Any]:
     """``{"meta": {...}, "implementations": [...]}`` for ``--json``."""
-    import torch
-
-    meta = {
+    meta = machine_meta({
         "tool": "dbench verify",
-        "dbench_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": {
             "seed": settings.seed,
             "quick": settings.quick,
             "alpha": settings.alpha,
             "relative_error": settings.relative_error,
             "power": settings.power,
+            "min_calls": settings.min_calls,
             "cases": [case.label for case in settings.cases],
         },
-    }
+    })
     return {"meta": meta, "implementations": [report.as_dict() for report in reports]}
 
 

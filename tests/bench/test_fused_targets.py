@@ -25,8 +25,8 @@ from report_targets import targets  # the targets' one copy, shared with the rep
 from scipy import stats as scipy_stats
 from torch.utils import benchmark as torch_benchmark
 
-from dropblock_bench.allocator import steady_glibc_malloc, thp_mode
-from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
+from dropblock_bench.run.allocator import steady_glibc_malloc, thp_mode
+from dropblock_bench.run.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
 from dropblock_bench.registry import default_registry
 from dropblock_bench.stats import ratio_excess
 
@@ -164,7 +164,7 @@ import os, sys, torch
 from torch.utils import benchmark
 threads = int(sys.argv[1])
 torch.set_num_threads(threads)
-from dropblock_bench.allocator import HUGE_PAGES_ENV
+from dropblock_bench.switches import HUGE_PAGES_ENV
 from dropblock_bench.implementations import fused, fused_cpu
 if fused_cpu.load() is None or fused_cpu.load().advise_huge_pages(torch.empty(4 << 20)) == 0:
     print("skip"); raise SystemExit

@@ -16,7 +16,7 @@ import torch
 from scipy import stats
 
 from dropblock_bench import spec
-from dropblock_bench.allocator import HUGE_PAGES_ENV
+from dropblock_bench.switches import HUGE_PAGES_ENV
 from dropblock_bench.implementations import fused, fused_cpu
 
 KERNEL = fused_cpu.load()

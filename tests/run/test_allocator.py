@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from dropblock_bench import allocator
+from dropblock_bench.run import allocator
 
 GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") if hasattr(os, "confstr") else False
 
@@ -18,7 +18,7 @@ GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") if hasattr
 PROBE = textwrap.dedent(
     """
     import ctypes, sys
-    from dropblock_bench.allocator import steady_glibc_malloc
+    from dropblock_bench.run.allocator import steady_glibc_malloc
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]

@@ -7,7 +7,7 @@ import mmap
 import pytest
 import torch
 
-from dropblock_bench.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
+from dropblock_bench.run.memory import cpu_peak_supported, peak_memory_bytes, saved_for_backward_bytes
 
 MB = 1 << 20
 PAGE = mmap.PAGESIZE

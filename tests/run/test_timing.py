@@ -8,11 +8,11 @@ import types
 import pytest
 import torch
 
-from dropblock_bench import timing
-from dropblock_bench.matrix import MatrixSpec, RunCase, expand
+from dropblock_bench.run import timing
+from dropblock_bench.run.matrix import MatrixSpec, RunCase, expand
 from dropblock_bench.registry import Implementation, get_implementation
 from dropblock_bench.stats import median_confidence_interval
-from dropblock_bench.timing import RunSettings, run_case, run_matrix
+from dropblock_bench.run.timing import RunSettings, run_case, run_matrix
 
 FAST = RunSettings(min_time_s=0.02, rounds=2, measure_memory=True)
 
@@ -24,8 +24,10 @@ def _case(**changes) -> RunCase:
 
 @pytest.mark.parametrize("mode", ["forward", "backward"])
 def test_an_ok_case_has_every_field(mode):
-    result = run_case(_case(mode=mode), get_implementation("fused"), FAST)
-    assert result.status == "ok", result.reason
+    record = run_case(_case(mode=mode), get_implementation("fused"), FAST)
+    assert record.status == "ok", record.reason
+    result = record.timing
+    assert result is not None
     assert result.n_samples == len(result.samples_ms) >= 2 and result.floor_samples_ms
     assert result.ci_low_ms <= result.median_ms <= result.ci_high_ms
     assert result.median_ms == statistics.median(result.samples_ms)
@@ -37,19 +39,29 @@ def test_an_ok_case_has_every_field(mode):
     assert len(result.samples_per_round) == len(result.floor_samples_per_round) == FAST.rounds
     assert sum(result.samples_per_round) == len(result.samples_ms) and min(result.samples_per_round) >= 1
     assert sum(result.floor_samples_per_round) == len(result.floor_samples_ms) and min(result.floor_samples_per_round) >= 1
-    assert result.record()["samples_per_round"] == result.samples_per_round
+    assert record.to_dict()["samples_per_round"] == result.samples_per_round
     # x (2x4x12x12 float32) read and the output written; backward also reads g and writes x.grad
     bytes_moved = 2 * 4 * 12 * 12 * 4 * (4 if mode == "backward" else 2)
     assert result.gbps == pytest.approx(bytes_moved / (result.median_ms * 1e-3) / 1e9)
+    saved = record.memory.saved_bytes if record.memory else None
     if mode == "backward":
-        assert 0 < result.saved_bytes <= 2 * 4 * 12 * 12  # at most one byte per element
+        assert saved is not None and 0 < saved <= 2 * 4 * 12 * 12  # at most one byte per element
     else:
-        assert result.saved_bytes is None
+        assert saved is None
 
 
-def test_in_place_case_runs_against_the_in_place_floor():
+def test_in_place_case_runs_against_the_in_place_floor(monkeypatch):
+    statements: list[str] = []
+    real_timer = timing.torch_benchmark.Timer
+
+    def recording_timer(stmt, *args, **kwargs):
+        statements.append(stmt)
+        return real_timer(stmt, *args, **kwargs)
+
+    monkeypatch.setattr(timing.torch_benchmark, "Timer", recording_timer)
     result = run_case(_case(inplace=True), get_implementation("fused"), FAST)
     assert result.status == "ok" and result.case.inplace
+    assert statements == ["fn(x, p, k, inplace=True)", "x.mul_(c)"]  # the floor writes in place too
 
 
 @pytest.mark.parametrize(
@@ -68,7 +80,7 @@ def test_skips_say_why(changes, record, reason):
         pytest.skip("CUDA is present here")
     impl = Implementation(name="fused", target=get_implementation("fused").target, **record)
     result = run_case(_case(**changes), impl, FAST)
-    assert result.status == "skipped" and reason in result.reason and result.median_ms is None
+    assert result.status == "skipped" and reason in result.reason and result.timing is None
 
 
 def test_an_implementation_that_raises_is_an_error_row_and_the_run_goes_on():
@@ -152,7 +164,8 @@ def test_an_implementation_failing_mid_run_leaves_the_others_timed():
     impls = {"flaky": Implementation(name="flaky", target=flaky), "fused": get_implementation("fused")}
     results = run_matrix([_case(implementation="flaky"), _case()], impls, FAST)
     assert [r.status for r in results] == ["error", "ok"]
-    assert results[0].reason == "RuntimeError: gave up" and results[1].n_samples >= 2
+    assert results[0].reason == "RuntimeError: gave up" and results[1].timing.n_samples >= 2
+    assert results[0].timing is None  # a failed case carries no half-made measurement
 
 
 def test_rounds_rotate_the_order_of_cases_and_which_of_case_and_floor_goes_first(monkeypatch):
@@ -171,7 +184,7 @@ def test_rounds_rotate_the_order_of_cases_and_which_of_case_and_floor_goes_first
     spec = MatrixSpec(("fused",), ((2, 4, 12, 12),), (3,), dtypes=("float32", "float16", "bfloat16"))
     results = run_matrix(expand(spec), {"fused": get_implementation("fused")}, RunSettings(min_time_s=0.03, rounds=3, measure_memory=False))
     assert [r.status for r in results] == ["ok"] * 3
-    assert all(r.samples_per_round == r.floor_samples_per_round == [1, 1, 1] for r in results)
+    assert all(r.timing.samples_per_round == r.timing.floor_samples_per_round == [1, 1, 1] for r in results)
     order = ["float32", "float16", "bfloat16"]
     expected = []
     for round_index in range(3):

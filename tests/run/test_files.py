@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from dropblock_bench.matrix import RunCase
-from dropblock_bench.run_io import CSV_COLUMNS, CsvAppender, JsonRunWriter, RunFileError, load_run, machine_meta, merge_runs
-from dropblock_bench.timing import CaseResult
+from dropblock_bench.metadata import machine_meta
+from dropblock_bench.run.files import CsvAppender, JsonRunWriter, RunFileError, load_run, merge_runs
+from dropblock_bench.run.matrix import RunCase
+from dropblock_bench.run.records import CSV_COLUMNS, JSON_COLUMNS, CaseRecord, CaseStatus, MemoryUse, Timing, case_key
 
 REQUIRED_CSV = [
     "implementation", "device", "dtype", "shape", "block_size", "p", "mode", "median_ms", "iqr_ms", "ci_low_ms",
@@ -17,18 +18,31 @@ REQUIRED_CSV = [
 ]  # fmt: skip
 
 
-def _result(name: str = "fused", shape=(2, 4, 8, 8), median: float = 1.0) -> CaseResult:
+def _result(name: str = "fused", shape=(2, 4, 8, 8), median: float = 1.0) -> CaseRecord:
     case = RunCase(name, "cpu", "float32", shape, 3, 0.1, "forward")
-    return CaseResult(case, median_ms=median, iqr_ms=0.1, n_samples=2, samples_ms=[median, median], floor_samples_ms=[0.5])
+    timing = Timing(median, 0.1, median, median, 2, 0.5, median / 0.5, 1.0, samples_ms=[median, median], floor_samples_ms=[0.5],
+                    samples_per_round=[2], floor_samples_per_round=[1])  # fmt: skip
+    return CaseRecord(case, timing=timing, memory=MemoryUse(peak_mem_bytes=1024))
+
+
+def test_records_round_trip_through_their_flat_form():
+    record = _result()
+    flat = record.to_dict()
+    assert list(flat) == list(JSON_COLUMNS) and list(record.to_dict(samples=False)) == list(CSV_COLUMNS)
+    assert CaseRecord.from_dict(flat) == record
+    assert case_key(flat) == record.key() == ("fused", "cpu", "float32", "2x4x8x8", 3, 0.1, "forward", False)
+    skipped = CaseRecord(record.case, CaseStatus.SKIPPED, "cuda is not available")
+    assert skipped.to_dict()["median_ms"] is None and CaseRecord.from_dict(skipped.to_dict()) == skipped
+    assert case_key({**flat, "inplace": "False"}) == case_key(flat)  # a CSV's spelling of the bool
 
 
 def test_csv_has_the_documented_columns_and_is_valid_after_each_row(tmp_path):
     assert set(REQUIRED_CSV) <= set(CSV_COLUMNS)
     path = tmp_path / "out.csv"
     writer = CsvAppender(path)
-    assert next(csv.reader(path.open())) == CSV_COLUMNS
+    assert next(csv.reader(path.open())) == list(CSV_COLUMNS)
     for count in (1, 2):
-        writer.append(_result(median=float(count)).row())
+        writer.append(_result(median=float(count)))
         rows = list(csv.DictReader(path.open()))
         assert len(rows) == count and rows[-1]["median_ms"] == str(float(count))
     writer.close()
@@ -38,7 +52,7 @@ def test_json_is_valid_after_each_case_and_keeps_samples(tmp_path):
     path = tmp_path / "out.json"
     writer = JsonRunWriter(path, machine_meta({"tool": "test"}))
     assert json.loads(path.read_text())["cases"] == []
-    writer.append(_result().record())
+    writer.append(_result())
     payload = json.loads(path.read_text())
     assert payload["cases"][0]["samples_ms"] == [1.0, 1.0]
     meta = payload["meta"]
@@ -50,7 +64,7 @@ def test_json_is_valid_after_each_case_and_keeps_samples(tmp_path):
 def _write(path, results):
     writer = JsonRunWriter(path, {"tool": "test"})
     for result in results:
-        writer.append(result.record())
+        writer.append(result)
     return path
 
 
@@ -59,6 +73,7 @@ def test_merge_combines_disjoint_shards_and_refuses_overlap(tmp_path):
     b = _write(tmp_path / "b.json", [_result("fused", shape=(1, 1, 9, 9))])
     merged = merge_runs([a, b])
     assert len(merged["cases"]) == 3 and len(merged["meta"]["merged_from"]) == 2
+    assert merged["meta"]["n_cases"] == 3 and merged["meta"]["shard"] is None  # not the first shard's
     with pytest.raises(RunFileError, match="named twice; shards must not overlap"):
         merge_runs([a, a])
     overlapping = _write(tmp_path / "c.json", [_result("paper")])

@@ -26,19 +26,16 @@ import ctypes
 import os
 from pathlib import Path
 
-from dropblock_bench.switches import OFF_WORDS, switched_off
+from dropblock_bench.switches import OFF_WORDS, huge_page_advice_enabled
 
 __all__ = [
-    "HUGE_PAGES_ENV",
     "MALLOC_REGIMES",
-    "huge_page_advice_enabled",
     "memory_settings",
     "steady_glibc_malloc",
     "thp_mode",
 ]
 
 MALLOC_REGIMES = ("steady", "system")
-HUGE_PAGES_ENV = "DBENCH_HUGE_PAGES"
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
 _NEVER_TRIM = 2**31 - 1  # mallopt takes a C int: ~2 GiB of free heap top before any is handed back
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -71,12 +68,6 @@ def thp_mode() -> str | None:
         return None
     start, end = text.find("["), text.find("]")
     return text[start + 1 : end] if 0 <= start < end else None
-
-
-def huge_page_advice_enabled() -> bool:
-    """Whether ``fused`` advises its fresh outputs onto huge pages: yes unless ``DBENCH_HUGE_PAGES``
-    is 0, false, no or off (read at each call)."""
-    return not switched_off(HUGE_PAGES_ENV)
 
 
 def memory_settings(malloc: str | None) -> dict[str, object]:

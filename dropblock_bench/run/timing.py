@@ -24,9 +24,10 @@ from typing import Any
 import torch
 from torch.utils import benchmark as torch_benchmark
 
-from dropblock_bench.matrix import RunCase
-from dropblock_bench.memory import peak_memory_bytes, saved_for_backward_bytes
 from dropblock_bench.registry import Implementation
+from dropblock_bench.run.matrix import RunCase
+from dropblock_bench.run.memory import peak_memory_bytes, saved_for_backward_bytes
+from dropblock_bench.run.records import CaseRecord, CaseStatus, MemoryUse, Timing
 from dropblock_bench.stats import summarize
 
 FLOOR_CONSTANT = 1.0001
@@ -39,60 +40,6 @@ class RunSettings:
     min_time_s: float = 0.3
     rounds: int = 3
     measure_memory: bool = True
-
-
-@dataclasses.dataclass
-class CaseResult:
-    """One row of results. Times in ms, bandwidth in GB/s (1e9 bytes), memory in bytes."""
-
-    case: RunCase
-    status: str = "ok"
-    reason: str = ""
-    median_ms: float | None = None
-    iqr_ms: float | None = None
-    ci_low_ms: float | None = None
-    ci_high_ms: float | None = None
-    n_samples: int = 0
-    floor_median_ms: float | None = None
-    floor_ratio: float | None = None
-    gbps: float | None = None
-    peak_mem_bytes: int | None = None
-    saved_bytes: int | None = None
-    samples_ms: list[float] = dataclasses.field(default_factory=list)
-    floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
-    # How many of samples_ms (floor_samples_ms) each round gave, in order (stats.round_medians).
-    samples_per_round: list[int] = dataclasses.field(default_factory=list)
-    floor_samples_per_round: list[int] = dataclasses.field(default_factory=list)
-
-    def row(self) -> dict[str, Any]:
-        """The flat record written to CSV (and to JSON, plus the samples)."""
-        c = self.case
-        return {
-            "implementation": c.implementation,
-            "device": c.device,
-            "dtype": c.dtype,
-            "shape": c.shape_label,
-            "block_size": c.block_size,
-            "p": c.p,
-            "mode": c.mode,
-            "inplace": c.inplace,
-            "median_ms": self.median_ms,
-            "iqr_ms": self.iqr_ms,
-            "ci_low_ms": self.ci_low_ms,
-            "ci_high_ms": self.ci_high_ms,
-            "n_samples": self.n_samples,
-            "floor_median_ms": self.floor_median_ms,
-            "floor_ratio": self.floor_ratio,
-            "gbps": self.gbps,
-            "peak_mem_bytes": self.peak_mem_bytes,
-            "saved_bytes": self.saved_bytes,
-            "status": self.status,
-            "reason": self.reason,
-        }
-
-    def record(self) -> dict[str, Any]:
-        return {**self.row(), "samples_ms": self.samples_ms, "floor_samples_ms": self.floor_samples_ms,
-                "samples_per_round": self.samples_per_round, "floor_samples_per_round": self.floor_samples_per_round}
 
 
 def skip_reason(case: RunCase, impl: Implementation) -> str | None:
@@ -133,7 +80,7 @@ def _bytes_moved(case: RunCase, x: torch.Tensor) -> int:
     return x.numel() * x.element_size() * (4 if case.mode == "backward" else 2)
 
 
-def run_case(case: RunCase, impl: Implementation, settings: RunSettings) -> CaseResult:
+def run_case(case: RunCase, impl: Implementation, settings: RunSettings) -> CaseRecord:
     """Time one case; failures become ``status="error"`` with the message, never an exception."""
     return run_group([case], {case.implementation: impl}, settings)[0]
 
@@ -147,13 +94,17 @@ def _error_reason(exc: BaseException) -> str:
 
 @dataclasses.dataclass
 class _Timed:
-    """A case being timed: its implementation, timers and the scope they run in."""
+    """A case being timed: its record, timers, the scope they run in, and the samples so far."""
 
-    result: CaseResult
+    result: CaseRecord
     fn: Callable[..., torch.Tensor]
     scope: dict[str, Any]
     timer: torch_benchmark.Timer
     floor_timer: torch_benchmark.Timer
+    samples_ms: list[float] = dataclasses.field(default_factory=list)
+    floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
+    samples_per_round: list[int] = dataclasses.field(default_factory=list)
+    floor_samples_per_round: list[int] = dataclasses.field(default_factory=list)
 
 
 def _inputs(case: RunCase) -> dict[str, Any]:
@@ -166,7 +117,7 @@ def _inputs(case: RunCase) -> dict[str, Any]:
     return inputs
 
 
-def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: CaseResult) -> _Timed:
+def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: CaseRecord) -> _Timed:
     fn = impl.load()
     scope = {"fn": fn, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT, **inputs}
     statement, floor_statement = _statements(case)
@@ -176,18 +127,35 @@ def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: 
 
 
 def _finish(timed: _Timed, settings: RunSettings) -> None:
+    """Summarise the samples into the record's :class:`Timing`, and measure its memory."""
     result, case = timed.result, timed.result.case
-    summary, floor = summarize(result.samples_ms), summarize(result.floor_samples_ms)
-    result.median_ms, result.iqr_ms = summary.median, summary.iqr
-    result.ci_low_ms, result.ci_high_ms, result.n_samples = summary.ci_low, summary.ci_high, summary.n
-    result.floor_median_ms = floor.median
-    result.floor_ratio = summary.median / floor.median if floor.median > 0 else None
+    summary, floor = summarize(timed.samples_ms), summarize(timed.floor_samples_ms)
     x = timed.scope["x"]
-    result.gbps = _bytes_moved(case, x) / (summary.median * 1e-3) / 1e9 if summary.median > 0 else None
+    result.timing = Timing(
+        median_ms=summary.median,
+        iqr_ms=summary.iqr,
+        ci_low_ms=summary.ci_low,
+        ci_high_ms=summary.ci_high,
+        n_samples=summary.n,
+        floor_median_ms=floor.median,
+        floor_ratio=summary.median / floor.median if floor.median > 0 else None,
+        gbps=_bytes_moved(case, x) / (summary.median * 1e-3) / 1e9 if summary.median > 0 else None,
+        samples_ms=timed.samples_ms,
+        floor_samples_ms=timed.floor_samples_ms,
+        samples_per_round=timed.samples_per_round,
+        floor_samples_per_round=timed.floor_samples_per_round,
+    )
+    memory = MemoryUse()
     if settings.measure_memory:
-        result.peak_mem_bytes = peak_memory_bytes(_one_call(case, timed.fn, timed.scope), torch.device(case.device))
+        memory.peak_mem_bytes = peak_memory_bytes(_one_call(case, timed.fn, timed.scope), torch.device(case.device))
     if case.mode == "backward":
-        result.saved_bytes = saved_for_backward_bytes(lambda: timed.fn(x, case.p, case.block_size), exclude=x)
+        memory.saved_bytes = saved_for_backward_bytes(lambda: timed.fn(x, case.p, case.block_size), exclude=x)
+    if memory != MemoryUse():
+        result.memory = memory
+
+
+def _fail(result: CaseRecord, exc: BaseException) -> None:
+    result.status, result.reason, result.timing = CaseStatus.ERROR, _error_reason(exc), None
 
 
 def run_group(
@@ -195,14 +163,14 @@ def run_group(
     implementations: Mapping[str, Implementation],
     settings: RunSettings,
     on_start: Callable[[RunCase], None] | None = None,
-) -> list[CaseResult]:
+) -> list[CaseRecord]:
     """Time the cases of one turn group together (:attr:`RunCase.turn_group`), in
     ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
     dtype on a shared input. Round r takes the implementations, and each one's cases, in their
     order rotated by r, and times the floor first when r is odd. Results in the order of
     ``cases``; a case that is skipped or fails is a result with its reason, never an exception,
     and the others go on."""
-    results = [CaseResult(case) for case in cases]
+    results = [CaseRecord(case) for case in cases]
     timed: list[_Timed] = []
     inputs: dict[str, dict[str, Any]] = {}  # by dtype
     for result in results:
@@ -210,14 +178,14 @@ def run_group(
         impl = implementations[case.implementation]
         reason = skip_reason(case, impl)
         if reason:
-            result.status, result.reason = "skipped", reason
+            result.status, result.reason = CaseStatus.SKIPPED, reason
             continue
         try:
             if case.dtype not in inputs:
                 inputs[case.dtype] = _inputs(case)
             timed.append(_start(case, impl, inputs[case.dtype], result))
         except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
-            result.status, result.reason = "error", _error_reason(exc)
+            _fail(result, exc)
     # Each round times an implementation's dtypes back to back: its dtypes' ratios to their
     # floors then compare within seconds, not across the other implementations' blocks.
     names = list(dict.fromkeys(case.implementation for case in cases))
@@ -236,18 +204,18 @@ def run_group(
                     else:
                         times = entry.timer.blocked_autorange(min_run_time=block_time).times
                         floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
-                    entry.result.samples_ms += [t * 1e3 for t in times]
-                    entry.result.floor_samples_ms += [t * 1e3 for t in floor_times]
-                    entry.result.samples_per_round.append(len(times))
-                    entry.result.floor_samples_per_round.append(len(floor_times))
+                    entry.samples_ms += [t * 1e3 for t in times]
+                    entry.floor_samples_ms += [t * 1e3 for t in floor_times]
+                    entry.samples_per_round.append(len(times))
+                    entry.floor_samples_per_round.append(len(floor_times))
                 except Exception as exc:  # noqa: BLE001
-                    entry.result.status, entry.result.reason = "error", _error_reason(exc)
+                    _fail(entry.result, exc)
                     group.remove(entry)
     for entry in (entry for group in groups for entry in group):
         try:
             _finish(entry, settings)
         except Exception as exc:  # noqa: BLE001
-            entry.result.status, entry.result.reason = "error", _error_reason(exc)
+            _fail(entry.result, exc)
     return results
 
 
@@ -275,13 +243,13 @@ def run_matrix(
     cases: Iterable[RunCase],
     implementations: Mapping[str, Implementation],
     settings: RunSettings,
-    on_result: Callable[[CaseResult], None] | None = None,
+    on_result: Callable[[CaseRecord], None] | None = None,
     on_start: Callable[[RunCase], None] | None = None,
-) -> list[CaseResult]:
+) -> list[CaseRecord]:
     """Run every case (``implementations`` maps each case's name to its record), consecutive
     cases of one turn group together (:func:`run_group`); ``on_result`` sees each result as
     soon as its group is done, ``on_start`` each case as its blocks begin."""
-    results: list[CaseResult] = []
+    results: list[CaseRecord] = []
     for _, group in itertools.groupby(cases, key=lambda case: case.turn_group):
         for result in run_group(list(group), implementations, settings, on_start):
             results.append(result)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropblock_bench import matrix
-from dropblock_bench.matrix import MatrixError, MatrixSpec, RunCase
+from dropblock_bench.run import matrix
+from dropblock_bench.run.matrix import MatrixError, MatrixSpec, RunCase
 
 
 def test_parsers_accept_good_input():

@@ -136,13 +136,27 @@ def parse_block_size(text: str) -> int:
     return int(text)
 
 
+MODE_SPELLINGS = {
+    "forward": "forward",
+    "fwd": "forward",
+    "backward": "backward",
+    "bwd": "backward",
+    "fwd+bwd": "backward",
+    "forward+backward": "backward",
+    "fwd-bwd": "backward",
+}
+"""Every spelling of a mode that the tables and reports print, and the mode it means
+(``backward`` times forward and backward together)."""
+
+
 def parse_mode(text: str) -> tuple[str, ...]:
-    name = text.strip().lower()
+    """``forward``, ``backward`` (forward+backward) or ``both``, in any spelling the tables print."""
+    name = text.strip().lower().replace(" ", "")
     if name == "both":
         return MODES
-    if name not in MODES:
-        raise MatrixError(f"unknown mode {text!r}: use forward, backward or both")
-    return (name,)
+    if name not in MODE_SPELLINGS:
+        raise MatrixError(f"unknown mode {text!r}: use forward (fwd), backward (fwd+bwd) or both")
+    return (MODE_SPELLINGS[name],)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

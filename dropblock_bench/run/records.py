@@ -1,0 +1,164 @@
+"""The results format of ``dbench run``: one typed record per case, and its flat file form.
+
+A :class:`CaseRecord` is a case (:class:`~dropblock_bench.run.matrix.RunCase`), its status,
+and, only where it ran, its :class:`Timing` and :class:`MemoryUse`. Files hold the flat form
+(:meth:`CaseRecord.to_dict`): the key columns, the timing and memory columns, status and
+reason (:data:`CSV_COLUMNS`), plus the raw samples in JSON (:data:`JSON_COLUMNS`). Everything
+that reads results files (compare, report, merge, ``reports/targets.py``) identifies a case
+with :func:`case_key` or :func:`case_label` from here, never by rebuilding it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from dropblock_bench.run.matrix import RunCase, parse_shape
+
+__all__ = [
+    "CSV_COLUMNS",
+    "JSON_COLUMNS",
+    "KEY_COLUMNS",
+    "CaseRecord",
+    "CaseStatus",
+    "MemoryUse",
+    "Timing",
+    "case_key",
+    "case_label",
+]
+
+KEY_COLUMNS = ("implementation", "device", "dtype", "shape", "block_size", "p", "mode", "inplace")
+
+
+class CaseStatus(enum.StrEnum):
+    OK = "ok"
+    SKIPPED = "skipped"
+    """Could not run here (device absent, dtype unsupported, block larger than the map); see ``reason``."""
+    ERROR = "error"
+    """Raised; ``reason`` holds the exception."""
+
+
+@dataclasses.dataclass
+class Timing:
+    """What timing a case measured. Times in ms; bandwidth in GB/s (1e9 bytes).
+
+    ``samples_ms`` holds every block's mean time, round after round; ``samples_per_round``
+    how many each round gave (so rounds can serve as paired replicates); the same for the
+    floor op (``x * c``) timed alongside.
+    """
+
+    median_ms: float
+    iqr_ms: float
+    ci_low_ms: float
+    ci_high_ms: float
+    n_samples: int
+    floor_median_ms: float
+    floor_ratio: float | None
+    """``median_ms / floor_median_ms``; None when the floor took no measurable time."""
+    gbps: float | None
+    """Bytes that must move (x in, out out; twice that for backward) per second; None at 0 ms."""
+    samples_ms: list[float] = dataclasses.field(default_factory=list)
+    floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
+    samples_per_round: list[int] = dataclasses.field(default_factory=list)
+    floor_samples_per_round: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class MemoryUse:
+    """Memory a case used, in bytes: peak above its input (None where not measurable here),
+    and bytes saved for backward (backward cases only)."""
+
+    peak_mem_bytes: int | None = None
+    saved_bytes: int | None = None
+
+
+_SAMPLE_FIELDS = ("samples_ms", "floor_samples_ms", "samples_per_round", "floor_samples_per_round")
+_TIMING_COLUMNS = tuple(f.name for f in dataclasses.fields(Timing) if f.name not in _SAMPLE_FIELDS)
+_MEMORY_COLUMNS = tuple(f.name for f in dataclasses.fields(MemoryUse))
+CSV_COLUMNS = (*KEY_COLUMNS, *_TIMING_COLUMNS, *_MEMORY_COLUMNS, "status", "reason")
+"""The flat columns of a case, in file order (CSV, and the first fields of a JSON case)."""
+JSON_COLUMNS = (*CSV_COLUMNS, *_SAMPLE_FIELDS)
+
+
+@dataclasses.dataclass
+class CaseRecord:
+    """One case of a run: what was asked, what happened, what was measured."""
+
+    case: RunCase
+    status: CaseStatus = CaseStatus.OK
+    reason: str = ""
+    timing: Timing | None = None
+    """Set exactly when ``status`` is ``ok``."""
+    memory: MemoryUse | None = None
+    """Set when ``status`` is ``ok`` and memory was measured (``--memory``)."""
+
+    def key(self) -> tuple[Any, ...]:
+        """What identifies the case across runs (:func:`case_key` of :meth:`to_dict`)."""
+        return case_key(self.to_dict(samples=False))
+
+    def to_dict(self, *, samples: bool = True) -> dict[str, Any]:
+        """The flat form, in :data:`JSON_COLUMNS` order (:data:`CSV_COLUMNS` without ``samples``)."""
+        c = self.case
+        flat: dict[str, Any] = {
+            "implementation": c.implementation,
+            "device": c.device,
+            "dtype": c.dtype,
+            "shape": c.shape_label,
+            "block_size": c.block_size,
+            "p": c.p,
+            "mode": c.mode,
+            "inplace": c.inplace,
+        }
+        timing = dataclasses.asdict(self.timing) if self.timing else {}
+        memory = dataclasses.asdict(self.memory) if self.memory else {}
+        flat.update({name: timing.get(name) for name in _TIMING_COLUMNS})
+        flat.update({name: memory.get(name) for name in _MEMORY_COLUMNS})
+        flat.update(status=str(self.status), reason=self.reason)
+        if samples:
+            flat.update({name: timing.get(name, []) for name in _SAMPLE_FIELDS})
+        return flat
+
+    @classmethod
+    def from_dict(cls, flat: Mapping[str, Any]) -> CaseRecord:
+        """The record of a flat case as :meth:`to_dict` writes it (missing samples are empty)."""
+        case = RunCase(
+            implementation=str(flat["implementation"]),
+            device=str(flat["device"]),
+            dtype=str(flat["dtype"]),
+            shape=parse_shape(str(flat["shape"])),
+            block_size=int(flat["block_size"]),
+            p=float(flat["p"]),
+            mode=str(flat["mode"]),
+            inplace=_truthy(flat.get("inplace")),
+        )
+        status = CaseStatus(flat.get("status", "ok"))
+        timing = None
+        if status is CaseStatus.OK and flat.get("median_ms") is not None:
+            values = {name: flat.get(name) for name in _TIMING_COLUMNS}
+            values.update({name: list(flat.get(name) or []) for name in _SAMPLE_FIELDS})
+            timing = Timing(**values)
+        memory = None
+        if any(flat.get(name) is not None for name in _MEMORY_COLUMNS):
+            memory = MemoryUse(**{name: flat.get(name) for name in _MEMORY_COLUMNS})
+        return cls(case, status, str(flat.get("reason") or ""), timing, memory)
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, "True", "true", 1, "1")
+
+
+def case_key(flat: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The identity of a flat case (from a JSON or CSV file) across runs: the key columns,
+    with ``inplace`` read as a bool whatever its spelling."""
+    return tuple(_truthy(flat.get(column)) if column == "inplace" else flat.get(column) for column in KEY_COLUMNS)
+
+
+def case_label(flat: Mapping[str, Any]) -> str:
+    """The case for people: ``fused 8x256x56x56 float32 cpu k=7 p=0.1 forward [inplace]``."""
+    inplace = " inplace" if _truthy(flat.get("inplace")) else ""
+    return (
+        f"{flat['implementation']} {flat['shape']} {flat['dtype']} {flat['device']}"
+        f" k={flat['block_size']} p={flat['p']} {flat['mode']}{inplace}"
+    )
