@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -14,35 +17,41 @@ from dropblock_bench.spec import MAIN_FIELDS, PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from dropblock_bench.compare import Comparison
-    from dropblock_bench.timing import CaseResult
+    from dropblock_bench.run.records import CaseRecord
     from dropblock_bench.verify.results import ImplementationReport
 
 _DTYPE_SHORT = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16"}
 
 
-def implementations_table(implementations: Sequence[Implementation], title: str = "DropBlock implementations") -> Table:
-    """One row per implementation: name and description, its contract (fields departing
-    from the paper in yellow, marked ``*``), devices, dtypes and capabilities."""
-    table = Table(
-        title=title,
-        caption="* departs from the paper (Algorithm 1)",
-        show_lines=True,
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    table.add_column("implementation", ratio=1, min_width=14)
-    for field in MAIN_FIELDS:
-        table.add_column(field)
-    table.add_column("devices")
-    table.add_column("dtypes", min_width=4, max_width=10)
-    table.add_column("supports", min_width=9, max_width=10)
-    for impl in implementations:
+def implementations_table(
+    implementations: Sequence[Implementation], title: str = "DropBlock implementations", width: int | None = None
+) -> ImplementationsTable:
+    """One entry per implementation: its name and contract (fields departing from the paper in
+    yellow, marked ``*``) on one line, with devices, supports and dtypes as columns while they
+    fit, and below it the description, any other departure and the columns that did not fit.
+
+    Laid out for ``width`` columns, or for the width it is printed at when ``width`` is None.
+    Contract values are never cut: below about 60 columns the entries are stacked instead.
+    """
+    return ImplementationsTable(implementations, title, width)
+
+
+_OPTIONAL_COLUMNS = ("devices", "supports", "dtypes")
+"""Shown as columns while they fit, in this order of priority; otherwise under the description."""
+
+
+class ImplementationsTable:
+    """``dbench list``'s table (see :func:`implementations_table`), a rich renderable."""
+
+    def __init__(self, implementations: Sequence[Implementation], title: str, width: int | None = None) -> None:
+        self.implementations = list(implementations)
+        self.title = title
+        self.width = width
+
+    def _entry(self, impl: Implementation) -> tuple[dict[str, Text], list[Text]]:
+        """The cells of one implementation's line, and the lines under it."""
         departures = set(impl.contract.departures_from_paper())
         fields = impl.contract.as_dict()
-        contract_cells = [
-            Text(f"{fields[field]}*", style="yellow") if field in departures else Text(fields[field]) for field in MAIN_FIELDS
-        ]
-        extra = [f"{field}={fields[field]}*" for field in fields if field not in MAIN_FIELDS and field in departures]
         supports = [
             label
             for label, flag in (
@@ -52,19 +61,88 @@ def implementations_table(implementations: Sequence[Implementation], title: str 
             )
             if flag
         ]
-        name = Text(impl.name, style="bold cyan")
-        if impl.description:
-            name.append("\n" + impl.description, style="dim")
+        cells = {"implementation": Text(impl.name, style="bold cyan")}
+        for field in MAIN_FIELDS:
+            cells[field] = Text(f"{fields[field]}*", style="yellow") if field in departures else Text(fields[field])
+        cells["devices"] = Text(" ".join(impl.devices))
+        cells["supports"] = Text(" ".join(supports) or "-")
+        cells["dtypes"] = Text(" ".join(_DTYPE_SHORT.get(d, d) for d in impl.dtypes))
+        below = [Text(impl.description, style="dim")] if impl.description else []
+        extra = [f"{field}={fields[field]}*" for field in fields if field not in MAIN_FIELDS and field in departures]
         if extra:
-            name.append("\nalso " + ", ".join(extra), style="yellow")
-        table.add_row(
-            name,
-            *contract_cells,
-            "\n".join(impl.devices),
-            " ".join(_DTYPE_SHORT.get(d, d) for d in impl.dtypes),
-            " ".join(supports) or "-",
-        )
-    return table
+            below.append(Text("also " + ", ".join(extra), style="yellow"))
+        return cells, below
+
+    def _layout(self, width: int) -> tuple[list[str], dict[str, int]] | None:
+        """The columns that fit in ``width`` and their widths; None when not even the name and
+        the contract fit."""
+        entries = [self._entry(impl)[0] for impl in self.implementations]
+        widths = {name: max([len(name)] + [e[name].cell_len for e in entries]) for name in entries[0]}
+        columns = ["implementation", *MAIN_FIELDS, *_OPTIONAL_COLUMNS]
+        while True:
+            if 1 + sum(widths[c] for c in columns) + 2 * (len(columns) - 1) <= width:
+                return columns, widths
+            dropped = next((c for c in reversed(_OPTIONAL_COLUMNS) if c in columns), None)
+            if dropped is None:
+                return None
+            columns.remove(dropped)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(options.max_width, self.width or options.max_width)
+        if self.implementations:
+            layout = self._layout(width)
+            parts = self._stacked() if layout is None else self._table(*layout)
+            yield from console.render(Group(*parts), options.update_width(width))
+
+    def _table(self, columns: list[str], widths: dict[str, int]) -> list[RenderableType]:
+        """Name, contract and the optional columns that fit on one line; the rest below."""
+        table_width = 1 + sum(widths[c] for c in columns) + 2 * (len(columns) - 1)
+        parts: list[RenderableType] = [
+            Text(self.title.center(table_width).rstrip(), style="table.title"),
+            _columns_line([Text(c, style="table.header") for c in columns], [widths[c] for c in columns]),
+            Text(" " + "─" * (table_width - 1)),
+        ]
+        rest = [name for name in _OPTIONAL_COLUMNS if name not in columns]
+        for index, impl in enumerate(self.implementations):
+            cells, below = self._entry(impl)
+            if index:
+                parts.append(Text())
+            parts.append(_columns_line([cells[c] for c in columns], [widths[c] for c in columns]))
+            parts += [Padding(line, (0, 0, 0, 3), expand=False) for line in below + ([_labelled(cells, rest)] if rest else [])]
+        parts += [Text(), Text(_DEPARTS_CAPTION.center(table_width).rstrip(), style="table.caption")]
+        return parts
+
+    def _stacked(self) -> list[RenderableType]:
+        """For very narrow terminals: the name on its own line, the contract as words under it."""
+        parts: list[RenderableType] = [Text(self.title, style="table.title")]
+        for impl in self.implementations:
+            cells, below = self._entry(impl)
+            contract = Text("  ").join(Text(f"{field}=").append_text(cells[field]) for field in MAIN_FIELDS)
+            parts += [Text(), Text(" ").append_text(cells["implementation"])]
+            parts += [Padding(line, (0, 0, 0, 3), expand=False) for line in (contract, *below, _labelled(cells, _OPTIONAL_COLUMNS))]
+        parts += [Text(), Text(_DEPARTS_CAPTION, style="table.caption")]
+        return parts
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(options.max_width, 40), options.max_width)
+
+
+_DEPARTS_CAPTION = "* departs from the paper (Algorithm 1)"
+
+
+def _labelled(cells: dict[str, Text], names: Sequence[str]) -> Text:
+    """Cells that got no column of their own, each after its name: ``devices cpu cuda · ...``."""
+    return Text(" · ".join(f"{name} {cells[name]}" for name in names), style="dim")
+
+
+def _columns_line(cells: Sequence[Text], widths: Sequence[int]) -> Text:
+    """Cells left-aligned in columns of the given widths, two spaces apart, one space in."""
+    line = Text(" ", no_wrap=True)
+    for index, (cell, width) in enumerate(zip(cells, widths)):
+        line.append_text(cell)
+        if index < len(cells) - 1:
+            line.append(" " * (width - cell.cell_len + 2))
+    return line
 
 
 def paper_contract_line() -> str:
@@ -196,7 +274,7 @@ def _display_name(name: str) -> str:
     return f"{file_name}:{attribute}"
 
 
-def run_table(results: Sequence[CaseResult]) -> Table:
+def run_table(results: Sequence[CaseRecord]) -> Table:
     """Timing results grouped by shape; each time coloured by its ratio to the best
     implementation of the same setting (as torch.utils.benchmark's Compare does). Axes with a
     single value across the run go into the title instead of a column."""
@@ -225,8 +303,8 @@ def run_table(results: Sequence[CaseResult]) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     best: dict[tuple[object, ...], float] = {}
     for r in results:
-        if r.status == "ok" and r.median_ms is not None:
-            best[r.case.group] = min(best.get(r.case.group, float("inf")), r.median_ms)
+        if r.timing is not None:
+            best[r.case.group] = min(best.get(r.case.group, float("inf")), r.timing.median_ms)
     names = {r.case.implementation for r in results}
     short = {name: _display_name(name) for name in names}
     clashing = {name for name in names if sum(short[name] == short[other] for other in names) > 1}
@@ -236,24 +314,25 @@ def run_table(results: Sequence[CaseResult]) -> Table:
         if r.status == "ok" and r.case.shape_label != current_shape:
             current_shape = r.case.shape_label
             table.add_row(Text(current_shape, style="bold"))
-        if r.status != "ok":
-            continue  # summarised by run_notes
+        timing = r.timing
+        if timing is None:
+            continue  # skipped or failed: summarised by run_notes
         cells = [axes[name](r.case) for name in varying]
-        ratio = r.median_ms / best[r.case.group]
+        ratio = timing.median_ms / best[r.case.group]
         style = _ratio_style(ratio)
         table.add_row(
             " " + shown[r.case.implementation],
             *cells,
-            Text(f"{_milliseconds(r.median_ms)} ±{_milliseconds(r.iqr_ms)}", style=style),
+            Text(f"{_milliseconds(timing.median_ms)} ±{_milliseconds(timing.iqr_ms)}", style=style),
             Text(f"{ratio:.2f}", style=style),
-            f"{r.floor_ratio:.2f}" if r.floor_ratio is not None else "",
-            f"{r.gbps:.1f}" if r.gbps is not None else "",
-            _megabytes(r.peak_mem_bytes),
+            f"{timing.floor_ratio:.2f}" if timing.floor_ratio is not None else "",
+            f"{timing.gbps:.1f}" if timing.gbps is not None else "",
+            _megabytes(r.memory.peak_mem_bytes if r.memory else None),
         )
     return table
 
 
-def run_notes(results: Sequence[CaseResult]) -> list[str]:
+def run_notes(results: Sequence[CaseRecord]) -> list[str]:
     """Rich-markup lines under the run table: errors one by one, skips counted by reason."""
     lines = [
         f"[red]error[/] {r.case.implementation} {r.case.shape_label} {r.case.mode} {r.case.dtype} {r.case.device}: {r.reason}"
@@ -306,15 +385,31 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     return table
 
 
-def mask_text(mask: object, title: str) -> Text:
-    """A bool mask (C, H, W) as text, channels side by side: ``█`` dropped, ``·`` kept."""
-    channels, height, width = mask.shape
+def mask_text(mask: object, title: str, width: int = 80) -> Text:
+    """A bool mask (C, H, W) as text: ``█`` dropped, ``·`` kept, each map headed by its channel
+    (numbered from 1), as many maps side by side as fit in ``width`` columns and the rest in
+    bands below. A map too wide at two columns a unit gets one column a unit."""
+    channels, height, map_width = mask.shape
+    cell = 2 if 2 * map_width <= width else 1
+    drawn_width = cell * map_width
+    per_band = max(1, (width + _MAP_GAP) // (drawn_width + _MAP_GAP))
     text = Text(title + "\n", style="bold")
-    for row in range(height):
-        for channel in range(channels):
-            for col in range(width):
-                dropped = bool(mask[channel, row, col])
-                text.append("██" if dropped else "· ", style="red" if dropped else "dim")
-            text.append("   ")
-        text.append("\n")
+    for first in range(0, channels, per_band):
+        band = range(first, min(first + per_band, channels))
+        if first:
+            text.append("\n")
+        labels = [f"channel {c + 1}" if len(f"channel {c + 1}") <= drawn_width else str(c + 1) for c in band]
+        text.append((" " * _MAP_GAP).join(label.ljust(drawn_width) for label in labels).rstrip() + "\n", style="dim")
+        for row in range(height):
+            for index, channel in enumerate(band):
+                if index:
+                    text.append(" " * _MAP_GAP)
+                for col in range(map_width):
+                    dropped = bool(mask[channel, row, col])
+                    text.append("█" * cell if dropped else "·".ljust(cell), style="red" if dropped else "dim")
+            text.append("\n")
+    text.rstrip()  # no blank line after the last row
     return text
+
+
+_MAP_GAP = 3

@@ -6,15 +6,18 @@ output folder and returns the markdown's path. No printing.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dropblock_bench import plots
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import Implementation, default_registry
-from dropblock_bench.run_io import load_run, read_json
+from dropblock_bench.run.files import load_run, read_json
 
-MASK_SHAPE = (1, 3, 28, 28)
+MASK_SHAPE = (2, 2, 28, 28)
+"""Two samples of two channels: shows both whether channels share a mask and whether samples do."""
 MASK_P, MASK_BLOCK = 0.1, 7
 
 
@@ -39,7 +42,10 @@ def _implementations(names: Sequence[str]) -> dict[str, Implementation]:
 def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
     """The timing table; device, block size and p get columns when the run has several of them."""
     best: dict[tuple[Any, ...], float] = {}
-    group = lambda c: tuple(c[k] for k in ("device", "dtype", "shape", "block_size", "p", "mode", "inplace"))  # noqa: E731
+
+    def group(c: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(c[k] for k in ("device", "dtype", "shape", "block_size", "p", "mode", "inplace"))
+
     for c in cases:
         if c["status"] == "ok":
             best[group(c)] = min(best.get(group(c), float("inf")), c["median_ms"])
@@ -50,7 +56,7 @@ def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
         "|" + "---|" * len(header) + "---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cases:
-        mode = c["mode"] + (" in-place" if c.get("inplace") else "")
+        mode = plots.mode_label(c["mode"]) + (" in-place" if c.get("inplace") else "")
         setting = " | ".join([str(c["shape"]), *(f"{c[key]:g}" if key == "p" else str(c[key]) for key, _ in varying),
                               str(c["implementation"]), mode, str(c["dtype"])])  # fmt: skip
         if c["status"] != "ok":
@@ -118,9 +124,31 @@ def _memory_line(memory: Mapping[str, Any]) -> str:
     )
 
 
+def run_title(meta: Mapping[str, Any]) -> str:
+    """What names a run: when (minutes, with its UTC offset), at which commit, on what
+    machine (the GPU where there was one, else the CPU); e.g.
+    ``2026-11-23 08:54 UTC · commit c9c0e80 · AMD EPYC``. Empty when the meta has none of them."""
+    parts = []
+    if meta.get("time"):
+        try:
+            moment = datetime.datetime.fromisoformat(str(meta["time"]))
+        except ValueError:
+            parts.append(str(meta["time"]))
+        else:
+            offset = moment.utcoffset()
+            zone = "" if offset is None else " UTC" if not offset else moment.strftime(" UTC%z")
+            parts.append(f"{moment:%Y-%m-%d %H:%M}{zone}")
+    if meta.get("git_commit"):
+        commit, dirty, _ = str(meta["git_commit"]).partition("-dirty")
+        parts.append(f"commit {commit[:7]}{dirty}")
+    machine = (meta.get("gpu") or {}).get("name") or meta.get("cpu")
+    if machine:
+        parts.append(str(machine))
+    return " · ".join(parts)
+
+
 def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = None, seed: int = 0) -> Path:
     """Write the report; returns the path of its markdown file."""
-    from dropblock_bench import plots
     from dropblock_bench.verify.sampling import sample_mask
 
     run = load_run(run_path)
@@ -133,7 +161,8 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
         names += [r["implementation"] for r in verify["implementations"] if r["implementation"] not in names]
     implementations = _implementations(names)
 
-    lines = [f"# dropblock-bench report: {output_dir.name}", ""]
+    title = run_title(meta) or run_path.name
+    lines = [f"# dbench run: {title}", ""]
     lines.append(
         f"torch {meta.get('torch_version')} · {meta.get('cpu')} · {meta.get('threads')} threads"
         f" · GPU: {(meta.get('gpu') or {}).get('name', 'none')} · dbench {meta.get('dbench_version')}"
@@ -143,9 +172,8 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
         lines += ["", _memory_line(meta["memory"])]
     lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else ""), "", "## Timing", ""]
     for mode in dict.fromkeys(c["mode"] for c in cases if c["status"] == "ok"):
-        figure = plots.timing_figure(cases, mode)
-        figure.savefig(output_dir / f"timing_{mode}.png", dpi=110)
-        lines += [f"![timing, {mode}](timing_{mode}.png)", ""]
+        plots.save_figure(plots.timing_figure(cases, mode, subtitle=title), output_dir / f"timing_{mode}.png")
+        lines += [f"![timing, {plots.mode_label(mode)}](timing_{mode}.png)", ""]
     lines += _timing_markdown(cases)
     lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
 
@@ -154,17 +182,20 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     contracts = {name: impl.contract for name, impl in implementations.items()}
     if contracts:
         figure = plots.drop_rate_figure(contracts, _observed_rates(verify), p=MASK_P, block_size=MASK_BLOCK)
-        figure.savefig(output_dir / "drop_rate.png", dpi=110)
+        plots.save_figure(figure, output_dir / "drop_rate.png")
         lines += ["", "## Drop rate delivered vs requested", "", "![drop rate](drop_rate.png)"]
-        masks = {}
+        masks, failed = {}, []
         for name, impl in implementations.items():
             try:
                 masks[name] = sample_mask(impl, impl.load(), MASK_SHAPE, MASK_P, MASK_BLOCK, seed)
-            except Exception:  # noqa: BLE001 - a broken implementation just has no example mask
-                continue
-        figure = plots.masks_figure(masks, f"one sample, 3 channels of a 28x28 map, block {MASK_BLOCK}, p = {MASK_P:g} (black = dropped)")
-        figure.savefig(output_dir / "masks.png", dpi=110)
+            except Exception as exc:  # noqa: BLE001 - a broken implementation just has no example mask
+                failed.append(f"{name} ({type(exc).__name__}: {exc})")
+        n, c, h, w = MASK_SHAPE
+        caption = f"{n} samples x {c} channels of a {h}x{w} map each, block {MASK_BLOCK}, p = {MASK_P:g}, seed {seed}"
+        plots.save_figure(plots.masks_figure(masks, caption), output_dir / "masks.png")
         lines += ["", "## Example masks", "", "![masks](masks.png)"]
+        if failed:
+            lines += ["", "No example mask: " + "; ".join(failed)]
     markdown = output_dir / "README.md"
     markdown.write_text("\n".join(lines) + "\n")
     return markdown

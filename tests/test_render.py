@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import re
 
+import pytest
 import torch
 from rich.console import Console
 
 from dropblock_bench.compare import CaseComparison, Comparison
-from dropblock_bench.matrix import RunCase
-from dropblock_bench.render import compare_table, mask_text, run_table
-from dropblock_bench.timing import CaseResult
+from dropblock_bench.registry import Implementation, default_registry
+from dropblock_bench.render import compare_table, implementations_table, mask_text, run_table
+from dropblock_bench.run.matrix import RunCase
+from dropblock_bench.run.records import CaseRecord, Timing
+from dropblock_bench.spec import MAIN_FIELDS, Contract
 
 
 def _text(renderable, width: int = 200) -> str:
@@ -19,9 +23,10 @@ def _text(renderable, width: int = 200) -> str:
     return console.file.getvalue()
 
 
-def _result(name: str, median: float, **case_fields) -> CaseResult:
+def _result(name: str, median: float, **case_fields) -> CaseRecord:
     fields = {"implementation": name, "device": "cpu", "dtype": "float32", "shape": (2, 4, 12, 12), "block_size": 3, "p": 0.1, "mode": "forward"}
-    return CaseResult(RunCase(**{**fields, **case_fields}), median_ms=median, iqr_ms=0.01, floor_ratio=median, gbps=1.0)
+    timing = Timing(median, 0.01, median, median, 1, 1.0, floor_ratio=median, gbps=1.0)
+    return CaseRecord(RunCase(**{**fields, **case_fields}), timing=timing)
 
 
 def test_run_table_puts_fixed_axes_in_the_title_and_varying_ones_in_columns():
@@ -51,10 +56,89 @@ def test_mask_text_draws_dropped_units_as_blocks():
     mask[1, 0, 1] = True
     lines = _text(mask_text(mask, "title")).splitlines()
     assert lines[0] == "title"
-    assert lines[1].count("██") == 1 and lines[1].count("·") == 7
-    assert all("██" not in line for line in lines[2:])
+    assert lines[1].split() == ["1", "2"]  # channel numbers, shortened to fit above maps 8 columns wide
+    assert lines[2].count("██") == 1 and lines[2].count("·") == 7
+    assert all("██" not in line for line in lines[3:])
 
 
 def test_two_files_with_one_name_keep_their_paths():
     text = _text(run_table([_result("v1/impl.py:g", 1.0), _result("v2/impl.py:g", 2.0)]))
     assert "v1/impl.py:g" in text and "v2/impl.py:g" in text
+
+
+def _recorded(renderable, width: int) -> list[str]:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+def _wide_implementations() -> list[Implementation]:
+    """The built-ins, and one with the widest value of every contract field and a long name."""
+    widest = Contract(mask="per-channel", seeds="anywhere", gamma="naive", norm="expected", anchor="down-right")
+    return [*default_registry().implementations(), Implementation(
+        "my-very-own-dropblock", lambda x, p, block_size: x, widest, description="A plugin; " + "words " * 20,
+        supports_generator=False,
+    )]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120, 200])
+def test_implementations_table_never_cuts_a_contract_value_and_fits_the_width(width):
+    implementations = _wide_implementations()
+    lines = _recorded(implementations_table(implementations), width)
+    assert all(len(line.rstrip()) <= width for line in lines)
+    assert not any("…" in line for line in lines)
+    text = "\n".join(lines)
+    for impl in implementations:
+        departures = impl.contract.departures_from_paper()
+        for field in MAIN_FIELDS:
+            value = str(getattr(impl.contract, field)) + ("*" if field in departures else "")
+            assert re.search(rf"(^|[ =]){re.escape(value)}( |$)", text, re.MULTILINE), (impl.name, value)
+    assert "also anchor=down-right*" in text
+
+
+def test_implementations_table_puts_name_and_contract_on_one_line_and_the_description_under_it():
+    lines = _recorded(implementations_table(_wide_implementations()), 80)
+    row = next(i for i, line in enumerate(lines) if line.startswith(" my-very-own-dropblock "))
+    assert lines[row].split() == ["my-very-own-dropblock", "per-channel", "anywhere*", "naive*", "expected*", "cpu", "cuda"]
+    header = next(line for line in lines if line.lstrip().startswith("implementation"))
+    assert header.split() == ["implementation", "mask", "seeds", "gamma", "norm", "devices"]
+    # the description spans the row (two lines, not seven), then what got no column
+    assert lines[row + 1].strip().startswith("A plugin; words") and len(lines[row + 1]) > 70
+    assert lines[row + 3].strip() == "also anchor=down-right*"
+    assert lines[row + 4].strip() == "supports inplace backward · dtypes fp32 fp64 fp16 bf16"
+
+
+def test_implementations_table_drops_optional_columns_last_to_first_and_honours_a_given_width():
+    wide = _recorded(implementations_table(_wide_implementations()), 200)
+    header = next(line for line in wide if line.lstrip().startswith("implementation"))
+    assert header.split()[-3:] == ["devices", "supports", "dtypes"]
+    assert not any(line.strip().startswith("supports ") for line in wide)
+    narrow = _recorded(implementations_table(_wide_implementations(), width=70), 200)
+    assert max(len(line.rstrip()) for line in narrow) <= 70
+    header = next(line for line in narrow if line.lstrip().startswith("implementation"))
+    assert header.split()[-1] == "norm"
+
+
+def test_implementations_table_stacks_entries_when_even_the_contract_does_not_fit():
+    lines = _recorded(implementations_table(_wide_implementations()), 40)
+    row = lines.index(" my-very-own-dropblock")
+    assert lines[row + 1].split() == ["mask=per-channel", "seeds=anywhere*"]
+    assert lines[row + 2].split() == ["gamma=naive*", "norm=expected*"]
+
+
+def test_mask_text_lays_maps_out_in_bands_that_fit_the_width():
+    mask = torch.zeros(3, 14, 14, dtype=torch.bool)
+    mask[2, 0, 0] = True
+    lines = _recorded(mask_text(mask, "title"), 80)  # width 80 by default
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    assert lines[1].split() == ["channel", "1", "channel", "2"]
+    assert lines[1 + 15] == "" and lines[2 + 15].split() == ["channel", "3"]
+    assert lines[3 + 15].startswith("██· · ")
+    wide = _recorded(mask_text(mask, "title", width=200), 200)
+    assert wide[1].split() == ["channel", "1", "channel", "2", "channel", "3"] and len(wide) == 1 + 1 + 14
+    assert wide[2].rstrip().endswith("   ██" + "· " * 12 + "·")
+
+
+def test_mask_text_gives_a_map_wider_than_the_terminal_one_column_a_unit():
+    lines = _recorded(mask_text(torch.ones(1, 2, 60, dtype=torch.bool), "title", width=80), 80)
+    assert lines[2] == "█" * 60

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dropblock_bench.cli import app
+from dropblock_bench.report import run_title
 
 pytest.importorskip("matplotlib")
 runner = CliRunner()
@@ -36,6 +37,11 @@ def test_report_writes_markdown_and_plots(run_and_verify, tmp_path):
     assert "| 2x4x14x14 | fused | forward |" in markdown
     assert "blog-style | ✅ passed" in markdown and "mask=shared, seeds=anywhere, gamma=naive" in markdown
     assert "![drop rate](drop_rate.png)" in markdown
+    assert "![timing, forward+backward](timing_backward.png)" in markdown and "| fused | forward+backward |" in markdown
+    # titled by the run it reports, not by the folder it was written to
+    meta = json.loads(run_json.read_text())["meta"]
+    assert markdown.splitlines()[0] == f"# dbench run: {run_title(meta)}" and "report" not in markdown.splitlines()[0]
+    assert meta["git_commit"][:7] in markdown.splitlines()[0]
     assert "Memory: malloc " in markdown and "fused outputs advised onto huge pages: " in markdown
 
 
@@ -64,3 +70,18 @@ def test_show_draws_a_mask_and_saves_a_png(tmp_path):
     assert "██" in result.output and "dropped" in result.output
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["show", "--impl", "papr"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("meta", "title"),
+    [
+        ({"time": "2026-11-23T08:54:09+00:00", "git_commit": "c9c0e80127358ad5d064f0ebc0bb271167201ccf", "cpu": "AMD EPYC", "gpu": None},
+         "2026-11-23 08:54 UTC · commit c9c0e80 · AMD EPYC"),
+        ({"time": "2026-11-23T10:54:09+02:00", "git_commit": "c9c0e80127358ad5d064f0ebc0bb271167201ccf-dirty", "cpu": "AMD EPYC",
+          "gpu": {"name": "NVIDIA H100 80GB HBM3"}}, "2026-11-23 10:54 UTC+0200 · commit c9c0e80-dirty · NVIDIA H100 80GB HBM3"),
+        ({"time": "yesterday", "git_commit": None, "cpu": "x86_64"}, "yesterday · x86_64"),
+        ({}, ""),
+    ],
+)  # fmt: skip
+def test_run_title_names_when_at_which_commit_and_on_what(meta, title):
+    assert run_title(meta) == title
