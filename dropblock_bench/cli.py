@@ -11,41 +11,24 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand, TyperGroup
 
 from dropblock_bench import __version__
+from dropblock_bench.cli_support import DbenchCommand, DbenchGroup
 from dropblock_bench.errors import DbenchError
+from dropblock_bench.paths import check_distinct, check_output_file, check_output_folder
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from dropblock_bench.registry import Implementation
     from dropblock_bench.run.session import RunOutcome
-
-
-class _HelpOptionWithoutType:
-    """Lists ``--help`` without a value type: typer 0.29 shows ``<bool>`` beside it, as if it
-    took a value. (Every other option names what it takes with ``metavar``; flags take "".)"""
-
-    def get_help_option(self, ctx: typer.Context):  # returns click's Option, whose module varies by typer version
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class _Command(_HelpOptionWithoutType, TyperCommand):
-    """A dbench command (see :class:`_HelpOptionWithoutType`)."""
-
-
-class _Group(_HelpOptionWithoutType, TyperGroup):
-    """The dbench group (see :class:`_HelpOptionWithoutType`)."""
+    from dropblock_bench.verify.session import VerifyOutcome
 
 
 app = typer.Typer(
-    cls=_Group,
+    cls=DbenchGroup,
     name="dbench",
     help=(
         "Benchmark and verify DropBlock implementations for PyTorch.\n\n"
@@ -59,8 +42,8 @@ app = typer.Typer(
 
 
 def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """``app.command(name)`` with dbench's command class (see :class:`_HelpOptionWithoutType`)."""
-    return app.command(name, cls=_Command)
+    """``app.command(name)`` with dbench's command class (see :mod:`dropblock_bench.cli_support`)."""
+    return app.command(name, cls=DbenchCommand)
 
 
 console = Console()
@@ -85,52 +68,6 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
 
 
-def _check_output_file(path: Optional[Path], option: str) -> None:
-    """Fail now, not after minutes of work, when ``path`` cannot be written (its folder is made).
-    Special files (devices, pipes) are refused: outputs are replaced, not written through."""
-    if path is None:
-        return
-    suffix = {"--csv": ".csv", "--png": ".png"}.get(option, ".json")
-    if path.is_dir():
-        raise DbenchError(f"{option} {path} is a folder; name a file, e.g. {path / 'out'}{suffix}")
-    if path.exists() and not path.is_file():
-        raise DbenchError(f"{option} {path} is not a regular file; name a file, e.g. out{suffix}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        with path.open("a"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise DbenchError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
-
-
-def _check_distinct(paths: dict[str, Optional[Path]]) -> None:
-    """Refuse one file named for two roles (two outputs, or an output over an input)."""
-    seen: dict[Path, str] = {}
-    for role, path in paths.items():
-        if path is None:
-            continue
-        resolved = path.resolve()
-        if resolved in seen:
-            raise DbenchError(f"{seen[resolved]} and {role} name the same file {path}; give each its own")
-        seen[resolved] = role
-
-
-def _check_output_folder(path: Path, option: str) -> None:
-    """Fail now when ``path`` cannot be a folder to write into (it is made if missing)."""
-    if path.exists() and not path.is_dir():
-        raise DbenchError(f"{option} {path} is a file; name a folder, e.g. {path.with_suffix('')}-report/")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".dbench-write-check"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise DbenchError(f"cannot write into {option} {path}: {exc.strerror or exc}") from None
-
-
 def _version_callback(value: bool) -> None:
     if value:
         console.print(f"dbench {__version__}")
@@ -140,7 +77,7 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, metavar="", help="Print the version and exit."),
     ] = None,
 ) -> None:
@@ -150,7 +87,7 @@ def _root(
 @_command("list")
 def list_command(
     pattern: Annotated[
-        Optional[str], typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
+        str | None, typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")] = False,
     show_all: Annotated[
@@ -201,7 +138,7 @@ def list_command(
 
 
 ImplOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--impl",
         "-i",
@@ -224,15 +161,15 @@ def verify_command(
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", metavar="", help="Also exit 1 on warnings (conventions such as p=1 not giving all zeros).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Show every check in a table, not only the ones that did not pass.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file (rewritten as each implementation finishes).")] = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file (rewritten as each implementation finishes).")] = None,
-    mask: Annotated[Optional[str], _contract_option("mask", "per-channel | shared", "per-channel", "one mask per channel or one per sample")] = None,
-    seeds: Annotated[Optional[str], _contract_option("seeds", "valid | anywhere", "valid", "where block seeds fall")] = None,
-    gamma: Annotated[Optional[str], _contract_option("gamma", "paper | naive", "paper", "seed probability rule")] = None,
-    norm: Annotated[Optional[str], _contract_option("norm", "batch | sample | expected | none", "batch", "rescaling of kept units")] = None,
-    anchor: Annotated[Optional[str], _contract_option("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")] = None,
-    clamp: Annotated[Optional[str], _contract_option("clamp", "min | per-axis", "min", "how a block larger than the map is cut")] = None,
-    batch: Annotated[Optional[str], _contract_option("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file (rewritten as each implementation finishes).")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file (rewritten as each implementation finishes).")] = None,
+    mask: Annotated[str | None, _contract_option("mask", "per-channel | shared", "per-channel", "one mask per channel or one per sample")] = None,
+    seeds: Annotated[str | None, _contract_option("seeds", "valid | anywhere", "valid", "where block seeds fall")] = None,
+    gamma: Annotated[str | None, _contract_option("gamma", "paper | naive", "paper", "seed probability rule")] = None,
+    norm: Annotated[str | None, _contract_option("norm", "batch | sample | expected | none", "batch", "rescaling of kept units")] = None,
+    anchor: Annotated[str | None, _contract_option("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")] = None,
+    clamp: Annotated[str | None, _contract_option("clamp", "min | per-axis", "min", "how a block larger than the map is cut")] = None,
+    batch: Annotated[str | None, _contract_option("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")] = None,
 ) -> None:
     """Check DropBlock implementations against the exact math of the contract each declares.
 
@@ -258,48 +195,41 @@ def verify_command(
     """
     overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm, "anchor": anchor, "clamp": clamp, "batch": batch}
     with _user_errors():
-        _check_distinct({"--json": json_path, "--csv": csv_path})
-        _check_output_file(json_path, "--json")
-        _check_output_file(csv_path, "--csv")
+        check_distinct({"--json": json_path, "--csv": csv_path})
+        check_output_file(json_path, "--json")
+        check_output_file(csv_path, "--csv")
         implementations = _resolve(impl, overrides)
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch) only apply to file.py:callable implementations")
 
-    from dropblock_bench.render import verify_lines
-    from dropblock_bench.verify import VerifySettings, count_steps, verify_implementation
-    from dropblock_bench.verify.export import write_csv, write_json
+    from dropblock_bench.verify import VerifySettings, count_steps
+    from dropblock_bench.verify.session import verify_all
 
     settings = VerifySettings.for_mode(quick=quick, seed=seed)
-    reports = []
     progress = _progress()
-    interrupted = False
-    with progress:
+    with progress, _user_errors():
         task = progress.add_task("verify", total=len(implementations) * count_steps(settings))
-        try:
-            for implementation in implementations:
+        outcome = verify_all(
+            implementations, settings, json_path=json_path, csv_path=csv_path,
+            on_step=lambda name, step: progress.update(task, advance=1, description=f"{name}: {step}"),
+        )  # fmt: skip
+    _print_verify(outcome, verbose=verbose, strict=strict, quick=quick, saved=" and ".join(str(f) for f in (json_path, csv_path) if f))
 
-                def advance(step: str, name: str = implementation.name) -> None:
-                    progress.update(task, advance=1, description=f"{name}: {step}")
 
-                reports.append(verify_implementation(implementation, settings, progress=advance))
-                with _user_errors():  # written as each finishes, so Ctrl-C loses nothing finished
-                    if json_path:
-                        write_json(json_path, reports, settings)
-                    if csv_path:
-                        write_csv(csv_path, reports)
-        except KeyboardInterrupt:
-            interrupted = True
-    for report in reports:
+def _print_verify(outcome: VerifyOutcome, *, verbose: bool, strict: bool, quick: bool, saved: str) -> None:
+    """Every report, then the one-line summary; exits 130 (interrupted) or 1 (failed, or warned
+    under ``--strict``)."""
+    from dropblock_bench.render import verify_lines
+
+    for report in outcome.reports:
         for line in verify_lines(report, verbose=verbose, width=console.width):
             console.print(line, highlight=False)
         console.print()
-    if interrupted:
-        saved = " and ".join(str(path) for path in (json_path, csv_path) if path)
-        kept = f"{len(reports)} of {len(implementations)} implementations verified"
+    reports, failed, warned = outcome.reports, outcome.failed, outcome.warned
+    if outcome.interrupted:
+        kept = f"{len(reports)} of {outcome.requested} implementations verified"
         error_console.print(f"[yellow]interrupted: {kept}[/]" + (f"; they are in {saved}" if saved and reports else ""), highlight=False)
         raise typer.Exit(130)
-    failed = [r for r in reports if not r.passed]
-    warned = [r for r in reports if r.passed and r.warnings]
     summary = (
         f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}:"
         f" {len(reports) - len(failed)} passed" + (f" ({len(warned)} with warnings)" if warned else "")
@@ -315,7 +245,7 @@ def verify_command(
     console.print(f"[bold green]{summary}.[/]", highlight=False)
 
 
-ListOption = Optional[list[str]]
+ListOption = list[str] | None
 
 
 @_command("run")
@@ -323,15 +253,15 @@ def run_command(
     impl: ImplOption = None,
     shape: Annotated[ListOption, typer.Option("--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
     preset: Annotated[
-        Optional[str], typer.Option(metavar="quick|resnet50", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
+        str | None, typer.Option(metavar="quick|resnet50", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
     ] = None,
     block_size: Annotated[ListOption, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")] = None,
     p: Annotated[ListOption, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
     dtype: Annotated[ListOption, typer.Option(metavar="DTYPE", help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
     device: Annotated[ListOption, typer.Option(metavar="DEVICE", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
-    mode: Annotated[Optional[str], typer.Option(metavar="forward|backward|both", help="backward means forward+backward; both times each. Default: both for the quick preset, forward otherwise.")] = None,
+    mode: Annotated[str | None, typer.Option(metavar="forward|backward|both", help="backward means forward+backward; both times each. Default: both for the quick preset, forward otherwise.")] = None,
     inplace: Annotated[bool, typer.Option("--inplace", metavar="", help="Also time inplace=True (against x.mul_(c)).")] = False,
-    threads: Annotated[Optional[int], typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
+    threads: Annotated[int | None, typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
     min_time: Annotated[float, typer.Option("--min-time", metavar="SECONDS", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
     rounds: Annotated[
         int,
@@ -340,9 +270,9 @@ def run_command(
                      "--json keeps each round's sample count, so rounds can be compared as pairs.", min=1),
     ] = 3,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", metavar="", help="Measure peak memory and bytes saved for backward.")] = True,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write meta, cases and raw samples, as each finishes.")] = None,
-    shard_spec: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write meta, cases and raw samples, as each finishes.")] = None,
+    shard_spec: Annotated[str | None, typer.Option("--shard", metavar="I/N", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
     malloc: Annotated[
         str,
         typer.Option(
@@ -379,9 +309,9 @@ def run_command(
     from dropblock_bench.run.session import RunRequest, matrix_spec, plan, run_session
 
     with _user_errors():
-        _check_distinct({"--json": json_path, "--csv": csv_path})
-        _check_output_file(json_path, "--json")
-        _check_output_file(csv_path, "--csv")
+        check_distinct({"--json": json_path, "--csv": csv_path})
+        check_output_file(json_path, "--json")
+        check_output_file(csv_path, "--csv")
         implementations = _run_implementations(impl)
         spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
                            device=device, mode=mode, inplace=inplace)  # fmt: skip
@@ -433,7 +363,7 @@ def _print_run(outcome: RunOutcome, malloc: str, saved: str) -> None:
         raise typer.Exit(1)
 
 
-def _run_implementations(specs: Optional[list[str]]) -> dict[str, Implementation]:
+def _run_implementations(specs: list[str] | None) -> dict[str, Implementation]:
     """Name -> record for `dbench run`: the ones named, or the built-ins."""
     from dropblock_bench.registry import default_registry
 
@@ -452,7 +382,7 @@ def merge_command(
 
     with _user_errors():
         merged = merge_runs(files)  # inputs first: a failed merge leaves no folder behind
-        _check_output_file(output, "--output")
+        check_output_file(output, "--output")
         output.write_text(json.dumps(merged, indent=1) + "\n")
     console.print(f"merged {len(merged['cases'])} cases from {len(files)} files into {output}", highlight=False)
 
@@ -464,8 +394,8 @@ def compare_command(
     threshold: Annotated[float, typer.Option(metavar="FRACTION", help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")] = 0.05,
     alpha: Annotated[float, typer.Option(metavar="LEVEL", help="Significance level of the Mann-Whitney U test.")] = 0.01,
     output_format: Annotated[str, typer.Option("--format", metavar="table|markdown", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY).")] = "table",
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Write one row per matched case.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write the whole comparison as JSON.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per matched case.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the whole comparison as JSON.")] = None,
 ) -> None:
     """Compare two timing results and fail on a real regression, not on noise.
 
@@ -488,9 +418,9 @@ def compare_command(
             raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
     with _user_errors():
         inputs = {"base": base} if head.resolve() == base.resolve() else {"base": base, "head": head}  # a file vs itself is fine
-        _check_distinct({**inputs, "--csv": csv_path, "--json": json_path})
-        _check_output_file(csv_path, "--csv")
-        _check_output_file(json_path, "--json")
+        check_distinct({**inputs, "--csv": csv_path, "--json": json_path})
+        check_output_file(csv_path, "--csv")
+        check_output_file(json_path, "--json")
         comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
     if output_format == "markdown":
         typer.echo(markdown_report(comparison, base.name, head.name), nl=False)
@@ -529,7 +459,7 @@ def compare_command(
 def report_command(
     run_json: Annotated[Path, typer.Argument(help="A `dbench run --json` file.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
-    verify_json: Annotated[Optional[Path], typer.Option("--verify", metavar="FILE", help="A `dbench verify --json` file to include.")] = None,
+    verify_json: Annotated[Path | None, typer.Option("--verify", metavar="FILE", help="A `dbench verify --json` file to include.")] = None,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the example masks.")] = 0,
 ) -> None:
     """Write a markdown report with plots: time and ×floor per implementation and shape, the
@@ -540,7 +470,7 @@ def report_command(
     from dropblock_bench.report import write_report
 
     with _user_errors():
-        _check_output_folder(output, "--output")
+        check_output_folder(output, "--output")
         path = write_report(run_json, output, verify_json, seed=seed)
     console.print(f"report written to {path}", highlight=False)
 
@@ -552,13 +482,13 @@ def show_command(
     block_size: Annotated[int, typer.Option("--block-size", "-k", metavar="K", help="Block size.", min=1)] = 5,
     p: Annotated[float, typer.Option("--p", metavar="P", help="Drop probability.", min=0.0, max=1.0)] = 0.2,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the draw.")] = 0,
-    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
+    png: Annotated[Path | None, typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
 ) -> None:
     """Draw one sampled mask in the terminal (█ dropped, · kept), channels side by side."""
     from dropblock_bench.run import matrix
 
     with _user_errors():
-        _check_output_file(png, "--png")
+        check_output_file(png, "--png")
         implementations = _resolve([impl], {})
         if len(implementations) > 1:
             names = ", ".join(i.name for i in implementations)
@@ -588,7 +518,14 @@ def show_command(
 
 
 def _progress(with_eta: bool = False):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     if with_eta:
@@ -596,7 +533,7 @@ def _progress(with_eta: bool = False):
     return Progress(*columns, console=error_console, transient=True)
 
 
-def _resolve(specs: Optional[list[str]], overrides: dict[str, Optional[str]]) -> list[Implementation]:
+def _resolve(specs: list[str] | None, overrides: dict[str, str | None]) -> list[Implementation]:
     """Implementations named on the command line, or every registered one."""
     from dropblock_bench.registry import default_registry, resolve_implementations
 

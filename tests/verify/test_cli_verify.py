@@ -183,9 +183,9 @@ def test_contract_flags_reach_the_contract(user_file):
 
 
 def test_ctrl_c_keeps_the_implementations_already_verified(tmp_path, monkeypatch):
-    from dropblock_bench import verify
+    from dropblock_bench.verify import session
 
-    real = verify.verify_implementation
+    real = session.verify_implementation
     calls = []
 
     def interrupt_on_second(impl, settings, progress=None):
@@ -194,7 +194,7 @@ def test_ctrl_c_keeps_the_implementations_already_verified(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(impl, settings, progress)
 
-    monkeypatch.setattr(verify, "verify_implementation", interrupt_on_second)
+    monkeypatch.setattr(session, "verify_implementation", interrupt_on_second)
     out = tmp_path / "v.json"
     result = runner.invoke(app, ["verify", "--impl", "paper,fused,blog-style", "--quick", "--json", str(out), "--csv", str(tmp_path / "v.csv")], env=WIDE)
     assert result.exit_code == 130

@@ -1,0 +1,65 @@
+"""One ``dbench verify``: every implementation in turn, files rewritten as each finishes. No printing.
+
+Ctrl-C stops the run; every implementation verified before it is kept, in the outcome and on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dropblock_bench.registry import Implementation
+from dropblock_bench.verify.engine import verify_implementation
+from dropblock_bench.verify.export import write_csv, write_json
+from dropblock_bench.verify.results import ImplementationReport
+from dropblock_bench.verify.settings import VerifySettings
+
+__all__ = ["VerifyOutcome", "verify_all"]
+
+
+@dataclasses.dataclass
+class VerifyOutcome:
+    """The reports of the implementations verified, in order; ``interrupted`` after Ctrl-C."""
+
+    reports: list[ImplementationReport]
+    requested: int
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[ImplementationReport]:
+        return [r for r in self.reports if not r.passed]
+
+    @property
+    def warned(self) -> list[ImplementationReport]:
+        """Reports that passed with warnings (what ``--strict`` fails)."""
+        return [r for r in self.reports if r.passed and r.warnings]
+
+
+def verify_all(
+    implementations: Sequence[Implementation],
+    settings: VerifySettings,
+    *,
+    json_path: Path | None = None,
+    csv_path: Path | None = None,
+    on_step: Callable[[str, str], None] | None = None,
+) -> VerifyOutcome:
+    """Verify each implementation; after each, rewrite ``json_path`` and ``csv_path`` with every
+    report so far. ``on_step(name, step)`` is called before each step (see
+    :func:`~dropblock_bench.verify.engine.count_steps`)."""
+    outcome = VerifyOutcome([], len(implementations))
+    try:
+        for implementation in implementations:
+
+            def step(description: str, name: str = implementation.name) -> None:
+                if on_step:
+                    on_step(name, description)
+
+            outcome.reports.append(verify_implementation(implementation, settings, progress=step))
+            if json_path:
+                write_json(json_path, outcome.reports, settings)
+            if csv_path:
+                write_csv(csv_path, outcome.reports)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    return outcome
