@@ -250,7 +250,10 @@ def compare_case(base: Timings, head: Timings, threshold: float, alpha: float) -
         p_value = float(stats.mannwhitneyu(b, h, alternative="two-sided").pvalue)
         low, high = _ratio_interval(b, h, 1 - alpha)
         n_base, n_head = len(b), len(h)
-    elif None not in (base.mean_ms, base.stddev_ms, head.mean_ms, head.stddev_ms) and base.n >= 2 and head.n >= 2:
+    elif (
+        base.mean_ms is not None and base.stddev_ms is not None and head.mean_ms is not None and head.stddev_ms is not None
+        and base.n >= 2 and head.n >= 2
+    ):  # fmt: skip
         test = "welch (no raw samples)"
         p_value = float(
             stats.ttest_ind_from_stats(head.mean_ms, head.stddev_ms, head.n, base.mean_ms, base.stddev_ms, base.n, equal_var=False).pvalue

@@ -30,7 +30,7 @@ def _git_commit(directory: Path) -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory, check=False, capture_output=True, text=True, timeout=5
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -45,7 +45,7 @@ def _gpu() -> dict[str, Any] | None:
     driver = None
     try:
         driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=5
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], check=False, capture_output=True, text=True, timeout=5
         ).stdout.strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
@@ -67,6 +67,6 @@ def machine_meta(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "gpu": _gpu(),
         "git_commit": _git_commit(Path.cwd()),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }

@@ -153,12 +153,13 @@ def _import_target(target: str) -> DropBlockFn:
         raise ImplementationLoadError(f"target {target!r} must look like 'package.module:attribute'")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, report it
+    except Exception as exc:
         raise ImplementationLoadError(f"importing {module_name} raised {type(exc).__name__}: {exc}") from exc
     try:
-        return getattr(module, attribute)
+        loaded: DropBlockFn = getattr(module, attribute)
     except AttributeError:
         raise ImplementationLoadError(f"module {module_name} has no attribute {attribute!r}") from None
+    return loaded
 
 
 class Registry:
@@ -189,7 +190,7 @@ class Registry:
         return implementation
 
     def _ensure_plugins(self) -> None:
-        if self._plugins_loaded:
+        if self._plugins_loaded or self._group is None:
             return
         self._plugins_loaded = True
         for entry_point in importlib.metadata.entry_points(group=self._group):
@@ -446,7 +447,7 @@ def _import_file(path: Path) -> Any:
     sys.modules[module_name] = module
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's code raised: report it, no traceback
+    except Exception as exc:
         del sys.modules[module_name]
         raise ImplementationLoadError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
     return module

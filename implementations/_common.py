@@ -19,7 +19,7 @@ from dropblock_bench.spec import check_positive_int, check_probability
 def check_arguments(x: Tensor, p: float, block_size: int) -> None:
     """Raise ``ValueError`` naming the first bad argument."""
     if not isinstance(x, Tensor):
-        raise ValueError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        raise ValueError(f"input must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004 - one error type for every bad argument
     if x.dim() != 4:
         raise ValueError(f"input must be 4-D (N, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
     if not x.is_floating_point():

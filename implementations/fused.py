@@ -125,7 +125,7 @@ def _zero_blocks(tensor: Tensor, blocks: Blocks) -> None:
     if tensor.is_contiguous():
         fill_blocks(tensor.view(n * c * height, width), blocks.first_row(height), blocks.left, blocks.size, 0.0)
         return
-    tensor.masked_fill_(paint_mask(blocks, tuple(tensor.shape), tensor.device), 0.0)
+    tensor.masked_fill_(paint_mask(blocks, (n, c, height, width), tensor.device), 0.0)
 
 
 class _ScaleAndDropBlocks(torch.autograd.Function):
@@ -133,7 +133,7 @@ class _ScaleAndDropBlocks(torch.autograd.Function):
     (a few int64 per seed are saved, not a mask)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, scale: Tensor, map_index: Tensor, top: Tensor, left: Tensor, size: int, inplace: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, scale: Tensor, map_index: Tensor, top: Tensor, left: Tensor, size: int, inplace: bool) -> Tensor:
         out = x.mul_(scale) if inplace else torch.mul(x, scale)
         _zero_blocks(out, Blocks(map_index, top, left, size))
         if inplace:
@@ -143,7 +143,7 @@ class _ScaleAndDropBlocks(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         scale, map_index, top, left = ctx.saved_tensors
         grad_input = torch.mul(grad, scale)
         _zero_blocks(grad_input, Blocks(map_index, top, left, ctx.size))
@@ -184,18 +184,18 @@ class _KernelDropBlock(torch.autograd.Function):
     """The CPU kernel's apply pass; backward replays it on the gradient from the saved seeds."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, plan: fused_cpu.Plan, seeds: fused_cpu.Seeds, scale: float, inplace: bool) -> Tensor:
         out = _kernel_apply(x, plan, seeds, scale, inplace)
         if inplace:
             ctx.mark_dirty(x)
         ctx.save_for_backward(seeds.flat)
-        ctx.plan, ctx.seeds, ctx.scale = plan, seeds._replace(flat=None), scale
+        ctx.plan, ctx.masks, ctx.per_mask, ctx.scale = plan, seeds.masks, seeds.per_mask, scale
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         (flat,) = ctx.saved_tensors
-        grad_input = _kernel_apply(grad.contiguous(), ctx.plan, ctx.seeds._replace(flat=flat), ctx.scale, False)
+        grad_input = _kernel_apply(grad.contiguous(), ctx.plan, fused_cpu.Seeds(flat, ctx.masks, ctx.per_mask), ctx.scale, False)
         return grad_input, None, None, None, None
 
 
@@ -274,8 +274,9 @@ def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: b
     if trivial is not None:
         return trivial
     if not torch_only:
-        if x.is_cuda and _triton_path() is not None:
-            return _triton_path()(x, p, block_size, SHARED_CONTRACT if shared else CONTRACT, inplace=inplace, generator=generator)
+        triton_path = _triton_path() if x.is_cuda else None
+        if triton_path is not None:
+            return triton_path(x, p, block_size, SHARED_CONTRACT if shared else CONTRACT, inplace=inplace, generator=generator)
         if _cpu_kernel(x) is not None:
             return _drop_with_kernel(x, p, block_size, shared, inplace, generator)
     torch_path = _drop_block2d_shared_torch if shared else _drop_block2d_torch

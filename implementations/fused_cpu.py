@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -72,7 +72,7 @@ _callback_error = threading.local()  # an exception raised by a scale_of, for th
 
 
 @functools.lru_cache(maxsize=64)
-def _scale_callback(scale_of: Callable[[int, int], float]) -> ctypes._CFuncPtr:
+def _scale_callback(scale_of: Callable[[int, int], float]) -> Any:  # a ctypes CFUNCTYPE instance
     """``scale_of`` as a C function pointer, kept alive by the cache (keyed by the callable:
     pass a module-level function such as ``spec.kept_scale_of_count``, not a fresh lambda each
     call). An exception it raises is stored for :meth:`Plan.drop` to re-raise and the kernel
@@ -244,7 +244,7 @@ def _build(compiler: str, source: Path, flags: tuple[str, ...], target: Path) ->
     os.close(handle)
     try:
         done = subprocess.run([compiler, *_BASE_FLAGS, *flags, str(source), "-o", scratch, "-lm"],
-                              capture_output=True, text=True, timeout=300)
+                              check=False, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         os.replace(scratch, target)
@@ -271,7 +271,7 @@ def load() -> CpuKernel | None:
     with resources.as_file(resources.files(__package__).joinpath(_SOURCE)) as source:
         code = source.read_bytes()
         try:
-            version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+            version = subprocess.run([compiler, "--version"], check=False, capture_output=True, text=True, timeout=60).stdout
         except (OSError, subprocess.SubprocessError) as error:
             _status = f"C compiler {compiler} does not run ({error}); using the pure-torch path"
             return None

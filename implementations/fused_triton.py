@@ -86,7 +86,7 @@ def _launch_apply(source: Tensor, out: Tensor, grid: Tensor, scale: Tensor, geom
 
 class _TritonDropBlock(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, grid: Tensor, scale: Tensor, geometry: tuple[int, ...], inplace: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, grid: Tensor, scale: Tensor, geometry: tuple[int, ...], inplace: bool) -> Tensor:
         out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
         _launch_apply(x, out, grid, scale, geometry)
         if inplace:
@@ -96,7 +96,7 @@ class _TritonDropBlock(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         grid, scale = ctx.saved_tensors
         grad = grad.contiguous()
         grad_input = torch.empty_like(grad)

@@ -64,7 +64,7 @@ class Run:
 
     def __init__(self, payload: object) -> None:
         if not isinstance(payload, dict) or not isinstance(payload.get("cases"), list):
-            raise ValueError("not a `dbench run --json` file (no 'cases' list)")
+            raise ValueError("not a `dbench run --json` file (no 'cases' list)")  # noqa: TRY004 - the script reports ValueErrors as bad input
         self.meta = payload.get("meta", {})
         self.rows: dict[tuple[str, str, str, str, bool], dict] = {}
         self._rounds: dict[tuple[str, str, str, str, bool], list[tuple[float, float]]] = {}

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from dropblock_bench.run import timing
 from dropblock_bench.cli import app
+from dropblock_bench.run import timing
 from dropblock_bench.run.files import CSV_COLUMNS
 
 runner = CliRunner()

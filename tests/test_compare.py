@@ -8,6 +8,7 @@ import math
 import random
 import re
 import statistics
+from pathlib import Path
 
 import pytest
 from scipy import stats
@@ -50,7 +51,7 @@ def test_the_same_run_twice_exits_zero(base):
 
 def _scaled(base: str, path, *factors: float) -> str:
     """A head file: base's cases with samples and median times each case's factor."""
-    cases = json.loads(open(base).read())["cases"]
+    cases = json.loads(Path(base).read_text())["cases"]
     for case, factor in zip(cases, factors, strict=True):
         case["samples_ms"] = [s * factor for s in case["samples_ms"]]
         case["median_ms"] *= factor
@@ -216,7 +217,7 @@ def test_nothing_in_common_or_mixed_formats_exit_two(base, tmp_path):
 
 
 def test_a_case_that_ran_in_base_and_raises_in_head_fails_the_comparison(base, tmp_path):
-    payload = json.loads(open(base).read())
+    payload = json.loads(Path(base).read_text())
     broken = dict(payload["cases"][1], status="error", reason="RuntimeError: kaboom", samples_ms=[], median_ms=None)
     head = _run_file(tmp_path / "head.json", [payload["cases"][0], broken])
     comparison = compare_files(base, head)
@@ -232,7 +233,7 @@ def test_a_case_that_ran_in_base_and_raises_in_head_fails_the_comparison(base, t
 
 
 def test_a_new_case_that_raises_in_head_fails_the_comparison(base, tmp_path):
-    payload = json.loads(open(base).read())
+    payload = json.loads(Path(base).read_text())
     new = dict(payload["cases"][0], implementation="fused-shared", status="error", reason="RuntimeError: a | b", samples_ms=[], median_ms=None)
     head = _run_file(tmp_path / "head.json", [*payload["cases"], new])
     comparison = compare_files(base, head)
@@ -258,7 +259,7 @@ def test_a_malformed_error_row_is_bad_input(base, tmp_path):
 
 def test_an_output_over_an_input_or_another_output_is_refused(base, tmp_path):
     other = tmp_path / "other.json"
-    other.write_text(open(base).read())
+    other.write_text(Path(base).read_text())
     for args in (["--json", base], ["--json", str(tmp_path / "o"), "--csv", str(tmp_path / "o")]):
         result = runner.invoke(app, ["compare", base, str(other), *args], env=WIDE)
         assert result.exit_code == 2 and "name the same file" in result.output

@@ -136,13 +136,28 @@ class CaseRecord:
         status = CaseStatus(flat.get("status", "ok"))
         timing = None
         if status is CaseStatus.OK and flat.get("median_ms") is not None:
-            values = {name: flat.get(name) for name in _TIMING_COLUMNS}
-            values.update({name: list(flat.get(name) or []) for name in _SAMPLE_FIELDS})
-            timing = Timing(**values)
+            timing = Timing(
+                median_ms=float(flat["median_ms"]),
+                iqr_ms=float(flat["iqr_ms"]),
+                ci_low_ms=float(flat["ci_low_ms"]),
+                ci_high_ms=float(flat["ci_high_ms"]),
+                n_samples=int(flat["n_samples"]),
+                floor_median_ms=float(flat["floor_median_ms"]),
+                floor_ratio=_optional_float(flat.get("floor_ratio")),
+                gbps=_optional_float(flat.get("gbps")),
+                samples_ms=[float(v) for v in flat.get("samples_ms") or []],
+                floor_samples_ms=[float(v) for v in flat.get("floor_samples_ms") or []],
+                samples_per_round=[int(v) for v in flat.get("samples_per_round") or []],
+                floor_samples_per_round=[int(v) for v in flat.get("floor_samples_per_round") or []],
+            )
         memory = None
         if any(flat.get(name) is not None for name in _MEMORY_COLUMNS):
             memory = MemoryUse(**{name: flat.get(name) for name in _MEMORY_COLUMNS})
         return cls(case, status, str(flat.get("reason") or ""), timing, memory)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
 
 
 def _truthy(value: Any) -> bool:

@@ -124,7 +124,8 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
 def apply_holm(checks: Sequence[CheckResult], alpha: float) -> None:
     """Set ``adjusted_p`` and the verdict of every statistical, non-skipped check."""
     statistical = [c for c in checks if c.statistical and c.verdict is not Verdict.SKIP]
-    for check, adjusted in zip(statistical, holm_adjust([c.p_value for c in statistical])):
+    p_values = [c.p_value if c.p_value is not None else 1.0 for c in statistical]  # all set: statistical
+    for check, adjusted in zip(statistical, holm_adjust(p_values)):
         check.adjusted_p = adjusted
         check.verdict = Verdict.FAIL if adjusted < alpha else Verdict.PASS
         if check.verdict is Verdict.PASS:

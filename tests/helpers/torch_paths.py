@@ -5,10 +5,10 @@ engine judge them."""
 from __future__ import annotations
 
 import torch
-from torch import Tensor
-
 from dropblock_bench.implementations import fused
 from dropblock_bench.implementations.records import FUSED, FUSED_SHARED
+from torch import Tensor
+
 from dropblock_bench.registry import Implementation
 
 

@@ -73,7 +73,7 @@ CHECK = textwrap.dedent(
 @pytest.mark.slow
 def test_triton_kernels_match_the_cpu_path_exactly():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    completed = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run([sys.executable, "-c", CHECK], env=env, check=False, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])
     assert len(results) == 25

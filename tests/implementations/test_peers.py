@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import ClassVar
 
 import pytest
 import torch
-
 from dropblock_bench.implementations import peer_records, peers
 
 
 class _Recorder:
     """A stand-in DropBlock module class: records its constructor and train() arguments."""
 
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
     def __init__(self, **kwargs):
         self.kwargs = kwargs

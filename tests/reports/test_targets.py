@@ -61,21 +61,21 @@ def test_a_run_just_inside_every_target_says_so():
 
 # One miss per comparison: (what is changed, the miss it must give).
 MISSES = [
-    (dict(impl="fused", stage="56", value=1.51), "fused ×floor at 56²"),
-    (dict(impl="fused", stage="14", value=3.01), "fused ×floor at 14²"),
-    (dict(impl="fused-shared", stage="28", value=1.21), "fused-shared ×floor at 28²"),
-    (dict(impl="torchvision", stage="56", key="median_ms", value=14.9), "fused vs torchvision at 56²"),
-    (dict(impl="timm-per-channel", stage="7", key="median_ms", value=9.9), "fused vs timm-per-channel at 7²"),
-    (dict(impl="fused-shared", stage="14", key="median_ms", value=1.02), "fused-shared vs timm at 14²"),
-    (dict(impl="fused", stage="28", inplace=True, value=3.01), "in place fused at 28²"),
-    (dict(impl="fused-shared", stage="7", inplace=True, value=1.31), "in place fused-shared at 7²"),
-    (dict(impl="fused", stage="7", dtype="float16", value=2.97), "fused float16 vs fp32 at 7²"),
-    (dict(impl="fused-shared", stage="56", dtype="bfloat16", value=1.2), "fused-shared bfloat16 vs fp32 at 56²"),
-    (dict(impl="fused", stage="14", dtype="bfloat16", inplace=True, value=2.96), "in place fused bfloat16 vs fp32 at 14²"),
-    (dict(impl="fused-shared", stage="28", dtype="float16", inplace=True, value=1.29), "in place fused-shared float16 vs fp32 at 28²"),
-    (dict(impl="fused", stage="56", mode="backward", value=2.01), "fused forward + backward at 56²"),
-    (dict(impl="fused", stage="56", mode="backward", key="saved_bytes", value=ELEMENTS + 1), "fused bytes saved for backward at 56²"),
-    (dict(impl="fused", stage="56", key="peak_mem_bytes", value=int(1.31 * ELEMENTS * 4)), "fused peak memory at 56²"),
+    ({"impl": "fused", "stage": "56", "value": 1.51}, "fused ×floor at 56²"),
+    ({"impl": "fused", "stage": "14", "value": 3.01}, "fused ×floor at 14²"),
+    ({"impl": "fused-shared", "stage": "28", "value": 1.21}, "fused-shared ×floor at 28²"),
+    ({"impl": "torchvision", "stage": "56", "key": "median_ms", "value": 14.9}, "fused vs torchvision at 56²"),
+    ({"impl": "timm-per-channel", "stage": "7", "key": "median_ms", "value": 9.9}, "fused vs timm-per-channel at 7²"),
+    ({"impl": "fused-shared", "stage": "14", "key": "median_ms", "value": 1.02}, "fused-shared vs timm at 14²"),
+    ({"impl": "fused", "stage": "28", "inplace": True, "value": 3.01}, "in place fused at 28²"),
+    ({"impl": "fused-shared", "stage": "7", "inplace": True, "value": 1.31}, "in place fused-shared at 7²"),
+    ({"impl": "fused", "stage": "7", "dtype": "float16", "value": 2.97}, "fused float16 vs fp32 at 7²"),
+    ({"impl": "fused-shared", "stage": "56", "dtype": "bfloat16", "value": 1.2}, "fused-shared bfloat16 vs fp32 at 56²"),
+    ({"impl": "fused", "stage": "14", "dtype": "bfloat16", "inplace": True, "value": 2.96}, "in place fused bfloat16 vs fp32 at 14²"),
+    ({"impl": "fused-shared", "stage": "28", "dtype": "float16", "inplace": True, "value": 1.29}, "in place fused-shared float16 vs fp32 at 28²"),
+    ({"impl": "fused", "stage": "56", "mode": "backward", "value": 2.01}, "fused forward + backward at 56²"),
+    ({"impl": "fused", "stage": "56", "mode": "backward", "key": "saved_bytes", "value": ELEMENTS + 1}, "fused bytes saved for backward at 56²"),
+    ({"impl": "fused", "stage": "56", "key": "peak_mem_bytes", "value": int(1.31 * ELEMENTS * 4)}, "fused peak memory at 56²"),
 ]
 
 
@@ -98,7 +98,7 @@ def test_values_that_round_onto_their_bound_show_which_side_they_are_on():
 
 def test_rows_a_run_lacks_are_named_not_passed():
     cases = [c for c in _met() if c["implementation"] != "torchvision" and c["mode"] != "backward"]
-    lines, missed, unmeasured = targets.table(targets.Run({"cases": cases}))
+    _lines, missed, unmeasured = targets.table(targets.Run({"cases": cases}))
     assert missed == []
     assert unmeasured == [f"fused vs torchvision at {s}²" for s in targets.STAGES] + [
         "fused forward + backward at 56²", "fused bytes saved for backward at 56²"]
@@ -115,7 +115,7 @@ def test_the_script_prints_a_titled_table_and_refuses_other_files(tmp_path):
     for path, why in ((tmp_path / "bench.json", "not a `dbench run --json`"), (twice, "two rows for")):
         if path.name == "bench.json":
             path.write_text(json.dumps({"benchmarks": []}))  # a pytest-benchmark file
-        refused = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True)
+        refused = subprocess.run([sys.executable, str(SCRIPT), str(path)], check=False, capture_output=True, text=True)
         assert refused.returncode == 2 and why in refused.stderr and "Traceback" not in refused.stderr
 
 
@@ -175,5 +175,5 @@ def test_rounds_that_do_not_split_the_samples_are_refused(tmp_path):
     row["samples_per_round"] = row["samples_per_round"][1:]
     run = tmp_path / "run.json"
     run.write_text(json.dumps({"cases": cases}))
-    refused = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
+    refused = subprocess.run([sys.executable, str(SCRIPT), str(run)], check=False, capture_output=True, text=True)
     assert refused.returncode == 2 and "do not split into its rounds" in refused.stderr

@@ -8,11 +8,11 @@ import types
 import pytest
 import torch
 
+from dropblock_bench.registry import Implementation, get_implementation
 from dropblock_bench.run import timing
 from dropblock_bench.run.matrix import MatrixSpec, RunCase, expand
-from dropblock_bench.registry import Implementation, get_implementation
-from dropblock_bench.stats import median_confidence_interval
 from dropblock_bench.run.timing import RunSettings, run_case, run_matrix
+from dropblock_bench.stats import median_confidence_interval
 
 FAST = RunSettings(min_time_s=0.02, rounds=2, measure_memory=True)
 
@@ -173,7 +173,7 @@ def test_rounds_rotate_the_order_of_cases_and_which_of_case_and_floor_goes_first
     blocks: list[tuple[str, str]] = []
 
     class RecordingTimer:
-        def __init__(self, statement, globals, num_threads):  # noqa: A002 - torch's Timer's signature
+        def __init__(self, statement, globals, num_threads):
             self.statement, self.dtype = statement, str(globals["x"].dtype).removeprefix("torch.")
 
         def blocked_autorange(self, min_run_time):
