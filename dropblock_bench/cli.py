@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from dropblock_bench import __version__
-from dropblock_bench.cli_support import DbenchCommand, DbenchGroup
+from dropblock_bench import __version__, screens
+from dropblock_bench import cli_options as options
+from dropblock_bench.cli_support import DbenchCommand, DbenchGroup, progress_bar, user_errors
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.paths import check_distinct, check_output_file, check_output_folder
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from rich.progress import Progress
+
     from dropblock_bench.registry import Implementation
-    from dropblock_bench.run.session import RunOutcome
-    from dropblock_bench.verify.session import VerifyOutcome
 
 
 app = typer.Typer(
@@ -49,23 +50,10 @@ def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
 console = Console()
 error_console = Console(stderr=True)
 
-USAGE_ERROR = 2
-WIDE_TERMINAL = 110  # columns from which verify tables also show the statistic column
 
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn domain errors, and files that cannot be read or written, into one red line on
-    stderr and exit code 2 (no traceback)."""
-    try:
-        yield
-    except DbenchError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(USAGE_ERROR) from None
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        error_console.print(f"[bold red]error:[/] cannot use{where}: {exc.strerror or exc}", highlight=False)
-        raise typer.Exit(USAGE_ERROR) from None
+def _user_errors() -> contextlib.AbstractContextManager[None]:
+    """Domain errors and unusable files as one red line and exit 2 (:func:`cli_support.user_errors`)."""
+    return user_errors(error_console)
 
 
 def _version_callback(value: bool) -> None:
@@ -86,13 +74,9 @@ def _root(
 
 @_command("list")
 def list_command(
-    pattern: Annotated[
-        str | None, typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")
-    ] = None,
+    pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")] = False,
-    show_all: Annotated[
-        bool, typer.Option("--all", metavar="", help="Also list the public implementations that are not installed, and how to install them.")
-    ] = False,
+    show_all: options.ShowAll = False,
 ) -> None:
     """List registered implementations and the contract each declares.
 
@@ -109,67 +93,29 @@ def list_command(
     registry = default_registry()
     with _user_errors():
         implementations = registry.implementations(pattern)
-    missing = []
-    if show_all:
-        from dropblock_bench.implementations.peer_records import INSTALL_HINT, PEERS
-
-        missing = [peer.record for peer in PEERS if not peer.installed()]
+    missing = registry.not_installed() if show_all else []
     if as_json:
-        payload = {
-            "implementations": [impl.as_dict() for impl in implementations],
-            "not_installed": [{**impl.as_dict(), "install": INSTALL_HINT} for impl in missing],
-            "plugin_errors": registry.plugin_errors,
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps(screens.listing_payload(implementations, missing, registry.plugin_errors), indent=2))
         return
-    from dropblock_bench.render import implementations_table
-
-    if implementations:
-        console.print(implementations_table(implementations))
-    else:
-        console.print(f"[yellow]no implementation matches {pattern!r}[/]")
-    if missing:
-        console.print(implementations_table(missing, title="Not installed (adapters ready)"))
-        from rich.markup import escape
-
-        console.print(f"install them with: [bold]{escape(INSTALL_HINT)}[/] (torchvision needs the torch it was built for)", highlight=False)
-    for message in registry.plugin_errors:
-        error_console.print(f"[yellow]warning:[/] {message}", highlight=False)
-
-
-ImplOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--impl",
-        "-i",
-        metavar="NAME",
-        help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
-    ),
-]
-
-
-def _contract_option(field: str, choices: str, default: str, what: str) -> object:
-    return typer.Option(f"--{field}", help=f"For file.py:callable: {what}: {choices} (default {default}).", metavar=field.upper())
+    _show(screens.list_screen(implementations, missing, pattern, registry.plugin_errors))
 
 
 @_command("verify")
 def verify_command(
-    impl: ImplOption = None,
-    seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of every random draw; a fixed seed makes the run reproducible.")] = 0,
-    quick: Annotated[
-        bool, typer.Option("--quick", metavar="", help="Fewer cases and smaller samples: seconds instead of tens of seconds, less power.")
-    ] = False,
-    strict: Annotated[bool, typer.Option("--strict", metavar="", help="Also exit 1 on warnings (conventions such as p=1 not giving all zeros).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Show every check in a table, not only the ones that did not pass.")] = False,
-    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file (rewritten as each implementation finishes).")] = None,
-    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file (rewritten as each implementation finishes).")] = None,
-    mask: Annotated[str | None, _contract_option("mask", "per-channel | shared", "per-channel", "one mask per channel or one per sample")] = None,
-    seeds: Annotated[str | None, _contract_option("seeds", "valid | anywhere", "valid", "where block seeds fall")] = None,
-    gamma: Annotated[str | None, _contract_option("gamma", "paper | naive", "paper", "seed probability rule")] = None,
-    norm: Annotated[str | None, _contract_option("norm", "batch | sample | expected | none", "batch", "rescaling of kept units")] = None,
-    anchor: Annotated[str | None, _contract_option("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")] = None,
-    clamp: Annotated[str | None, _contract_option("clamp", "min | per-axis", "min", "how a block larger than the map is cut")] = None,
-    batch: Annotated[str | None, _contract_option("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")] = None,
+    impl: options.Impl = None,
+    seed: options.VerifySeed = 0,
+    quick: options.Quick = False,
+    strict: options.Strict = False,
+    verbose: options.Verbose = False,
+    json_path: options.VerifyJson = None,
+    csv_path: options.VerifyCsv = None,
+    mask: options.Mask = None,
+    seeds: options.Seeds = None,
+    gamma: options.Gamma = None,
+    norm: options.Norm = None,
+    anchor: options.Anchor = None,
+    clamp: options.Clamp = None,
+    batch: options.Batch = None,
 ) -> None:
     """Check DropBlock implementations against the exact math of the contract each declares.
 
@@ -213,36 +159,8 @@ def verify_command(
             implementations, settings, json_path=json_path, csv_path=csv_path,
             on_step=lambda name, step: progress.update(task, advance=1, description=f"{name}: {step}"),
         )  # fmt: skip
-    _print_verify(outcome, verbose=verbose, strict=strict, quick=quick, saved=" and ".join(str(f) for f in (json_path, csv_path) if f))
-
-
-def _print_verify(outcome: VerifyOutcome, *, verbose: bool, strict: bool, quick: bool, saved: str) -> None:
-    """Every report, then the one-line summary; exits 130 (interrupted) or 1 (failed, or warned
-    under ``--strict``)."""
-    from dropblock_bench.render import verify_lines
-
-    for report in outcome.reports:
-        for line in verify_lines(report, verbose=verbose, width=console.width):
-            console.print(line, highlight=False)
-        console.print()
-    reports, failed, warned = outcome.reports, outcome.failed, outcome.warned
-    if outcome.interrupted:
-        kept = f"{len(reports)} of {outcome.requested} implementations verified"
-        error_console.print(f"[yellow]interrupted: {kept}[/]" + (f"; they are in {saved}" if saved and reports else ""), highlight=False)
-        raise typer.Exit(130)
-    summary = (
-        f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}:"
-        f" {len(reports) - len(failed)} passed" + (f" ({len(warned)} with warnings)" if warned else "")
-    )
-    if failed:
-        names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.failures}))})" for r in failed)
-        console.print(f"[bold red]{summary}, {len(failed)} failed:[/] {names}", highlight=False)
-        raise typer.Exit(1)
-    if strict and warned:
-        names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.warnings}))})" for r in warned)
-        console.print(f"[bold red]{summary}; --strict fails on warnings:[/] {names}", highlight=False)
-        raise typer.Exit(1)
-    console.print(f"[bold green]{summary}.[/]", highlight=False)
+    _show(screens.verify_screen(outcome, verbose=verbose, strict=strict, quick=quick, width=console.width,
+                        saved=" and ".join(str(f) for f in (json_path, csv_path) if f)))  # fmt: skip
 
 
 ListOption = list[str] | None
@@ -250,44 +168,24 @@ ListOption = list[str] | None
 
 @_command("run")
 def run_command(
-    impl: ImplOption = None,
-    shape: Annotated[ListOption, typer.Option("--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list.")] = None,
-    preset: Annotated[
-        str | None, typer.Option(metavar="quick|resnet50", help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.")
-    ] = None,
-    block_size: Annotated[ListOption, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")] = None,
-    p: Annotated[ListOption, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")] = None,
-    dtype: Annotated[ListOption, typer.Option(metavar="DTYPE", help="float32 | float16 | bfloat16 | float64. Default float32.")] = None,
-    device: Annotated[ListOption, typer.Option(metavar="DEVICE", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu.")] = None,
-    mode: Annotated[str | None, typer.Option(metavar="forward|backward|both", help="backward means forward+backward; both times each. Default: both for the quick preset, forward otherwise.")] = None,
-    inplace: Annotated[bool, typer.Option("--inplace", metavar="", help="Also time inplace=True (against x.mul_(c)).")] = False,
-    threads: Annotated[int | None, typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)] = None,
-    min_time: Annotated[float, typer.Option("--min-time", metavar="SECONDS", help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.", min=0.01)] = 0.15,
-    rounds: Annotated[
-        int,
-        typer.Option(metavar="N", help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
-                     "turn. More rounds average the machine's slow drifts better (each block still runs at least one call); "
-                     "--json keeps each round's sample count, so rounds can be compared as pairs.", min=1),
-    ] = 3,
-    memory: Annotated[bool, typer.Option("--memory/--no-memory", metavar="", help="Measure peak memory and bytes saved for backward.")] = True,
-    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write meta, cases and raw samples, as each finishes.")] = None,
-    shard_spec: Annotated[str | None, typer.Option("--shard", metavar="I/N", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`.")] = None,
-    malloc: Annotated[
-        str,
-        typer.Option(
-            metavar="steady|system", help="steady: every allocation reuses memory already faulted in (glibc: no fresh mappings, heap kept), so no "
-            "call pays page faults and times measure the implementations, whatever ran before. system: the allocator as "
-            "your program has it, page faults on fresh outputs included (they vary with what ran before).",
-        ),
-    ] = "steady",
-    exclude: Annotated[
-        ListOption,
-        typer.Option(
-            metavar="FIELD=VALUES", help="Leave out the cases matching every FIELD=VALUES given (space-separated; fields impl, dtype, shape, mode, "
-            "device, block, p, inplace; impl takes globs). Repeatable. E.g. --exclude 'impl=torchvision,timm* dtype=float16,bfloat16'."
-        ),
-    ] = None,
+    impl: options.Impl = None,
+    shape: options.Shape = None,
+    preset: options.Preset = None,
+    block_size: options.BlockSize = None,
+    p: options.P = None,
+    dtype: options.Dtype = None,
+    device: options.Device = None,
+    mode: options.Mode = None,
+    inplace: options.Inplace = False,
+    threads: options.Threads = None,
+    min_time: options.MinTime = 0.15,
+    rounds: options.Rounds = 3,
+    memory: options.Memory = True,
+    csv_path: options.Csv = None,
+    json_path: options.Json = None,
+    shard_spec: options.Shard = None,
+    malloc: options.Malloc = "steady",
+    exclude: options.Exclude = None,
 ) -> None:
     """Time DropBlock implementations across shapes, dtypes, devices, block sizes and drop rates.
 
@@ -312,7 +210,7 @@ def run_command(
         check_distinct({"--json": json_path, "--csv": csv_path})
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
-        implementations = _run_implementations(impl)
+        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True)}
         spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
                            device=device, mode=mode, inplace=inplace)  # fmt: skip
         request = RunRequest(
@@ -332,44 +230,8 @@ def run_command(
             on_start=lambda case: progress.update(task, description=f"{case.implementation} {case.shape_label} {case.mode}"),
             on_record=lambda record: progress.advance(task),
         )
-    if not cases:
-        return
-    _print_run(outcome, malloc, saved=" and ".join(str(path) for path in (csv_path, json_path) if path))
-
-
-def _print_run(outcome: RunOutcome, malloc: str, saved: str) -> None:
-    """The table, its notes, the run's conditions and the one-line summary; exits 130 or 1."""
-    from dropblock_bench.render import run_notes, run_table
-    from dropblock_bench.run.records import CaseStatus
-
-    records = outcome.records
-    if outcome.count(CaseStatus.OK):
-        console.print(run_table(records))
-    for line in run_notes(records):
-        console.print(line, highlight=False)
-    for name, status in outcome.backends.items():
-        console.print(f"[dim]{name}: {status}[/]", highlight=False)
-    if malloc == "steady":
-        console.print(f"[dim]allocator: {outcome.allocator or 'system (steady needs glibc)'}[/]", highlight=False)
-    if outcome.interrupted:
-        error_console.print(f"[yellow]interrupted after {len(records)} of {len(outcome.cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
-        raise typer.Exit(130)
-    console.print(
-        f"{len(records)} cases: {outcome.count(CaseStatus.OK)} ok, {outcome.count(CaseStatus.SKIPPED)} skipped,"
-        f" {outcome.count(CaseStatus.ERROR)} error" + (f"; written to {saved}" if saved else ""),
-        highlight=False,
-    )
-    if outcome.count(CaseStatus.ERROR):
-        raise typer.Exit(1)
-
-
-def _run_implementations(specs: list[str] | None) -> dict[str, Implementation]:
-    """Name -> record for `dbench run`: the ones named, or the built-ins."""
-    from dropblock_bench.registry import default_registry
-
-    if specs:
-        return {i.name: i for i in _resolve(specs, {})}
-    return {i.name: i for i in default_registry().implementations() if i.origin == "dropblock-bench"}
+    if cases:
+        _show(screens.run_screen(outcome, malloc=malloc, saved=" and ".join(str(path) for path in (csv_path, json_path) if path)))
 
 
 @_command("merge")
@@ -411,7 +273,7 @@ def compare_command(
     Exit codes: 0 no significant regression, 1 at least one regression or newly failing case,
     2 bad input.
     """
-    from dropblock_bench.compare import compare_files, comparison_rows, markdown_report
+    from dropblock_bench.compare import compare_files, markdown_report, write_comparison
 
     if output_format not in ("table", "markdown"):
         with _user_errors():
@@ -422,37 +284,12 @@ def compare_command(
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
         comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
+    with _user_errors():
+        write_comparison(comparison, csv_path=csv_path, json_path=json_path)
     if output_format == "markdown":
         typer.echo(markdown_report(comparison, base.name, head.name), nl=False)
-    else:
-        from dropblock_bench.render import compare_table
-
-        console.print(compare_table(comparison, base.name, head.name, show_interval=console.width >= WIDE_TERMINAL))
-        for title, keys in (("only in base", comparison.only_in_base), ("only in head", comparison.only_in_head)):
-            if keys:
-                console.print(f"[yellow]{title}:[/] " + ", ".join(keys), highlight=False)
-        for warning in comparison.warnings:
-            error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        regressions = comparison.regressions
-        if regressions:
-            console.print(f"[bold red]{len(regressions)} regression(s)[/]", highlight=False)
-        if comparison.failing:
-            console.print(f"[bold red]{len(comparison.failing)} case(s) fail in head and not in base[/]", highlight=False)
-        if not comparison.failed:
-            console.print("[green]no significant regression[/]")
-    with _user_errors():
-        if csv_path:
-            import csv
-
-            rows = comparison_rows(comparison)
-            with csv_path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["key"])
-                writer.writeheader()
-                writer.writerows(rows)
-        if json_path:
-            json_path.write_text(json.dumps(comparison.as_dict(), indent=1) + "\n")
-    if comparison.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(1 if comparison.failed else 0)
+    _show(screens.compare_screen(comparison, base.name, head.name, width=console.width))
 
 
 @_command("report")
@@ -484,7 +321,7 @@ def show_command(
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the draw.")] = 0,
     png: Annotated[Path | None, typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
 ) -> None:
-    """Draw one sampled mask in the terminal (█ dropped, · kept), channels side by side."""
+    """Draw one sampled mask in the terminal (█ dropped, · kept), channels in rows that fit it."""
     from dropblock_bench.run import matrix
 
     with _user_errors():
@@ -495,7 +332,6 @@ def show_command(
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
         [implementation] = implementations
         shape_tuple = matrix.parse_shape(shape)
-    from dropblock_bench.render import mask_text
     from dropblock_bench.verify.sampling import sample_mask
 
     try:
@@ -503,42 +339,41 @@ def show_command(
     except Exception as exc:  # noqa: BLE001 - the implementation's failure, reported in one line
         error_console.print(f"[bold red]error:[/] {implementation.name} raised {type(exc).__name__}: {exc}", highlight=False)
         raise typer.Exit(1) from None
-    rate = mask[0].float().mean().item()
-    title = f"{implementation.name}: {shape} k={block_size} p={p:g} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
-    console.print(mask_text(mask[0, :4], title))
-    if mask.shape[1] > 4:
-        console.print(f"[dim]channels 1-4 of {mask.shape[1]} drawn[/]", highlight=False)
+    screen = screens.show_screen(implementation, mask, shape=shape, block_size=block_size, p=p, seed=seed, width=console.width)
+    for line in screen.out:
+        console.print(line, highlight=False)
     if png:
         from dropblock_bench import plots
 
         with _user_errors():
-            figure = plots.masks_figure({implementation.name: mask[:1, :4]}, title)
-            figure.savefig(png, dpi=110)
+            plots.save_figure(plots.masks_figure({implementation.name: mask[:1, :4]}, screen.title), png)
         console.print(f"saved {png}", highlight=False)
 
 
-def _progress(with_eta: bool = False):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    if with_eta:
-        columns.append(TimeRemainingColumn())
-    return Progress(*columns, console=error_console, transient=True)
+def _show(screen: screens.Screen) -> None:
+    """Print a command's :class:`~dropblock_bench.screens.Screen` and exit with its code."""
+    for line in screen.out:
+        console.print(line, highlight=False)
+    for line in screen.err:
+        error_console.print(line, highlight=False)
+    if screen.exit_code:
+        raise typer.Exit(screen.exit_code)
 
 
-def _resolve(specs: list[str] | None, overrides: dict[str, str | None]) -> list[Implementation]:
-    """Implementations named on the command line, or every registered one."""
+def _progress(with_eta: bool = False) -> Progress:
+    return progress_bar(error_console, with_eta=with_eta)
+
+
+def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, builtins_only: bool = False) -> list[Implementation]:
+    """Implementations named on the command line, or every registered one (the built-ins only,
+    with ``builtins_only``); plugin errors are printed as warnings."""
     from dropblock_bench.registry import default_registry, resolve_implementations
 
     registry = default_registry()
-    implementations = resolve_implementations(specs, overrides) if specs else registry.implementations()
+    if specs:
+        implementations = resolve_implementations(specs, overrides)
+    else:
+        implementations = [i for i in registry.implementations() if not builtins_only or i.origin == "dropblock-bench"]
     for message in registry.plugin_errors:
         error_console.print(f"[yellow]warning:[/] {message}", highlight=False)
     if not implementations:

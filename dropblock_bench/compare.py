@@ -370,3 +370,19 @@ def comparison_rows(comparison: Comparison) -> Sequence[dict[str, Any]]:
     for verdict, failures in (("failing", comparison.failing), ("still failing", comparison.still_failing)):
         rows += [{**dict.fromkeys(columns), "key": key, "verdict": verdict, "note": reason} for key, reason in failures.items()]
     return rows
+
+
+def write_comparison(comparison: Comparison, *, csv_path: Path | None = None, json_path: Path | None = None) -> None:
+    """Write :func:`comparison_rows` as CSV and :meth:`Comparison.as_dict` as JSON, where asked."""
+    if csv_path:
+        import csv
+
+        rows = comparison_rows(comparison)
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["key"])
+            writer.writeheader()
+            writer.writerows(rows)
+    if json_path:
+        import json
+
+        json_path.write_text(json.dumps(comparison.as_dict(), indent=1) + "\n")

@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "dropblock_bench.implementations"
+NOT_INSTALLED_GROUP = "dropblock_bench.not_installed"
+"""Entry points naming a function that returns ``[(Implementation, install hint), ...]`` for
+adapters whose library is missing (``dbench list --all``)."""
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
 _GLOB_CHARS = frozenset("*?[")
@@ -210,6 +213,18 @@ class Registry:
                     self.register(record)
                 except DuplicateImplementationError as exc:
                     self.plugin_errors.append(f"plugin {entry_point.name!r} from {origin}: {exc}")
+
+    def not_installed(self) -> list[tuple[Implementation, str]]:
+        """Adapters whose library is missing, with how to install each (from the
+        ``dropblock_bench.not_installed`` entry points; a failing one is recorded in
+        :attr:`plugin_errors`)."""
+        missing: list[tuple[Implementation, str]] = []
+        for entry_point in importlib.metadata.entry_points(group=NOT_INSTALLED_GROUP):
+            try:
+                missing += [(record, str(hint)) for record, hint in entry_point.load()()]
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the tool
+                self.plugin_errors.append(f"plugin {entry_point.name!r} ({entry_point.value}) failed: {type(exc).__name__}: {exc}")
+        return sorted(missing, key=lambda item: item[0].name)
 
     def names(self, pattern: str | None = None) -> list[str]:
         """Sorted names, optionally filtered by a shell-style ``pattern`` (``"fused*"``)."""

@@ -92,6 +92,12 @@ PEERS: tuple[Peer, ...] = (
 )
 
 
+def missing_peers() -> list[tuple[Implementation, str]]:
+    """Entry point (``dropblock_bench.not_installed``): the peers whose library is missing, each
+    with how to install it."""
+    return [(peer.record, INSTALL_HINT) for peer in PEERS if not peer.installed()]
+
+
 def installed_peers() -> list[Implementation]:
     """Entry point: the records of the peers whose library is importable."""
     return [peer.with_version() for peer in PEERS if peer.installed()]

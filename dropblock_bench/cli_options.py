@@ -1,0 +1,132 @@
+"""The long option declarations of ``dbench run`` and ``dbench verify``, here so each command
+reads as what it does. Each is an ``Annotated`` type for one parameter in :mod:`dropblock_bench.cli`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# --------------------------------------------------------------------------- shared
+
+Impl = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--impl",
+        "-i",
+        metavar="NAME",
+        help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
+    ),
+]
+ShowAll = Annotated[
+    bool, typer.Option("--all", metavar="", help="Also list the public implementations that are not installed, and how to install them.")
+]
+
+# --------------------------------------------------------------------------- dbench run
+
+Shape = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list."
+    ),
+]
+Preset = Annotated[
+    str | None,
+    typer.Option(
+        metavar="quick|resnet50",
+        help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.",
+    ),
+]
+BlockSize = Annotated[
+    list[str] | None, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")
+]
+P = Annotated[list[str] | None, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")]
+Dtype = Annotated[
+    list[str] | None, typer.Option(metavar="DTYPE", help="float32 | float16 | bfloat16 | float64. Default float32.")
+]
+Device = Annotated[
+    list[str] | None,
+    typer.Option(metavar="DEVICE", help="cpu | cuda | cuda:N | mps. Absent devices are skipped. Default cpu."),
+]
+Mode = Annotated[
+    str | None,
+    typer.Option(
+        metavar="forward|backward|both",
+        help="backward (also fwd+bwd) means forward+backward; forward also fwd; both times each. Default: both for the quick preset, forward otherwise.",
+    ),
+]
+Inplace = Annotated[bool, typer.Option("--inplace", metavar="", help="Also time inplace=True (against x.mul_(c)).")]
+Threads = Annotated[int | None, typer.Option(metavar="N", help="torch CPU threads (torch.set_num_threads).", min=1)]
+MinTime = Annotated[
+    float,
+    typer.Option(
+        "--min-time",
+        metavar="SECONDS",
+        help="Seconds of timing per case (and as much for its floor). Longer gives tighter intervals.",
+        min=0.01,
+    ),
+]
+Rounds = Annotated[
+    int,
+    typer.Option(
+        metavar="N",
+        help="Rounds the --min-time of each case is split over; in each, every case of a shape and mode runs one block in "
+        "turn. More rounds average the machine's slow drifts better (each block still runs at least one call); "
+        "--json keeps each round's sample count, so rounds can be compared as pairs.",
+        min=1,
+    ),
+]
+Memory = Annotated[
+    bool, typer.Option("--memory/--no-memory", metavar="", help="Measure peak memory and bytes saved for backward.")
+]
+Csv = Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per case, as each finishes.")]
+Json = Annotated[
+    Path | None, typer.Option("--json", metavar="FILE", help="Write meta, cases and raw samples, as each finishes.")
+]
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard", metavar="I/N", help="Run slice I of N of the matrix, e.g. 2/4; combine with `dbench merge`."
+    ),
+]
+Malloc = Annotated[
+    str,
+    typer.Option(
+        metavar="steady|system",
+        help="steady: every allocation reuses memory already faulted in (glibc: no fresh mappings, heap kept), so no "
+        "call pays page faults and times measure the implementations, whatever ran before. system: the allocator as "
+        "your program has it, page faults on fresh outputs included (they vary with what ran before).",
+    ),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="FIELD=VALUES",
+        help="Leave out the cases matching every FIELD=VALUES given (space-separated; fields impl, dtype, shape, mode, "
+        "device, block, p, inplace; impl takes globs). Repeatable. E.g. --exclude 'impl=torchvision,timm* dtype=float16,bfloat16'.",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- dbench verify
+
+
+def _contract(field: str, choices: str, default: str, what: str) -> typer.models.OptionInfo:
+    return typer.Option(f"--{field}", help=f"For file.py:callable: {what}: {choices} (default {default}).", metavar=field.upper())
+
+
+VerifySeed = Annotated[int, typer.Option(metavar="SEED", help="Seed of every random draw; a fixed seed makes the run reproducible.")]
+Quick = Annotated[bool, typer.Option("--quick", metavar="", help="Fewer cases and smaller samples: seconds instead of tens of seconds, less power.")]
+Strict = Annotated[bool, typer.Option("--strict", metavar="", help="Also exit 1 on warnings (conventions such as p=1 not giving all zeros).")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Show every check in a table, not only the ones that did not pass.")]
+VerifyJson = Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write every check as JSON to this file (rewritten as each implementation finishes).")]
+VerifyCsv = Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one CSV row per check to this file (rewritten as each implementation finishes).")]
+Mask = Annotated[str | None, _contract("mask", "per-channel | shared", "per-channel", "one mask per channel or one per sample")]
+Seeds = Annotated[str | None, _contract("seeds", "valid | anywhere", "valid", "where block seeds fall")]
+Gamma = Annotated[str | None, _contract("gamma", "paper | naive", "paper", "seed probability rule")]
+Norm = Annotated[str | None, _contract("norm", "batch | sample | expected | none", "batch", "rescaling of kept units")]
+Anchor = Annotated[str | None, _contract("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")]
+Clamp = Annotated[str | None, _contract("clamp", "min | per-axis", "min", "how a block larger than the map is cut")]
+Batch = Annotated[str | None, _contract("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")]

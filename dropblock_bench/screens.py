@@ -1,0 +1,160 @@
+"""What each command shows once its engine has returned: lines for stdout and for stderr, and
+the exit code. Pure: builds renderables (rich markup strings and tables), never prints, so the
+CLI only prints a :class:`Screen` and exits with its code."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Sequence
+
+    import torch
+
+    from dropblock_bench.compare import Comparison
+    from dropblock_bench.registry import Implementation
+    from dropblock_bench.run.session import RunOutcome
+    from dropblock_bench.verify.session import VerifyOutcome
+
+__all__ = ["Screen", "compare_screen", "list_screen", "listing_payload", "run_screen", "show_screen", "verify_screen"]
+
+INTERRUPTED = 130
+FAILED = 1
+WIDE_TERMINAL = 110  # columns from which tables also show their interval or statistic column
+
+
+@dataclasses.dataclass
+class Screen:
+    """Renderables for stdout (``out``) and stderr (``err``), and the command's exit code;
+    ``title`` where a picture of the same thing takes it too."""
+
+    out: list[object] = dataclasses.field(default_factory=list)
+    err: list[object] = dataclasses.field(default_factory=list)
+    exit_code: int = 0
+    title: str = ""
+
+
+def listing_payload(
+    implementations: Sequence[Implementation], missing: Sequence[tuple[Implementation, str]], plugin_errors: Sequence[str]
+) -> dict[str, object]:
+    """``dbench list --json``: the records, the adapters not installed (with how), plugin errors."""
+    return {
+        "implementations": [impl.as_dict() for impl in implementations],
+        "not_installed": [{**impl.as_dict(), "install": hint} for impl, hint in missing],
+        "plugin_errors": list(plugin_errors),
+    }
+
+
+def list_screen(
+    implementations: Sequence[Implementation],
+    missing: Sequence[tuple[Implementation, str]],
+    pattern: str | None,
+    plugin_errors: Sequence[str] = (),
+) -> Screen:
+    """The implementations table, the adapters not installed with how to install them, and
+    the plugins that failed to load (as warnings on stderr)."""
+    from rich.markup import escape
+
+    from dropblock_bench.render import implementations_table
+
+    screen = Screen()
+    screen.out.append(implementations_table(implementations) if implementations else f"[yellow]no implementation matches {pattern!r}[/]")
+    if missing:
+        screen.out.append(implementations_table([impl for impl, _ in missing], title="Not installed (adapters ready)"))
+        for hint in dict.fromkeys(hint for _, hint in missing):
+            screen.out.append(f"install them with: [bold]{escape(hint)}[/] (torchvision needs the torch it was built for)")
+    screen.err += [f"[yellow]warning:[/] {message}" for message in plugin_errors]
+    return screen
+
+
+def show_screen(
+    implementation: Implementation, mask: torch.Tensor, *, shape: str, block_size: int, p: float, seed: int, width: int
+) -> Screen:
+    """A sampled bool mask (N, C, H, W): the first sample's first four channels as text."""
+    from dropblock_bench.render import mask_text
+
+    rate = mask[0].float().mean().item()
+    title = f"{implementation.name}: {shape} k={block_size} p={p:g} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
+    screen = Screen(title=title)
+    screen.out.append(mask_text(mask[0, :4], title, width=width))
+    if mask.shape[1] > 4:
+        screen.out.append(f"[dim]channels 1-4 of {mask.shape[1]} drawn[/]")
+    return screen
+
+
+def verify_screen(outcome: VerifyOutcome, *, verbose: bool, strict: bool, quick: bool, saved: str, width: int) -> Screen:
+    """Every report (:func:`~dropblock_bench.render.verify_lines`), then one summary line. Exit
+    130 when interrupted, 1 when a check failed (or, with ``strict``, warned), else 0."""
+    from dropblock_bench.render import verify_lines
+
+    screen = Screen()
+    for report in outcome.reports:
+        screen.out += [*verify_lines(report, verbose=verbose, width=width), ""]
+    reports, failed, warned = outcome.reports, outcome.failed, outcome.warned
+    if outcome.interrupted:
+        kept = f"{len(reports)} of {outcome.requested} implementations verified"
+        screen.err.append(f"[yellow]interrupted: {kept}[/]" + (f"; they are in {saved}" if saved and reports else ""))
+        screen.exit_code = INTERRUPTED
+        return screen
+    summary = (
+        f"{len(reports)} implementation(s) verified{' (quick)' if quick else ''}:"
+        f" {len(reports) - len(failed)} passed" + (f" ({len(warned)} with warnings)" if warned else "")
+    )
+    if failed:
+        names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.failures}))})" for r in failed)
+        screen.out.append(f"[bold red]{summary}, {len(failed)} failed:[/] {names}")
+        screen.exit_code = FAILED
+    elif strict and warned:
+        names = "; ".join(f"{r.implementation} ({', '.join(sorted({c.check for c in r.warnings}))})" for r in warned)
+        screen.out.append(f"[bold red]{summary}; --strict fails on warnings:[/] {names}")
+        screen.exit_code = FAILED
+    else:
+        screen.out.append(f"[bold green]{summary}.[/]")
+    return screen
+
+
+def run_screen(outcome: RunOutcome, *, malloc: str, saved: str) -> Screen:
+    """The run table, its notes, the run's conditions and a summary line. Exit 130 when
+    interrupted, 1 when a case raised, else 0."""
+    from dropblock_bench.render import run_notes, run_table
+    from dropblock_bench.run.records import CaseStatus
+
+    screen = Screen()
+    records = outcome.records
+    if outcome.count(CaseStatus.OK):
+        screen.out.append(run_table(records))
+    screen.out += run_notes(records)
+    screen.out += [f"[dim]{name}: {status}[/]" for name, status in outcome.backends.items()]
+    if malloc == "steady":
+        screen.out.append(f"[dim]allocator: {outcome.allocator or 'system (steady needs glibc)'}[/]")
+    if outcome.interrupted:
+        screen.err.append(f"[yellow]interrupted after {len(records)} of {len(outcome.cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
+        screen.exit_code = INTERRUPTED
+        return screen
+    screen.out.append(
+        f"{len(records)} cases: {outcome.count(CaseStatus.OK)} ok, {outcome.count(CaseStatus.SKIPPED)} skipped,"
+        f" {outcome.count(CaseStatus.ERROR)} error" + (f"; written to {saved}" if saved else "")
+    )
+    screen.exit_code = FAILED if outcome.count(CaseStatus.ERROR) else 0
+    return screen
+
+
+def compare_screen(comparison: Comparison, base_name: str, head_name: str, *, width: int) -> Screen:
+    """The comparison table, unmatched cases, warnings and the verdict. Exit 1 on a regression
+    or a newly failing case."""
+    from dropblock_bench.render import compare_table
+
+    screen = Screen(exit_code=FAILED if comparison.failed else 0)
+    screen.out.append(compare_table(comparison, base_name, head_name, show_interval=width >= WIDE_TERMINAL))
+    for title, keys in (("only in base", comparison.only_in_base), ("only in head", comparison.only_in_head)):
+        if keys:
+            screen.out.append(f"[yellow]{title}:[/] " + ", ".join(keys))
+    screen.err += [f"[yellow]warning:[/] {warning}" for warning in comparison.warnings]
+    if comparison.regressions:
+        screen.out.append(f"[bold red]{len(comparison.regressions)} regression(s)[/]")
+    if comparison.failing:
+        screen.out.append(f"[bold red]{len(comparison.failing)} case(s) fail in head and not in base[/]")
+    if not comparison.failed:
+        screen.out.append("[green]no significant regression[/]")
+    return screen
