@@ -115,6 +115,7 @@ VARIANTS = {  # contract fields -> the brute force's keyword for the same geomet
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("h", "w", "k"), TINY_GEOMETRIES)
 @pytest.mark.parametrize("p", [0.1, 0.6])
 @pytest.mark.parametrize("seeds", list(spec.SeedRegion))

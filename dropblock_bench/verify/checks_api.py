@@ -78,7 +78,11 @@ def identity_check(check: str, what: str, out: torch.Tensor, x: torch.Tensor) ->
 
 
 def api_checks(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -> list[CheckResult]:
-    """Shape/dtype/device, no mutation, finiteness, seeding, p = 0, eval mode, p = 1, in place."""
+    """Shape/dtype/device, no mutation, finiteness, seeding, p = 0, eval mode, p = 1, in place.
+
+    Longer than most functions on purpose: one short closure per check, over one shared input
+    and seed, so the checks read as the list they are and each runs guarded on its own.
+    """
     generator = torch.Generator().manual_seed(derive_seed(seed, "api-input"))
     x = torch.randn(API_SHAPE, generator=generator).to(device)
     call_seed = derive_seed(seed, "api-call")

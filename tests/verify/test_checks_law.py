@@ -38,6 +38,7 @@ def _batch_shared(case: Case, calls: int, per_call: int, seed: int) -> CaseSampl
     return CaseSample(distinct.repeat_interleave(per_call, 0), torch.arange(calls).repeat_interleave(per_call), calls, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
 def test_right_masks_give_uniform_p_values(case):
     """Under the contract each check's p-value is uniform (position's, Bonferroni-corrected, at
@@ -56,6 +57,7 @@ def test_right_masks_give_uniform_p_values(case):
     assert below["rate"] >= low - 3 and below["dispersion"] >= low - 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
 def test_maps_repeated_within_a_call_are_not_counted_as_independent(case):
     """A batch-shared mask (each call's maps identical, marginals right) gives the law checks no
@@ -121,6 +123,7 @@ def test_each_check_names_the_property_that_broke(case):
     assert bad.verdict is Verdict.FAIL and bad.observed == 1
 
 
+@pytest.mark.slow
 def test_power_formula_against_simulation():
     """rate_check on masks from the exact sampler whose rate is 10 % too high (p raised until
     the exact rate is 1.1x) rejects as often as power_reached says, within a 99.9 % binomial

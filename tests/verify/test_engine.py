@@ -22,6 +22,7 @@ def test_battery_has_a_defect_for_every_check_family():
     assert broken >= {"api", "rate", "dispersion", "position", "blocks", "independence", "normalisation", "gradient", "dtype"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", DEFECTS, ids=[d.implementation.name for d in DEFECTS])
 def test_default_settings_catch_every_planted_defect_for_the_right_reason(defect):
     report = verify_implementation(defect.implementation, DEFAULT)
@@ -33,6 +34,7 @@ def test_default_settings_catch_every_planted_defect_for_the_right_reason(defect
         assert defect.reason_mentions in failure.reason, (failure.check, failure.reason)
 
 
+@pytest.mark.slow
 def test_a_layout_only_defect_fails_only_in_those_layouts():
     defect = next(d for d in DEFECTS if d.implementation.name == LAYOUT_ONLY)
     report = verify_implementation(defect.implementation, DEFAULT)
@@ -41,11 +43,23 @@ def test_a_layout_only_defect_fails_only_in_those_layouts():
     assert failing_cases and failing_cases <= layout_cases, failing_cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_an_intermittent_defect_is_caught_whatever_the_seed(seed):
     defect = next(d for d in DEFECTS if d.implementation.name == "blocks-short-in-one-call-of-five")
     report = verify_implementation(defect.implementation, VerifySettings(seed=seed))
     assert "blocks" in {c.check for c in report.failures}
+
+
+QUICK_SAMPLE = ("rate-ten-percent-high", "one-mask-for-the-whole-batch", "blocks-short-in-one-call-of-five", "nan-at-p-one")
+
+
+@pytest.mark.parametrize("name", QUICK_SAMPLE)
+def test_quick_settings_catch_a_sample_of_the_battery(name):
+    """The quick loop's share of the battery (the whole of it runs, slow, at default settings)."""
+    defect = next(d for d in DEFECTS if d.implementation.name == name)
+    failed = {check.check for check in verify_implementation(defect.implementation, VerifySettings.for_mode(quick=True)).failures}
+    assert defect.breaks <= failed and not failed & defect.spares, sorted(failed)
 
 
 def test_a_raising_implementation_is_reported_per_check_not_fatal():
