@@ -49,7 +49,8 @@ class RunCase:
 
     @property
     def key(self) -> tuple[object, ...]:
-        """What identifies a case across runs (used by merge and compare)."""
+        """What identifies a case across runs: the values of :data:`~dropblock_bench.run.records.KEY_COLUMNS`,
+        in that order (a record's flat form gives the same tuple through ``records.case_key``)."""
         return (self.implementation, self.device, self.dtype, self.shape_label, self.block_size, self.p, self.mode, self.inplace)
 
     @property

@@ -34,6 +34,7 @@ def test_records_round_trip_through_their_flat_form():
     skipped = CaseRecord(record.case, CaseStatus.SKIPPED, "cuda is not available")
     assert skipped.to_dict()["median_ms"] is None and CaseRecord.from_dict(skipped.to_dict()) == skipped
     assert case_key({**flat, "inplace": "False"}) == case_key(flat)  # a CSV's spelling of the bool
+    assert record.key() == record.case.key  # the typed case and its flat form agree on identity
 
 
 def test_csv_has_the_documented_columns_and_is_valid_after_each_row(tmp_path):
