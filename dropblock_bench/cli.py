@@ -218,20 +218,13 @@ def run_command(
             measure_memory=memory, threads=threads, malloc=malloc, csv_path=csv_path, json_path=json_path,
         )  # fmt: skip
         cases = plan(request)
-    if not cases:
-        console.print(f"[yellow]{'this shard of ' if shard_spec else ''}the matrix is empty"
-                      f"{' after --exclude' if exclude else ''}; nothing to run[/]")
     progress = _progress(with_eta=True)
     with progress, _user_errors():
         task = progress.add_task("run", total=len(cases))
-        outcome = run_session(
-            request,
-            cases,
-            on_start=lambda case: progress.update(task, description=f"{case.implementation} {case.shape_label} {case.mode}"),
-            on_record=lambda record: progress.advance(task),
-        )
-    if cases:
-        _show(screens.run_screen(outcome, malloc=malloc, saved=" and ".join(str(path) for path in (csv_path, json_path) if path)))
+        outcome = run_session(request, cases, on_record=lambda record: progress.advance(task),
+                              on_start=lambda c: progress.update(task, description=f"{c.implementation} {c.shape_label} {c.mode}"))  # fmt: skip
+    saved = " and ".join(str(path) for path in (csv_path, json_path) if path)
+    _show(screens.run_screen(outcome, malloc=malloc, saved=saved, shard=shard_spec, excluded=bool(exclude)))
 
 
 @_command("merge")

@@ -215,8 +215,10 @@ VERDICT_STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "note":
 
 
 def verify_lines(report: ImplementationReport, *, verbose: bool = False, width: int = 80) -> list[object]:
-    """What ``dbench verify`` prints for one implementation: a summary line, then every
-    failure, warning, note and skip with its reason (with ``verbose``, the full table first)."""
+    """What ``dbench verify`` prints for one implementation: a summary line, every failure and
+    warning and skip with its reason, the contract's departures from the paper in one line, and
+    the power note. With ``verbose``: the full table first, and every note (the departures,
+    case by case, with their size)."""
     from dropblock_bench.verify.results import Verdict
 
     counts = ", ".join(f"{report.count(v)} {v}" for v in Verdict if report.count(v))
@@ -231,11 +233,14 @@ def verify_lines(report: ImplementationReport, *, verbose: bool = False, width: 
         lines.append(verify_table(report, show_statistic=width >= 110))
     lines.append(f"[bold]{report.implementation}[/]: {status} [dim]({counts}; {report.duration_s:.1f} s)[/]")
     marks = {"fail": "[red]✗[/]", "warn": "[yellow]![/]", "note": "[cyan]i[/]", "skip": "[dim]-[/]"}
-    for verdict in ("fail", "warn", "note", "skip"):
+    for verdict in ("fail", "warn", "skip", "note") if verbose else ("fail", "warn", "skip"):
         for check in report.checks:
             if check.verdict == verdict:
                 where = "" if check.case == "-" else f" [dim]{check.case}[/]"
                 lines.append(f"  {marks[verdict]} {check.check}{where}: {check.reason}")
+    if not verbose and report.departures_from_paper:
+        fields = ", ".join(f"{field}={report.contract[field]}" for field in report.departures_from_paper)
+        lines.append(f"  {marks['note']} departs from the paper: {fields} [dim](--verbose: by how much, case by case)[/]")
     for note in report.notes:
         lines.append(f"  [dim]{note}[/]")
     return lines

@@ -114,13 +114,17 @@ def verify_screen(outcome: VerifyOutcome, *, verbose: bool, strict: bool, quick:
     return screen
 
 
-def run_screen(outcome: RunOutcome, *, malloc: str, saved: str) -> Screen:
+def run_screen(outcome: RunOutcome, *, malloc: str, saved: str, shard: str | None = None, excluded: bool = False) -> Screen:
     """The run table, its notes, the run's conditions and a summary line. Exit 130 when
-    interrupted, 1 when a case raised, else 0."""
+    interrupted, 1 when a case raised, else 0. An empty matrix (after ``shard`` and exclusions)
+    says so and nothing else."""
     from dropblock_bench.render import run_notes, run_table
     from dropblock_bench.run.records import CaseStatus
 
     screen = Screen()
+    if not outcome.cases:
+        screen.out.append(f"[yellow]{'this shard of ' if shard else ''}the matrix is empty{' after --exclude' if excluded else ''}; nothing to run[/]")
+        return screen
     records = outcome.records
     if outcome.count(CaseStatus.OK):
         screen.out.append(run_table(records))

@@ -94,3 +94,12 @@ def test_exclusions_normalise_what_the_user_writes_and_match_every_condition():
 def test_bad_exclusions_say_how_to_write_one(text):
     with pytest.raises(MatrixError):
         matrix.parse_exclusion(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "modes"),
+    [("forward", ("forward",)), ("fwd", ("forward",)), ("FWD", ("forward",)), ("backward", ("backward",)),
+     ("fwd+bwd", ("backward",)), ("forward+backward", ("backward",)), ("bwd", ("backward",)), ("both", ("forward", "backward"))],
+)  # fmt: skip
+def test_modes_are_accepted_in_every_spelling_the_tables_print(text, modes):
+    assert matrix.parse_mode(text) == modes

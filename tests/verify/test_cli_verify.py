@@ -35,8 +35,11 @@ def test_passing_implementation_exits_zero(tmp_path):
 def test_departures_are_shown(tmp_path):
     result = runner.invoke(app, ["verify", "--impl", "blog-style", "--quick"], env=WIDE)
     assert result.exit_code == 0, result.output
+    assert "departs from the paper: mask=shared, seeds=anywhere, gamma=naive" in result.output  # one line by default
+    assert "paper.mask" not in result.output
+    verbose = runner.invoke(app, ["verify", "--impl", "blog-style", "--quick", "--verbose"], env=WIDE)
     for line in ("paper.mask: mask=shared", "paper.seeds: seeds=anywhere", "paper.gamma: gamma=naive", "(-20%)"):
-        assert line in result.output
+        assert line in verbose.output
 
 
 SEED_000_STYLE = textwrap.dedent(
@@ -177,7 +180,8 @@ def test_warnings_pass_unless_strict(mistakes_file):
 
 def test_contract_flags_reach_the_contract(user_file):
     result = runner.invoke(
-        app, ["verify", "--impl", f"{user_file}:dropout", "--quick", "--anchor", "up-left", "--clamp", "per-axis", "--batch", "shared"], env=WIDE
+        app, ["verify", "--impl", f"{user_file}:dropout", "--quick", "--verbose", "--anchor", "up-left", "--clamp", "per-axis", "--batch", "shared"],
+        env=WIDE,
     )
     assert "paper.anchor" in result.output and "paper.clamp" in result.output and "paper.batch" in result.output
 
