@@ -1,4 +1,4 @@
-"""``blog-style``: the max-pool DropBlock popularised by Chinese blog posts (seed 004).
+"""``blog-style``: the max-pool DropBlock popularised by Chinese blog posts on DropBlock.
 
 Semantics, declared as its contract in :mod:`.records`: gamma = p / k² (``naive``); seeds
 anywhere on the map, blocks cut at the border (``anywhere``); one mask per sample shared by

@@ -1,4 +1,4 @@
-"""The fused targets (issue #6): their bounds, and a markdown table of one run against them.
+"""The fused kernels' performance targets: their bounds, and a markdown table of one run against them.
 
     python3 reports/targets.py reports/cpu-reference/run.json > reports/cpu-reference/targets.md
 

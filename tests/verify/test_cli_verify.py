@@ -42,7 +42,7 @@ def test_departures_are_shown(tmp_path):
         assert line in verbose.output
 
 
-SEED_000_STYLE = textwrap.dedent(
+BLOG_POST_STYLE = textwrap.dedent(
     """
     import torch
 
@@ -62,7 +62,7 @@ SEED_000_STYLE = textwrap.dedent(
 @pytest.fixture
 def user_file(tmp_path: Path) -> Path:
     path = tmp_path / "mine.py"
-    path.write_text(SEED_000_STYLE)
+    path.write_text(BLOG_POST_STYLE)
     return path
 
 
