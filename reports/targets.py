@@ -25,6 +25,7 @@ import math
 import sys
 from collections.abc import Callable
 
+from dropblock_bench.run.records import case_key, case_label
 from dropblock_bench.stats import RatioExcess, ratio_excess, round_medians
 
 # The ResNet-50 stage shapes at batch 32, by map side.
@@ -54,8 +55,17 @@ SAVED_BYTES_PER_ELEMENT_TARGET = 1.0
 PEAK_MEMORY_TARGET = 1.3
 
 
+BLOCK_SIZE, P, DEVICE = 7, 0.1, "cpu"  # the setting every target is stated for
+
+
 def _shape_text(stage: str) -> str:
     return "x".join(map(str, STAGES[stage]))
+
+
+def _key(impl: str, stage: str, dtype: str, mode: str, inplace: bool) -> tuple[object, ...]:
+    """The run file's identity of the row a target reads (:func:`case_key`)."""
+    return case_key({"implementation": impl, "device": DEVICE, "dtype": dtype, "shape": _shape_text(stage),
+                     "block_size": BLOCK_SIZE, "p": P, "mode": mode, "inplace": inplace})  # fmt: skip
 
 
 class Run:
@@ -66,28 +76,28 @@ class Run:
         if not isinstance(payload, dict) or not isinstance(payload.get("cases"), list):
             raise ValueError("not a `dbench run --json` file (no 'cases' list)")  # noqa: TRY004 - the script reports ValueErrors as bad input
         self.meta = payload.get("meta", {})
-        self.rows: dict[tuple[str, str, str, str, bool], dict] = {}
-        self._rounds: dict[tuple[str, str, str, str, bool], list[tuple[float, float]]] = {}
+        self.rows: dict[tuple[object, ...], dict] = {}
+        self._rounds: dict[tuple[object, ...], list[tuple[float, float]]] = {}
         for case in payload["cases"]:
-            if not (case.get("status") == "ok" and case.get("block_size") == 7 and case.get("p") == 0.1
-                    and case.get("device", "cpu") == "cpu"):
+            if not (case.get("status") == "ok" and case.get("block_size") == BLOCK_SIZE and case.get("p") == P
+                    and case.get("device", DEVICE) == DEVICE):
                 continue
-            key = (case["implementation"], case["shape"], case["dtype"], case["mode"], bool(case.get("inplace")))
+            key = case_key({"device": DEVICE, **case})
             if key in self.rows:
-                raise ValueError(f"two rows for {key}: merge shards with `dbench merge`, not by hand")
+                raise ValueError(f"two rows for {case_label({'device': DEVICE, **case})}: merge shards with `dbench merge`, not by hand")
             self.rows[key] = case
             if case.get("samples_per_round") and case.get("floor_samples_per_round"):
                 try:
                     times = round_medians(case["samples_ms"], case["samples_per_round"])
                     floors = round_medians(case["floor_samples_ms"], case["floor_samples_per_round"])
                 except (KeyError, TypeError, ValueError) as error:
-                    raise ValueError(f"{key}: its samples do not split into its rounds ({error})") from None
+                    raise ValueError(f"{case_label({'device': DEVICE, **case})}: its samples do not split into its rounds ({error})") from None
                 if len(times) != len(floors):
-                    raise ValueError(f"{key}: {len(times)} rounds of samples but {len(floors)} of floor samples")
+                    raise ValueError(f"{case_label({'device': DEVICE, **case})}: {len(times)} rounds of samples but {len(floors)} of floor samples")
                 self._rounds[key] = list(zip(times, floors))
 
     def get(self, impl: str, stage: str, key: str, dtype: str = "float32", mode: str = "forward", inplace: bool = False) -> float | None:
-        row = self.rows.get((impl, _shape_text(stage), dtype, mode, inplace))
+        row = self.rows.get(_key(impl, stage, dtype, mode, inplace))
         return None if row is None or row.get(key) is None else float(row[key])
 
     def ratio(self, impl: str, stage: str, dtype: str = "float32", inplace: bool = False) -> float | None:
@@ -95,7 +105,7 @@ class Run:
 
     def rounds(self, impl: str, stage: str, dtype: str = "float32", inplace: bool = False) -> list[tuple[float, float]]:
         """Forward rows: each round's (median ms, floor median ms); empty when the run did not record rounds."""
-        return self._rounds.get((impl, _shape_text(stage), dtype, "forward", inplace), [])
+        return self._rounds.get(_key(impl, stage, dtype, "forward", inplace), [])
 
 
 def half_excess(run: Run, impl: str, stage: str, dtype: str, inplace: bool = False) -> RatioExcess | None:
