@@ -77,6 +77,7 @@ def list_command(
     pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")] = False,
     show_all: options.ShowAll = False,
+    backends: options.Backends = False,
 ) -> None:
     """List registered implementations and the contract each declares.
 
@@ -94,10 +95,11 @@ def list_command(
     with _user_errors():
         implementations = registry.implementations(pattern)
     missing = registry.not_installed() if show_all else []
+    paths = {i.name: status for i in implementations if backends and (status := i.backend_status())}
     if as_json:
-        typer.echo(json.dumps(screens.listing_payload(implementations, missing, registry.plugin_errors), indent=2))
+        typer.echo(json.dumps(screens.listing_payload(implementations, missing, registry.plugin_errors, paths), indent=2))
         return
-    _show(screens.list_screen(implementations, missing, pattern, registry.plugin_errors))
+    _show(screens.list_screen(implementations, missing, pattern, registry.plugin_errors, paths))
 
 
 @_command("verify")

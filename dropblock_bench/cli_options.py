@@ -20,6 +20,10 @@ Impl = Annotated[
         help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
     ),
 ]
+Backends = Annotated[
+    bool,
+    typer.Option("--backends", metavar="", help="Also say which code path each implementation takes here, and why (imports torch; may build a kernel)."),
+]
 ShowAll = Annotated[
     bool, typer.Option("--all", metavar="", help="Also list the public implementations that are not installed, and how to install them.")
 ]

@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import torch
 
@@ -36,11 +36,16 @@ class Screen:
 
 
 def listing_payload(
-    implementations: Sequence[Implementation], missing: Sequence[tuple[Implementation, str]], plugin_errors: Sequence[str]
+    implementations: Sequence[Implementation],
+    missing: Sequence[tuple[Implementation, str]],
+    plugin_errors: Sequence[str],
+    backends: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """``dbench list --json``: the records, the adapters not installed (with how), plugin errors."""
+    """``dbench list --json``: the records (with the code path each takes here, where asked and
+    reported), the adapters not installed (with how), plugin errors."""
+    paths = backends or {}
     return {
-        "implementations": [impl.as_dict() for impl in implementations],
+        "implementations": [{**impl.as_dict(), **({"backend_status": paths[impl.name]} if impl.name in paths else {})} for impl in implementations],
         "not_installed": [{**impl.as_dict(), "install": hint} for impl, hint in missing],
         "plugin_errors": list(plugin_errors),
     }
@@ -51,15 +56,17 @@ def list_screen(
     missing: Sequence[tuple[Implementation, str]],
     pattern: str | None,
     plugin_errors: Sequence[str] = (),
+    backends: Mapping[str, str] | None = None,
 ) -> Screen:
-    """The implementations table, the adapters not installed with how to install them, and
-    the plugins that failed to load (as warnings on stderr)."""
+    """The implementations table, the code path each takes here (where asked), the adapters not
+    installed with how to install them, and the plugins that failed to load (warnings, stderr)."""
     from rich.markup import escape
 
     from dropblock_bench.render import implementations_table
 
     screen = Screen()
     screen.out.append(implementations_table(implementations) if implementations else f"[yellow]no implementation matches {pattern!r}[/]")
+    screen.out += [f"[dim]{name}: {status}[/]" for name, status in (backends or {}).items()]
     if missing:
         screen.out.append(implementations_table([impl for impl, _ in missing], title="Not installed (adapters ready)"))
         for hint in dict.fromkeys(hint for _, hint in missing):

@@ -82,3 +82,15 @@ def test_list_all_shows_peers_that_are_not_installed(monkeypatch):
     assert "Not installed" in result.output and "pip install 'dropblock-bench[peers]'" in result.output
     payload = json.loads(runner.invoke(app, ["list", "--all", "--json"]).output)
     assert {p["name"] for p in payload["not_installed"]} == {"torchvision", "timm", "timm-per-channel", "dropblock-pkg"}
+
+
+def test_list_says_which_path_each_implementation_takes_when_asked():
+    from dropblock_bench.registry import get_implementation
+
+    result = runner.invoke(app, ["list", "--json", "--backends"])
+    assert result.exit_code == 0, result.output
+    by_name = {item["name"]: item for item in json.loads(result.output)["implementations"]}
+    assert by_name["fused"]["backend_status"] == get_implementation("fused").backend_status()
+    assert "backend_status" not in by_name["paper"]  # no backend to report
+    plain = json.loads(runner.invoke(app, ["list", "--json"]).output)
+    assert all("backend_status" not in item for item in plain["implementations"])  # only when asked
