@@ -364,10 +364,10 @@ def compare_table(comparison: Comparison, base_name: str, head_name: str, *, sho
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    table.add_column("case", overflow="fold", min_width=24, ratio=1)
+    table.add_column("case", overflow="fold", min_width=16, ratio=1)
     for name in ("base ms", "head ms", "change", *(["CI"] if show_interval else []), "p", "n"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=len("still failing"))  # never cut: it is the answer
     styles = {"regression": "bold red", "improvement": "green", "~": "dim"}
     for c in comparison.cases:
         low, high = c.ratio_ci_low, c.ratio_ci_high

@@ -51,6 +51,15 @@ def test_compare_table_lists_failing_cases_and_notes():
     assert "slower by >= 5% and Mann-Whitney p < 0.01" in text
 
 
+def test_compare_table_keeps_its_verdicts_whole_at_80_columns():
+    key = "fused-shared 32x256x56x56 float32 cpu k=7 p=0.1 forward"
+    case = CaseComparison(key, 10.0, 18.8, 1.88, 1.7, 2.0, 2e-7, 13, 41, "mann-whitney", "regression")
+    comparison = Comparison([case], [], [], 1.88, 0.05, 0.01, [], failing={"paper 2x4x12x12": "RuntimeError: kaboom"})
+    text = _text(compare_table(comparison, "base.json", "head.json", show_interval=False), width=80)
+    assert "regression" in text and "failing" in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_mask_text_draws_dropped_units_as_blocks():
     mask = torch.zeros(2, 3, 4, dtype=torch.bool)
     mask[1, 0, 1] = True
