@@ -257,8 +257,8 @@ def compare_command(
     """Compare two timing results and fail on a real regression, not on noise.
 
     A case is a **regression** only if its median slowed down by at least `--threshold` **and**
-    a Mann-Whitney U test on the raw samples gives p < `--alpha`; otherwise it shows `~`
-    with p and n, as benchstat does. Cases are matched by implementation, device, dtype,
+    a Mann-Whitney U test on the raw samples gives p < `--alpha` **and** the interval of the
+    median ratio lies above 1; otherwise it shows `~` with p and n, as benchstat does. Cases are matched by implementation, device, dtype,
     shape, block size, p and mode (pytest-benchmark files: by test name); unmatched ones are
     listed. A geometric-mean row sums up.
 

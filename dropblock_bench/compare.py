@@ -2,8 +2,9 @@
 
 A case regresses only if **both** hold: the median slowed down by at least ``threshold``
 (default 5 %) **and** a two-sided Mann-Whitney U test on the raw samples gives p < ``alpha``
-(default 0.01). Anything else is ``~`` (no significant change), reported with p and n, as
-benchstat does. Speed-ups that pass both gates are ``improvement``. A case that fails (status
+(default 0.01), with the bootstrap interval of the median ratio (at ``1 - alpha``) agreeing,
+that is lying wholly above 1. Anything else is ``~`` (no significant change), reported with p
+and n, as benchstat does. Speed-ups that pass both gates are ``improvement``. A case that fails (status
 ``error``) in head but not in base, whether base ran it or not, is **failing**, which counts
 like a regression; one that fails in both is listed as still failing.
 
@@ -265,9 +266,12 @@ def compare_case(base: Timings, head: Timings, threshold: float, alpha: float) -
         n_base, n_head = len(base.samples_ms), len(head.samples_ms)
         note = "too few samples to test"
     significant = p_value is not None and p_value < alpha
-    if significant and ratio - 1.0 >= threshold:
+    # The interval of the ratio must agree with the test: one that includes 1 never calls a change.
+    slower_for_sure = low is None or low > 1.0
+    faster_for_sure = high is None or high < 1.0
+    if significant and ratio - 1.0 >= threshold and slower_for_sure:
         verdict = "regression"
-    elif significant and 1.0 - ratio >= threshold / (1.0 + threshold):
+    elif significant and 1.0 - ratio >= threshold / (1.0 + threshold) and faster_for_sure:
         verdict = "improvement"
     else:
         verdict = "~"

@@ -285,3 +285,17 @@ def test_rows_say_when_a_welch_test_stands_in(tmp_path):
 def test_the_headline_states_the_threshold_unrounded(base):
     result = runner.invoke(app, ["compare", base, base, "--threshold", "0.025", "--format", "markdown"])
     assert "slower by >= 2.5%" in result.output
+
+
+def test_a_change_whose_interval_includes_one_is_never_called():
+    """Mann-Whitney can reject on a shift in the bulk while the median ratio's interval still
+    includes 1 (heavy tails on one side); the verdict then stays ``~``, whatever p says."""
+    base = [10.0] * 30 + [10.1] * 30
+    head = [10.05] * 30 + [12.0] * 30  # median ratio ~1.09, but half the head sits within 0.5 % of base
+    case = compare_case(Timings("k", base, statistics.median(base)), Timings("k", head, statistics.median(head)), 0.05, 0.01)
+    assert case.p_value is not None and case.p_value < 0.01 and case.ratio - 1 >= 0.05
+    assert case.ratio_ci_low is not None and case.ratio_ci_low <= 1.0
+    assert case.verdict == "~"
+    # A slowdown whose whole interval is above 1 is still a regression.
+    slower = [s * 1.2 for s in base]
+    assert compare_case(Timings("k", base, statistics.median(base)), Timings("k", slower, statistics.median(slower)), 0.05, 0.01).verdict == "regression"
