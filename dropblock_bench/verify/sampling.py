@@ -15,6 +15,16 @@ from dropblock_bench.verify.settings import Case, Layout
 
 UNITS_PER_CALL = 1 << 22  # bound one call's input to 16 MB of float32
 MASK_CHANNELS = {spec.MaskSharing.PER_CHANNEL: 4, spec.MaskSharing.SHARED: 2}
+BATCH_SHARED_CHANNELS = 16
+"""Channels per call for a per-channel, batch-shared contract: its one sample's channels are all
+the independent maps a call gives, so more of them means fewer calls."""
+
+
+def channels_for(contract: spec.Contract) -> int:
+    """Channels of the inputs a case feeds the implementation."""
+    if contract.mask is spec.MaskSharing.PER_CHANNEL and contract.batch is spec.BatchSharing.SHARED:
+        return BATCH_SHARED_CHANNELS
+    return MASK_CHANNELS[spec.MaskSharing(contract.mask)]
 BATCH_CYCLE = 4
 """Every ``BATCH_CYCLE``-th call has batch size 1; the others an odd batch size."""
 
@@ -76,14 +86,14 @@ class CaseSample:
 def maps_per_sample(contract: spec.Contract) -> int:
     """Maps one sample contributes as independent evidence: every channel's, or channel 0's
     when the contract shares a mask across channels."""
-    return MASK_CHANNELS[spec.MaskSharing(contract.mask)] if contract.mask is spec.MaskSharing.PER_CHANNEL else 1
+    return channels_for(contract) if contract.mask is spec.MaskSharing.PER_CHANNEL else 1
 
 
 def batch_size_for(contract: spec.Contract, case: Case, maps: int, min_calls: int) -> int:
     """The odd batch size of the larger calls: enough that ``min_calls`` calls give ``maps``
     maps, within :data:`UNITS_PER_CALL`. Batch-shared contracts give one sample's maps per
     call whatever the batch, so they get a small odd batch and more calls."""
-    channels = MASK_CHANNELS[spec.MaskSharing(contract.mask)]
+    channels = channels_for(contract)
     if contract.batch is spec.BatchSharing.SHARED:
         return 3
     wanted = math.ceil(maps / (min_calls * maps_per_sample(contract)))
@@ -105,7 +115,7 @@ def sample_case(
     alternate between an odd size and 1.
     """
     contract = impl.contract
-    channels = MASK_CHANNELS[spec.MaskSharing(contract.mask)]
+    channels = channels_for(contract)
     batch = batch_size_for(contract, case, maps, min_calls)
     pieces, owners, nonfinite = [], [], 0
     collected, call = 0, 0

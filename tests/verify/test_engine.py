@@ -35,6 +35,16 @@ def test_default_settings_catch_every_planted_defect_for_the_right_reason(defect
 
 
 @pytest.mark.slow
+def test_a_batch_shared_mask_declared_as_such_passes():
+    """The same code that fails independence.samples under a per-sample contract is correct under
+    ``batch="shared"``: verify judges the declared contract, with one map per call as evidence."""
+    defect = next(d for d in DEFECTS if d.implementation.name == "one-mask-for-the-whole-batch")
+    report = verify_implementation(defect.implementation.with_contract(batch="shared"), DEFAULT)
+    assert report.passed and not report.warnings, [(c.check, c.case, c.reason) for c in report.failures + report.warnings]
+    assert next(c for c in report.checks if c.check == "independence.samples").statistic == "differing"  # exact, not r
+
+
+@pytest.mark.slow
 def test_a_layout_only_defect_fails_only_in_those_layouts():
     defect = next(d for d in DEFECTS if d.implementation.name == LAYOUT_ONLY)
     report = verify_implementation(defect.implementation, DEFAULT)
