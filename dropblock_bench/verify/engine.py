@@ -17,7 +17,7 @@ from dropblock_bench.verify.checks_structure import (
     scale_check,
 )
 from dropblock_bench.verify.results import CheckResult, ImplementationReport, Verdict, apply_holm
-from dropblock_bench.verify.settings import VerifySettings
+from dropblock_bench.verify.settings import Case, VerifySettings
 
 ProgressCallback = Callable[[str], None]
 """Called with a description before each step; ``count_steps`` says how many come."""
@@ -70,27 +70,26 @@ def paper_notes(contract: spec.Contract, settings: VerifySettings) -> list[Check
                 reason=f"{field}={value}: {meaning}" if meaning else f"{field}={value} (the paper: {paper})",
             )
         )
-    for case, line in zip(settings.cases, paper_differences(contract, settings, with_case=True)):
-        if line:
-            notes.append(CheckResult("paper.rate", case.label, "exact rate", verdict=Verdict.NOTE, reason=line.removeprefix(f"{case.label}: ")))
-    return notes
-
-
-def paper_differences(contract: spec.Contract, settings: VerifySettings, with_case: bool = False) -> list[str]:
-    """Where the contract's expected drop rate departs from the paper's, case by case (with
-    ``with_case``, one entry per case, empty where they agree)."""
-    notes = []
     for case in settings.cases:
-        args = (case.p, case.height, case.width, case.block_size)
-        ours, paper = spec.expected_drop_rate(contract, *args), spec.expected_drop_rate(spec.PAPER_CONTRACT, *args)
-        if abs(ours - paper) > 1e-3 * paper:
-            notes.append(
-                f"{case.label}: its contract drops {ours:.4f} on average where the paper's drops {paper:.4f}"
-                f" ({(ours - paper) / paper:+.0%})"
-            )
-        elif with_case:
-            notes.append("")
+        line = rate_departure(contract, case)
+        if line:
+            notes.append(CheckResult("paper.rate", case.label, "exact rate", verdict=Verdict.NOTE, reason=line))
     return notes
+
+
+def rate_departure(contract: spec.Contract, case: Case) -> str | None:
+    """How the contract's exact drop rate on ``case`` departs from the paper's, or None where
+    they agree (within 0.1 %)."""
+    args = (case.p, case.height, case.width, case.block_size)
+    ours, paper = spec.expected_drop_rate(contract, *args), spec.expected_drop_rate(spec.PAPER_CONTRACT, *args)
+    if abs(ours - paper) <= 1e-3 * paper:
+        return None
+    return f"its contract drops {ours:.4f} on average where the paper's drops {paper:.4f} ({(ours - paper) / paper:+.0%})"
+
+
+def paper_differences(contract: spec.Contract, settings: VerifySettings) -> list[str]:
+    """Where the contract's expected drop rate departs from the paper's, one line per case."""
+    return [f"{case.label}: {line}" for case in settings.cases if (line := rate_departure(contract, case))]
 
 
 def verify_implementation(

@@ -15,6 +15,8 @@ from dropblock_bench.verify.settings import Case, Layout
 
 UNITS_PER_CALL = 1 << 22  # bound one call's input to 16 MB of float32
 MASK_CHANNELS = {spec.MaskSharing.PER_CHANNEL: 4, spec.MaskSharing.SHARED: 2}
+BATCH_CYCLE = 4
+"""Every ``BATCH_CYCLE``-th call has batch size 1; the others an odd batch size."""
 BATCH_SHARED_CHANNELS = 16
 """Channels per call for a per-channel, batch-shared contract: its one sample's channels are all
 the independent maps a call gives, so more of them means fewer calls."""
@@ -25,8 +27,6 @@ def channels_for(contract: spec.Contract) -> int:
     if contract.mask is spec.MaskSharing.PER_CHANNEL and contract.batch is spec.BatchSharing.SHARED:
         return BATCH_SHARED_CHANNELS
     return MASK_CHANNELS[spec.MaskSharing(contract.mask)]
-BATCH_CYCLE = 4
-"""Every ``BATCH_CYCLE``-th call has batch size 1; the others an odd batch size."""
 
 
 def derive_seed(seed: int, *labels: object) -> int:
@@ -60,7 +60,8 @@ def make_input(
 
 
 def checked_output(x: torch.Tensor, out: object) -> torch.Tensor:
-    """``out`` when it is a tensor of ``x``'s shape; else ``ValueError`` saying what came back."""
+    """``out`` when it is a tensor of ``x``'s shape; else ``TypeError`` (not a tensor) or
+    ``ValueError`` (another shape) saying what came back."""
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"returned {type(out).__name__}, not a Tensor")
     if out.shape != x.shape:
