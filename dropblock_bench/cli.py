@@ -181,7 +181,7 @@ def run_command(
     inplace: options.Inplace = False,
     threads: options.Threads = None,
     min_time: options.MinTime = 0.15,
-    rounds: options.Rounds = 3,
+    rounds: options.Rounds = 8,
     memory: options.Memory = True,
     csv_path: options.Csv = None,
     json_path: options.Json = None,

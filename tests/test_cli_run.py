@@ -227,7 +227,7 @@ def test_an_empty_first_shard_does_not_blank_the_merged_settings_and_csv_is_a_he
     merged = runner.invoke(app, ["merge", str(tmp_path / "s2.json"), str(tmp_path / "s1.json"), "-o", str(tmp_path / "all.json")])
     assert merged.exit_code == 0, merged.output
     meta = json.loads((tmp_path / "all.json").read_text())["meta"]
-    assert meta["rounds"] == 3 and meta["memory"]["malloc"] == "steady (stub)"
+    assert meta["rounds"] == 8 and meta["memory"]["malloc"] == "steady (stub)"
 
 
 def test_one_file_for_two_outputs_is_refused(tmp_path):

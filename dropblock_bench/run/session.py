@@ -37,7 +37,7 @@ class RunRequest:
     exclusions: Sequence[str] = ()
     shard: str | None = None
     min_time_s: float = 0.15
-    rounds: int = 3
+    rounds: int = 8
     measure_memory: bool = True
     threads: int | None = None
     malloc: str = "steady"
