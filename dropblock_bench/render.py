@@ -281,9 +281,24 @@ def _display_name(name: str) -> str:
     return f"{file_name}:{attribute}"
 
 
+NOISE_MARK = "~"
+"""Before the time of a case with noise flags: "about this much"."""
+
+
+def run_noise_legend() -> str:
+    """What the run table's ``~`` means, thresholds included (:mod:`~dropblock_bench.run.noise`)."""
+    from dropblock_bench.run.noise import MAX_FLOOR_DRIFT, MAX_IQR_FRACTION
+
+    return (
+        f"{NOISE_MARK}: noisy (IQR > {MAX_IQR_FRACTION:.0%} of the median,"
+        f" or the floor drifted > {MAX_FLOOR_DRIFT:g}× across rounds)"
+    )
+
+
 def run_table(results: Sequence[CaseRecord]) -> Table:
     """Timing results grouped by shape; each time coloured by its ratio to the best
-    implementation of the same setting (as torch.utils.benchmark's Compare does). Axes with a
+    implementation of the same setting (as torch.utils.benchmark's Compare does), and marked
+    ``~`` where the case has noise flags (the caption then says what they mean). Axes with a
     single value across the run go into the title instead of a column."""
     axes = {
         "mode": lambda c: {"forward": "fwd", "backward": "fwd+bwd"}[c.mode],
@@ -295,10 +310,12 @@ def run_table(results: Sequence[CaseRecord]) -> Table:
     }
     varying = [name for name, get in axes.items() if len({get(r.case) for r in results}) > 1]
     fixed = [f"{name} {axes[name](results[0].case)}" for name in axes if name not in varying and axes[name](results[0].case)]
+    noisy = any(r.timing is not None and r.timing.noise for r in results)
     table = Table(
         title="dbench run" + (f" ({', '.join(fixed)})" if fixed else ""),
         caption="ms: median ± IQR · ×best: vs the fastest implementation of the same setting · "
-        "×floor: vs x*c timed alongside · MB: peak memory above the input during one call",
+        "×floor: vs x*c timed alongside · MB: peak memory above the input during one call"
+        + (f" · {run_noise_legend()}" if noisy else ""),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -327,10 +344,13 @@ def run_table(results: Sequence[CaseRecord]) -> Table:
         cells = [axes[name](r.case) for name in varying]
         ratio = timing.median_ms / best[r.case.group]
         style = _ratio_style(ratio)
+        milliseconds = Text(f"{_milliseconds(timing.median_ms)} ±{_milliseconds(timing.iqr_ms)}", style=style)
+        if timing.noise:  # in front, where the column's minimum width leaves room for it
+            milliseconds = Text(NOISE_MARK, style="bold yellow") + milliseconds
         table.add_row(
             " " + shown[r.case.implementation],
             *cells,
-            Text(f"{_milliseconds(timing.median_ms)} ±{_milliseconds(timing.iqr_ms)}", style=style),
+            milliseconds,
             Text(f"{ratio:.2f}", style=style),
             f"{timing.floor_ratio:.2f}" if timing.floor_ratio is not None else "",
             f"{timing.gbps:.1f}" if timing.gbps is not None else "",

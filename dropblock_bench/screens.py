@@ -122,10 +122,12 @@ def verify_screen(outcome: VerifyOutcome, *, verbose: bool, strict: bool, quick:
 
 
 def run_screen(outcome: RunOutcome, *, malloc: str, saved: str, shard: str | None = None, excluded: bool = False) -> Screen:
-    """The run table, its notes, the run's conditions and a summary line. Exit 130 when
-    interrupted, 1 when a case raised, else 0. An empty matrix (after ``shard`` and exclusions)
-    says so and nothing else."""
+    """The run table, its notes, the run's conditions and a summary line, and one warning
+    (stderr) when the machine was busy (:func:`~dropblock_bench.run.machine_load.busy_reasons`).
+    Exit 130 when interrupted, 1 when a case raised, else 0. An empty matrix (after ``shard``
+    and exclusions) says so and nothing else."""
     from dropblock_bench.render import run_notes, run_table
+    from dropblock_bench.run.machine_load import busy_reasons
     from dropblock_bench.run.records import CaseStatus
 
     screen = Screen()
@@ -139,6 +141,9 @@ def run_screen(outcome: RunOutcome, *, malloc: str, saved: str, shard: str | Non
     screen.out += [f"[dim]{name}: {status}[/]" for name, status in outcome.backends.items()]
     if malloc == "steady":
         screen.out.append(f"[dim]allocator: {outcome.allocator or 'system (steady needs glibc)'}[/]")
+    busy = busy_reasons(outcome.machine_load) if outcome.machine_load else []
+    if busy:
+        screen.err.append(f"[yellow]warning:[/] busy machine, times may not reproduce: {'; '.join(busy)}")
     if outcome.interrupted:
         screen.err.append(f"[yellow]interrupted after {len(records)} of {len(outcome.cases)} cases[/]" + (f"; they are in {saved}" if saved else ""))
         screen.exit_code = INTERRUPTED

@@ -265,3 +265,41 @@ def test_outputs_that_cannot_be_written_are_exit_two_before_any_work(tmp_path, a
     result = runner.invoke(app, [a.format(run=run, tmp=tmp_path) for a in args], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_noise_flags_and_machine_load_are_in_the_files(tmp_path):
+    result = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((tmp_path / "o.json").read_text())
+    [case] = payload["cases"]
+    assert set(case["noise"].split(";")) <= {"", "spread", "floor-drift"}
+    assert "noise" in next(csv.DictReader((tmp_path / "o.csv").open()))
+    load = payload["meta"]["machine_load"]
+    assert set(load) == {"cpus", "load_avg_start", "cpu_governor", "cpu_mhz", "load_avg_end", "other_cpu_share"}
+    assert load["other_cpu_share"] is None or 0.0 <= load["other_cpu_share"] <= 1.0  # written at the end of the run
+
+
+def test_a_flagged_case_is_marked_in_the_table_and_written(tmp_path, monkeypatch):
+    from dropblock_bench.run import noise
+
+    monkeypatch.setattr(noise, "noise_flags", lambda timing: ["spread"])
+    result = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "o.json")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "~" in next(line for line in result.output.splitlines() if line.strip().startswith("fused "))
+    assert "~: noisy" in result.output
+    assert [case["noise"] for case in json.loads((tmp_path / "o.json").read_text())["cases"]] == ["spread"]
+
+
+@pytest.mark.parametrize(("share", "warned"), [(0.9, True), (0.01, False)])
+def test_a_busy_machine_gets_one_warning_line(tmp_path, monkeypatch, share, warned):
+    from dropblock_bench.run import machine_load
+
+    monkeypatch.setattr(machine_load, "other_cpu_share", lambda start, end: share)
+    result = runner.invoke(app, ["run", "--impl", "fused", *TINY, "--json", str(tmp_path / "o.json")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    if warned:
+        assert warnings == ["warning: busy machine, times may not reproduce: other processes took 90% of the CPUs during the run (over 10%)"]
+    else:
+        assert warnings == []
+    assert json.loads((tmp_path / "o.json").read_text())["meta"]["machine_load"]["other_cpu_share"] == share

@@ -42,6 +42,32 @@ def test_run_table_names_a_users_callable_by_file_and_function():
     assert "my_dropblocks.py:drop" in text and "/some/long" not in text
 
 
+def test_run_table_marks_noisy_cases_and_says_why_in_the_caption():
+    noisy = _result("fused", 2.0)
+    noisy.timing.noise = ["spread"]
+    text = _text(run_table([_result("paper", 1.0), noisy]))
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip().startswith(("paper", "fused"))}
+    assert "~2.00 ±" in rows["fused"] and "~" not in rows["paper"]
+    assert "~: noisy (IQR > 10% of the median, or the floor drifted > 1.25× across rounds)" in " ".join(text.split())
+    quiet = _text(run_table([_result("paper", 1.0), _result("fused", 2.0)]))
+    assert "~" not in quiet and "noisy" not in quiet
+
+
+def test_run_table_with_marks_fits_80_columns_without_cutting_a_number():
+    names = ["paper", "blog-style", "fused", "fused-shared", "timm-dropblock", "torchvision-drop-block2d"]
+    results = []
+    for mode in ("forward", "backward"):
+        for index, name in enumerate(names):
+            result = _result(name, 12.3456 * (index + 1), mode=mode)
+            result.timing.iqr_ms = 3.7 * (index + 1)
+            result.timing.noise = ["spread"] if index % 2 else []
+            results.append(result)
+    lines = _text(run_table(results), width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line for line in lines if line.strip().startswith(("paper", "blog-style"))]
+    assert any("~24.7 ±7.40" in row for row in rows) and all("…" not in row.split()[-1] for row in rows)
+
+
 def test_compare_table_lists_failing_cases_and_notes():
     case = CaseComparison("fused 2x4x12x12", 1.0, 1.5, 1.5, None, None, 0.2, 5, 5, "welch (no raw samples)", "~",
                           note="raw samples missing")  # fmt: skip

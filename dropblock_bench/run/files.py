@@ -55,6 +55,12 @@ class JsonRunWriter:
         self._payload["cases"].append(record.to_dict())
         self._write()
 
+    def update_meta(self, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` into the meta (its keys replace those present) and rewrite the file,
+        e.g. what is known only once the run ends."""
+        self._payload["meta"].update(extra)
+        self._write()
+
     def close(self) -> None:
         """Nothing to release: the file is complete after every append."""
 

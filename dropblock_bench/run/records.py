@@ -2,10 +2,11 @@
 
 A :class:`CaseRecord` is a case (:class:`~dropblock_bench.run.matrix.RunCase`), its status,
 and, only where it ran, its :class:`Timing` and :class:`MemoryUse`. Files hold the flat form
-(:meth:`CaseRecord.to_dict`): the key columns, the timing and memory columns, status and
-reason (:data:`CSV_COLUMNS`), plus the raw samples in JSON (:data:`JSON_COLUMNS`). Everything
-that reads results files (compare, report, merge, ``reports/targets.py``) identifies a case
-with :func:`case_key` or :func:`case_label` from here, never by rebuilding it.
+(:meth:`CaseRecord.to_dict`): the key columns, the timing columns (``noise``: the case's noise
+flags joined by ``;``) and memory columns, status and reason (:data:`CSV_COLUMNS`), plus the
+raw samples in JSON (:data:`JSON_COLUMNS`). Everything that reads results files (compare,
+report, merge, ``reports/targets.py``) identifies a case with :func:`case_key` or
+:func:`case_label` from here, never by rebuilding it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "CSV_COLUMNS",
     "JSON_COLUMNS",
     "KEY_COLUMNS",
+    "NOISE_SEPARATOR",
     "CaseRecord",
     "CaseStatus",
     "MemoryUse",
@@ -46,7 +48,9 @@ class Timing:
 
     ``samples_ms`` holds every block's mean time, round after round; ``samples_per_round``
     how many each round gave (so rounds can serve as paired replicates); the same for the
-    floor op (``x * c``) timed alongside.
+    floor op (``x * c``) timed alongside. ``noise`` holds the case's noise flags
+    (:func:`~dropblock_bench.run.noise.noise_flags`, set by the run session); empty when none
+    was raised, or in a file written before the flags existed.
     """
 
     median_ms: float
@@ -63,6 +67,7 @@ class Timing:
     floor_samples_ms: list[float] = dataclasses.field(default_factory=list)
     samples_per_round: list[int] = dataclasses.field(default_factory=list)
     floor_samples_per_round: list[int] = dataclasses.field(default_factory=list)
+    noise: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -75,6 +80,8 @@ class MemoryUse:
 
 
 _SAMPLE_FIELDS = ("samples_ms", "floor_samples_ms", "samples_per_round", "floor_samples_per_round")
+NOISE_SEPARATOR = ";"
+"""Joins a case's noise flags in its one ``noise`` column (CSV and JSON alike): ``spread;floor-drift``."""
 _TIMING_COLUMNS = tuple(f.name for f in dataclasses.fields(Timing) if f.name not in _SAMPLE_FIELDS)
 _MEMORY_COLUMNS = tuple(f.name for f in dataclasses.fields(MemoryUse))
 CSV_COLUMNS = (*KEY_COLUMNS, *_TIMING_COLUMNS, *_MEMORY_COLUMNS, "status", "reason")
@@ -114,6 +121,8 @@ class CaseRecord:
         timing = dataclasses.asdict(self.timing) if self.timing else {}
         memory = dataclasses.asdict(self.memory) if self.memory else {}
         flat.update({name: timing.get(name) for name in _TIMING_COLUMNS})
+        if self.timing is not None:
+            flat["noise"] = NOISE_SEPARATOR.join(self.timing.noise)
         flat.update({name: memory.get(name) for name in _MEMORY_COLUMNS})
         flat.update(status=str(self.status), reason=self.reason)
         if samples:
@@ -149,6 +158,7 @@ class CaseRecord:
                 floor_samples_ms=[float(v) for v in flat.get("floor_samples_ms") or []],
                 samples_per_round=[int(v) for v in flat.get("samples_per_round") or []],
                 floor_samples_per_round=[int(v) for v in flat.get("floor_samples_per_round") or []],
+                noise=_noise_flags(flat.get("noise")),
             )
         memory = None
         if any(flat.get(name) is not None for name in _MEMORY_COLUMNS):
@@ -158,6 +168,14 @@ class CaseRecord:
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None or value == "" else float(value)
+
+
+def _noise_flags(value: Any) -> list[str]:
+    """The flags of a ``noise`` column: a joined string (or a list); none when absent (older files)."""
+    if not value:
+        return []
+    parts = value if isinstance(value, list) else str(value).split(NOISE_SEPARATOR)
+    return [str(part).strip() for part in parts if str(part).strip()]
 
 
 def _truthy(value: Any) -> bool:

@@ -2,9 +2,11 @@
 
 :func:`plan` turns what the user asked for (a :class:`RunRequest`: implementations, matrix
 options, exclusions, a shard) into the list of cases, refusing bad input before anything heavy
-loads. :func:`run_session` times them (:mod:`.timing`), writes every record to the CSV and
-JSON files as it finishes (:mod:`.files`), and returns a :class:`RunOutcome`. Ctrl-C stops the
-run and keeps every finished record: the outcome says it was interrupted.
+loads. :func:`run_session` times them (:mod:`.timing`), flags each record's noise
+(:mod:`.noise`), writes it to the CSV and JSON files as it finishes (:mod:`.files`), and
+returns a :class:`RunOutcome`, with how loaded the machine was (:mod:`.machine_load`: at the
+start in the JSON meta at once, what happened during the run added at the end). Ctrl-C stops
+the run and keeps every finished record: the outcome says it was interrupted.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import Implementation
-from dropblock_bench.run import matrix
+from dropblock_bench.run import machine_load, matrix
 from dropblock_bench.run.allocator import MALLOC_REGIMES
+from dropblock_bench.run.machine_load import MachineLoad
 from dropblock_bench.run.matrix import MatrixSpec, RunCase
 from dropblock_bench.run.records import CaseRecord, CaseStatus
 
@@ -56,6 +59,9 @@ class RunOutcome:
     """Implementation name -> the code path it took here (:meth:`Implementation.backend_status`)."""
     allocator: str | None = None
     """The steady allocator regime in force, or None (the system's)."""
+    machine_load: MachineLoad | None = None
+    """How loaded the machine was: read as the run starts, completed once it ends or is
+    interrupted with what happened during it (:func:`~dropblock_bench.run.machine_load.at_end`)."""
 
     def count(self, status: CaseStatus) -> int:
         return sum(record.status is status for record in self.records)
@@ -105,9 +111,15 @@ def plan(request: RunRequest) -> list[RunCase]:
     return cases
 
 
-def run_metadata(request: RunRequest, cases: Sequence[RunCase], backends: Mapping[str, str], regime: str | None) -> dict[str, Any]:
-    """The ``meta`` of the JSON file: the machine (:func:`~dropblock_bench.metadata.machine_meta`)
-    and this run's settings."""
+def run_metadata(
+    request: RunRequest,
+    cases: Sequence[RunCase],
+    backends: Mapping[str, str],
+    regime: str | None,
+    load: MachineLoad | None = None,
+) -> dict[str, Any]:
+    """The ``meta`` of the JSON file: the machine (:func:`~dropblock_bench.metadata.machine_meta`),
+    this run's settings, and ``load`` (the machine's load at the start) as ``machine_load``."""
     from dropblock_bench.metadata import machine_meta
     from dropblock_bench.run.allocator import memory_settings
 
@@ -119,6 +131,7 @@ def run_metadata(request: RunRequest, cases: Sequence[RunCase], backends: Mappin
         "n_cases": len(cases),
         "memory": memory_settings(regime),
         **({"backends": dict(backends)} if backends else {}),
+        **({"machine_load": load.as_dict()} if load else {}),
     })  # fmt: skip
 
 
@@ -136,12 +149,14 @@ def run_session(
     on_start: Callable[[RunCase], None] | None = None,
     on_record: Callable[[CaseRecord], None] | None = None,
 ) -> RunOutcome:
-    """Time ``cases`` (from :func:`plan`), writing each record to the request's files as it
-    finishes; ``on_start`` sees each case as its blocks begin, ``on_record`` each record."""
+    """Time ``cases`` (from :func:`plan`), writing each record, its noise flags set, to the
+    request's files as it finishes; ``on_start`` sees each case as its blocks begin,
+    ``on_record`` each record. The machine's load is read before and after the timing."""
     import torch
 
     from dropblock_bench.run.allocator import steady_glibc_malloc
     from dropblock_bench.run.files import CsvAppender, JsonRunWriter
+    from dropblock_bench.run.noise import noise_flags
     from dropblock_bench.run.timing import RunSettings, run_matrix
 
     if request.threads:
@@ -150,13 +165,17 @@ def run_session(
     if cases:
         outcome.backends = _backends(request, cases)
         outcome.allocator = steady_glibc_malloc() if request.malloc == "steady" else None
-    writers: list[CsvAppender | JsonRunWriter] = []
+    load = machine_load.at_start()
+    json_writer = None
     if request.json_path:  # metadata first: opening the CSV must not make the git tree look dirty
-        writers.append(JsonRunWriter(request.json_path, run_metadata(request, cases, outcome.backends, outcome.allocator)))
+        json_writer = JsonRunWriter(request.json_path, run_metadata(request, cases, outcome.backends, outcome.allocator, load))
+    writers: list[CsvAppender | JsonRunWriter] = [json_writer] if json_writer else []
     if request.csv_path:
         writers.append(CsvAppender(request.csv_path))
 
     def record_done(record: CaseRecord) -> None:
+        if record.timing is not None:
+            record.timing.noise = noise_flags(record.timing)
         outcome.records.append(record)
         for writer in writers:
             writer.append(record)
@@ -164,11 +183,15 @@ def run_session(
             on_record(record)
 
     settings = RunSettings(min_time_s=request.min_time_s, rounds=request.rounds, measure_memory=request.measure_memory)
+    ticks = machine_load.cpu_ticks()
     try:
         run_matrix(cases, request.implementations, settings, on_result=record_done, on_start=on_start)
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
+        outcome.machine_load = machine_load.at_end(load, ticks)
+        if json_writer:
+            json_writer.update_meta({"machine_load": outcome.machine_load.as_dict()})
         for writer in writers:
             writer.close()
     return outcome

@@ -92,3 +92,33 @@ def test_malformed_files_are_refused_clearly(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(RunFileError, match=message):
         load_run(path)
+
+
+def test_noise_flags_are_one_column_in_csv_and_json_and_files_without_it_still_read(tmp_path):
+    record = _result()
+    record.timing.noise = ["spread", "floor-drift"]
+    flat = record.to_dict()
+    assert flat["noise"] == "spread;floor-drift" and list(flat) == list(JSON_COLUMNS)
+    assert CaseRecord.from_dict(flat) == record
+    path = tmp_path / "out.csv"
+    writer = CsvAppender(path)
+    writer.append(record)
+    writer.append(_result(median=2.0))  # no flag: an empty cell
+    writer.close()
+    rows = list(csv.DictReader(path.open()))
+    assert [row["noise"] for row in rows] == ["spread;floor-drift", ""]
+    assert CaseRecord.from_dict(rows[0]).timing.noise == ["spread", "floor-drift"]
+    assert CaseRecord.from_dict({**flat, "noise": ["spread"]}).timing.noise == ["spread"]  # a list reads too
+    older = {name: value for name, value in flat.items() if name != "noise"}  # written before the column existed
+    assert CaseRecord.from_dict(older).timing.noise == []
+
+
+def test_update_meta_merges_into_the_written_meta_and_keeps_the_cases(tmp_path):
+    path = tmp_path / "out.json"
+    writer = JsonRunWriter(path, {"tool": "test", "machine_load": {"load_avg_start": [1.0, 1.0, 1.0], "other_cpu_share": None}})
+    writer.append(_result())
+    writer.update_meta({"machine_load": {"load_avg_start": [1.0, 1.0, 1.0], "other_cpu_share": 0.3}})
+    payload = load_run(path)
+    assert payload["meta"]["machine_load"]["other_cpu_share"] == 0.3
+    assert payload["meta"]["tool"] == "test" and payload["meta"]["format"] == "dbench-run/1"
+    assert len(payload["cases"]) == 1 and not list(tmp_path.glob("*.tmp"))
