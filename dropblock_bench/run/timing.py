@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -158,52 +158,66 @@ def _fail(result: CaseRecord, exc: BaseException) -> None:
     result.status, result.reason, result.timing = CaseStatus.ERROR, _error_reason(exc), None
 
 
-def run_group(
-    cases: list[RunCase],
-    implementations: Mapping[str, Implementation],
-    settings: RunSettings,
-    on_start: Callable[[RunCase], None] | None = None,
-) -> list[CaseRecord]:
-    """Time the cases of one turn group together (:attr:`RunCase.turn_group`), in
-    ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
-    dtype on a shared input. Round r takes the implementations, and each one's cases, in their
-    order rotated by r, and times the floor first when r is odd. Results in the order of
-    ``cases``; a case that is skipped or fails is a result with its reason, never an exception,
-    and the others go on."""
-    results = [CaseRecord(case) for case in cases]
-    timed: list[_Timed] = []
-    inputs: dict[str, dict[str, Any]] = {}  # by dtype
-    for result in results:
-        case = result.case
-        impl = implementations[case.implementation]
-        reason = skip_reason(case, impl)
-        if reason:
-            result.status, result.reason = CaseStatus.SKIPPED, reason
-            continue
-        try:
-            if case.dtype not in inputs:
-                inputs[case.dtype] = _inputs(case)
-            timed.append(_start(case, impl, inputs[case.dtype], result))
-        except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
-            _fail(result, exc)
-    # Each round times an implementation's dtypes back to back: its dtypes' ratios to their
-    # floors then compare within seconds, not across the other implementations' blocks.
-    names = list(dict.fromkeys(case.implementation for case in cases))
-    groups = [[entry for entry in timed if entry.result.case.implementation == name] for name in names]
-    groups = [group for group in groups if group]
-    block_time = settings.min_time_s / settings.rounds
-    for round_index in range(settings.rounds):
-        for group in _rotated(groups, round_index):
+class GroupTiming:
+    """The cases of one turn group (:attr:`RunCase.turn_group`) being timed, round by round.
+
+    Construction loads each case's implementation and builds its timers on the shared input of
+    its dtype (``torch.manual_seed(input_seed)`` first, so two processes time the same input);
+    a case that is skipped or fails is kept as a record with its reason. :meth:`time_round`
+    times one block per live case and one of its floor; :meth:`finish` summarises. ``run_group``
+    does all three; a long-lived worker (``dbench ab``) keeps the object and times rounds on
+    request, paying warm-up once.
+    """
+
+    def __init__(self, cases: list[RunCase], implementations: Mapping[str, Implementation], input_seed: int | None = None) -> None:
+        self.records = [CaseRecord(case) for case in cases]
+        timed: list[_Timed] = []
+        inputs: dict[str, dict[str, Any]] = {}  # by dtype
+        for result in self.records:
+            case = result.case
+            impl = implementations[case.implementation]
+            reason = skip_reason(case, impl)
+            if reason:
+                result.status, result.reason = CaseStatus.SKIPPED, reason
+                continue
+            try:
+                if case.dtype not in inputs:
+                    if input_seed is not None:
+                        torch.manual_seed(input_seed)
+                    inputs[case.dtype] = _inputs(case)
+                timed.append(_start(case, impl, inputs[case.dtype], result))
+            except Exception as exc:  # noqa: BLE001 - a failing implementation is a result, not a crash
+                _fail(result, exc)
+        # Each round times an implementation's dtypes back to back: its dtypes' ratios to their
+        # floors then compare within seconds, not across the other implementations' blocks.
+        names = list(dict.fromkeys(case.implementation for case in cases))
+        groups = [[entry for entry in timed if entry.result.case.implementation == name] for name in names]
+        self._groups = [group for group in groups if group]
+
+    def time_round(
+        self,
+        round_index: int,
+        block_time_s: float,
+        on_start: Callable[[RunCase], None] | None = None,
+        only: Container[RunCase] | None = None,
+    ) -> None:
+        """One block (at least ``block_time_s`` seconds, at least one call) of every live case
+        (of those in ``only``, if given) and of its floor. Round r takes the implementations,
+        and each one's cases, in their order rotated by r, and times the floor first when r is
+        odd. A case that raises becomes an error record and leaves the rounds."""
+        for group in _rotated(self._groups, round_index):
             for entry in _rotated(group, round_index):
+                if only is not None and entry.result.case not in only:
+                    continue
                 if on_start:
                     on_start(entry.result.case)
                 try:
                     if round_index % 2:  # the floor first
-                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
-                        times = entry.timer.blocked_autorange(min_run_time=block_time).times
+                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time_s).times
+                        times = entry.timer.blocked_autorange(min_run_time=block_time_s).times
                     else:
-                        times = entry.timer.blocked_autorange(min_run_time=block_time).times
-                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time).times
+                        times = entry.timer.blocked_autorange(min_run_time=block_time_s).times
+                        floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time_s).times
                     entry.samples_ms += [t * 1e3 for t in times]
                     entry.floor_samples_ms += [t * 1e3 for t in floor_times]
                     entry.samples_per_round.append(len(times))
@@ -211,12 +225,45 @@ def run_group(
                 except Exception as exc:  # noqa: BLE001
                     _fail(entry.result, exc)
                     group.remove(entry)
-    for entry in (entry for group in groups for entry in group):
-        try:
-            _finish(entry, settings)
-        except Exception as exc:  # noqa: BLE001
-            _fail(entry.result, exc)
-    return results
+
+    def last_round(self) -> list[tuple[list[float], list[float]] | None]:
+        """Per record, in order: the last timed round's (case samples, floor samples) in ms,
+        or None for a case that is not live (skipped, failed, or not yet timed)."""
+        live = {id(entry.result): entry for group in self._groups for entry in group}
+        rounds: list[tuple[list[float], list[float]] | None] = []
+        for record in self.records:
+            entry = live.get(id(record))
+            if entry is None or not entry.samples_per_round:
+                rounds.append(None)
+                continue
+            count, floor_count = entry.samples_per_round[-1], entry.floor_samples_per_round[-1]
+            rounds.append((entry.samples_ms[-count:], entry.floor_samples_ms[-floor_count:]))
+        return rounds
+
+    def finish(self, settings: RunSettings) -> list[CaseRecord]:
+        """Summarise every live case into its :class:`Timing` (and memory); the records in order."""
+        for entry in (entry for group in self._groups for entry in group):
+            try:
+                _finish(entry, settings)
+            except Exception as exc:  # noqa: BLE001
+                _fail(entry.result, exc)
+        return self.records
+
+
+def run_group(
+    cases: list[RunCase],
+    implementations: Mapping[str, Implementation],
+    settings: RunSettings,
+    on_start: Callable[[RunCase], None] | None = None,
+) -> list[CaseRecord]:
+    """Time the cases of one turn group together (:class:`GroupTiming`), in
+    ``settings.rounds`` rounds of one block per case and one of its floor, the cases of one
+    dtype on a shared input. Results in the order of ``cases``; a case that is skipped or
+    fails is a result with its reason, never an exception, and the others go on."""
+    timing = GroupTiming(cases, implementations)
+    for round_index in range(settings.rounds):
+        timing.time_round(round_index, settings.min_time_s / settings.rounds, on_start)
+    return timing.finish(settings)
 
 
 def _rotated(items: list[Any], by: int) -> list[Any]:
