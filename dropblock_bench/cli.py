@@ -25,6 +25,7 @@ from dropblock_bench.paths import check_distinct, check_output_file, check_outpu
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from rich.progress import Progress
 
+    from dropblock_bench.compare import Comparison
     from dropblock_bench.registry import Implementation
 
 
@@ -247,44 +248,151 @@ def merge_command(
 @_command("compare")
 def compare_command(
     base: Annotated[Path, typer.Argument(help="Results of the base (e.g. the merge base): `dbench run --json` or pytest-benchmark JSON.")],
-    head: Annotated[Path, typer.Argument(help="Results of the head (your change), same kind of file.")],
-    threshold: Annotated[float, typer.Option(metavar="FRACTION", help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")] = 0.05,
-    alpha: Annotated[float, typer.Option(metavar="LEVEL", help="Significance level of the Mann-Whitney U test.")] = 0.01,
-    output_format: Annotated[str, typer.Option("--format", metavar="table|markdown", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY).")] = "table",
-    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per matched case.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the whole comparison as JSON.")] = None,
+    head: Annotated[Path | None, typer.Argument(help="Results of the head (your change), same kind of file; leave out with --base-impl/--head-impl.")] = None,
+    threshold: options.Threshold = 0.05,
+    alpha: options.Alpha = 0.01,
+    measure: options.Measure = "ratio-to-floor",
+    base_impl: Annotated[str | None, typer.Option(metavar="NAME", help="With one run file: the implementation to compare against (paired rounds).")] = None,
+    head_impl: Annotated[str | None, typer.Option(metavar="NAME", help="With one run file: the implementation judged against --base-impl.")] = None,
+    output_format: options.CompareFormat = "table",
+    csv_path: options.CompareCsv = None,
+    json_path: options.CompareJson = None,
 ) -> None:
     """Compare two timing results and fail on a real regression, not on noise.
 
-    A case is a **regression** only if its median slowed down by at least `--threshold` **and**
-    a Mann-Whitney U test on the raw samples gives p < `--alpha` **and** the interval of the
-    median ratio lies above 1; otherwise it shows `~` with p and n, as benchstat does. Cases are matched by implementation, device, dtype,
-    shape, block size, p and mode (pytest-benchmark files: by test name); unmatched ones are
-    listed. A geometric-mean row sums up.
+    The evidence is each case's **rounds** (never the blocks inside one), by default each
+    round's time over the floor op `x * c` timed in the same round (`--measure`), which cancels
+    what slowed the whole machine between the two runs. A case is a **regression** only if it
+    is slower by at least `--threshold` **and** a one-sided Mann-Whitney test on the rounds
+    gives p < `--alpha` split over the cases **and** the interval of the ratio lies above 1;
+    `~` when the interval lies within ±threshold; **inconclusive** otherwise, with about how many
+    rounds would decide it. Two separate runs are weaker evidence than `dbench ab` (interleaved,
+    paired): prefer it in CI. With one run file, `--base-impl A --head-impl B` judges two
+    implementations by their paired rounds. Cases match by implementation, device, dtype, shape,
+    block size, p and mode (pytest-benchmark files: by test name, judged on raw samples).
 
     A case that fails (an error row) in head but not in base counts as a regression; one that
     fails in both is listed as still failing.
 
-    Exit codes: 0 no significant regression, 1 at least one regression or newly failing case,
-    2 bad input.
+    Exit codes: 0 no significant regression (inconclusive cases included), 1 at least one
+    regression or newly failing case, 2 bad input.
     """
-    from dropblock_bench.compare import compare_files, markdown_report, write_comparison
+    from dropblock_bench.compare import compare_files, compare_implementations
 
-    if output_format not in ("table", "markdown"):
-        with _user_errors():
-            raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")
     with _user_errors():
-        inputs = {"base": base} if head.resolve() == base.resolve() else {"base": base, "head": head}  # a file vs itself is fine
+        options.check_format(output_format)
+        if (base_impl is None) != (head_impl is None) or (base_impl is not None and head is not None):
+            raise DbenchError("give two result files, or one `dbench run --json` file with both --base-impl and --head-impl")
+        if head is None and base_impl is None:
+            raise DbenchError("missing HEAD: give two result files, or one run file with --base-impl and --head-impl")
+        inputs = {"base": base} if head is None or head.resolve() == base.resolve() else {"base": base, "head": head}
         check_distinct({**inputs, "--csv": csv_path, "--json": json_path})
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
-        comparison = compare_files(base, head, threshold=threshold, alpha=alpha)
+        if head is not None:
+            comparison = compare_files(base, head, threshold=threshold, alpha=alpha, measure=measure)
+            names = (base.name, head.name)
+        else:
+            assert base_impl is not None and head_impl is not None
+            comparison = compare_implementations(base, base_impl, head_impl, threshold=threshold, alpha=alpha, measure=measure)
+            names = (base_impl, head_impl)
+    _write_and_show(comparison, names, output_format, csv_path, json_path, "dbench compare")
+
+
+@_command("ab")
+def ab_command(
+    base_cmd: Annotated[str, typer.Option("--base", metavar="CMD", help="The base's dbench, e.g. ../venv-base/bin/dbench.")],
+    head_cmd: Annotated[str, typer.Option("--head", metavar="CMD", help="The head's dbench, e.g. .venv/bin/dbench.")],
+    impl: options.Impl = None,
+    shape: options.Shape = None,
+    preset: options.Preset = None,
+    block_size: options.BlockSize = None,
+    p: options.P = None,
+    dtype: options.Dtype = None,
+    device: options.Device = None,
+    mode: options.Mode = None,
+    inplace: options.Inplace = False,
+    threads: options.Threads = None,
+    malloc: options.Malloc = "steady",
+    exclude: options.Exclude = None,
+    threshold: options.Threshold = 0.05,
+    alpha: options.Alpha = 0.01,
+    measure: options.Measure = "time",
+    block_time: options.BlockTime = 0.05,
+    max_rounds: options.MaxRounds = 96,
+    budget: options.Budget = 600.0,
+    output_format: options.CompareFormat = "table",
+    csv_path: options.CompareCsv = None,
+    json_path: options.CompareJson = None,
+) -> None:
+    """Time two installations of dbench side by side, interleaved, and fail on a real regression.
+
+    The CI primitive. Both sides time the same cases on the same input, alternately, round by
+    round (base first in even rounds, head first in odd ones: ABBA), each in a long-lived
+    `dbench worker` (an older dbench without one runs one short `dbench run` per round). Each
+    case is judged by its **paired** per-round ratios head/base: a **regression** needs the
+    median ratio >= 1 + `--threshold`, a one-sided Wilcoxon signed-rank p below `--alpha`
+    split over the cases and looks, and the interval of the ratio above 1. Every 16 rounds the
+    undecided cases are judged; the rounds go on until every case is decided or `--max-rounds`
+    or `--budget` runs out; a case still undecided is **inconclusive**, never `~`.
+
+    Example: `dbench ab --base ../venv-base/bin/dbench --head .venv/bin/dbench --format markdown`
+
+    Exit codes: 0 no regression (inconclusive cases included), 1 a regression or a case that
+    raises on the head and not on the base, 2 bad usage or a side that cannot run, 130
+    interrupted (what was measured is judged and written).
+    """
+    from dropblock_bench.run import ab
+    from dropblock_bench.run.rounds import check_measure
+    from dropblock_bench.run.session import RunRequest, matrix_spec, plan
+
+    with _user_errors():
+        options.check_format(output_format)
+        check_measure(measure)
+        check_distinct({"--csv": csv_path, "--json": json_path})
+        check_output_file(csv_path, "--csv")
+        check_output_file(json_path, "--json")
+        commands = ab.parse_command(base_cmd), ab.parse_command(head_cmd)
+        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True)}
+        spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
+                           device=device, mode=mode, inplace=inplace)  # fmt: skip
+        cases = plan(RunRequest(implementations, spec, exclusions=exclude or (), malloc=malloc))
+        settings = ab.ABSettings(threshold=threshold, alpha=alpha, measure=measure, block_time_s=block_time,
+                                 max_rounds=max_rounds, budget_s=budget, threads=threads, malloc=malloc)  # fmt: skip
+    run_args = ab.run_arguments({"--impl": impl, "--shape": shape, "--preset": preset, "--block-size": block_size, "--p": p,
+                                 "--dtype": dtype, "--device": device, "--mode": mode, "--inplace": inplace,
+                                 "--threads": threads, "--malloc": malloc, "--exclude": exclude})  # fmt: skip
+    progress = _progress(with_eta=True)
+    with progress, _user_errors():
+        task = progress.add_task("starting both sides", total=settings.max_rounds)
+        outcome = ab.run_ab_commands(cases, commands, run_args, settings,
+                                     on_round=lambda done, undecided: progress.update(task, completed=done, description=f"round {done}: {undecided} undecided"))  # fmt: skip
+    comparison = ab.ab_comparison(outcome)
+    _write_and_show(comparison, (base_cmd, head_cmd), output_format, csv_path, json_path, "dbench ab",
+                    interrupted=outcome.interrupted)  # fmt: skip
+
+
+@app.command("worker", hidden=True)
+def worker_command() -> None:
+    """Serve `dbench ab` rounds over stdin/stdout (JSON lines); not for people."""
+    from dropblock_bench.run.worker import main as serve
+
+    serve()
+
+
+def _write_and_show(comparison: Comparison, names: tuple[str, str], output_format: str, csv_path: Path | None,
+                    json_path: Path | None, tool: str, *, interrupted: bool = False) -> None:  # fmt: skip
+    """Write a comparison where asked, print it as a table or markdown, exit 1 on a regression."""
+    from dropblock_bench.compare import markdown_report, write_comparison
+
     with _user_errors():
         write_comparison(comparison, csv_path=csv_path, json_path=json_path)
     if output_format == "markdown":
-        typer.echo(markdown_report(comparison, base.name, head.name), nl=False)
-        raise typer.Exit(1 if comparison.failed else 0)
-    _show(screens.compare_screen(comparison, base.name, head.name, width=console.width))
+        typer.echo(markdown_report(comparison, *names, tool=tool), nl=False)
+        raise typer.Exit(130 if interrupted else 1 if comparison.failed else 0)
+    _show(screens.compare_screen(comparison, *names, width=console.width, tool=tool))
+    if interrupted:
+        raise typer.Exit(130)
 
 
 @_command("report")

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from dropblock_bench.errors import DbenchError
+
 # --------------------------------------------------------------------------- shared
 
 Impl = Annotated[
@@ -134,3 +136,40 @@ Norm = Annotated[str | None, _contract("norm", "batch | sample | expected | none
 Anchor = Annotated[str | None, _contract("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")]
 Clamp = Annotated[str | None, _contract("clamp", "min | per-axis", "min", "how a block larger than the map is cut")]
 Batch = Annotated[str | None, _contract("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")]
+
+
+# --------------------------------------------------------------------------- compare and ab
+
+Threshold = Annotated[float, typer.Option(metavar="FRACTION", help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")]
+Alpha = Annotated[
+    float,
+    typer.Option(metavar="LEVEL", help="Chance that identical code fails the comparison at all: split evenly over the cases (and ab's looks)."),
+]
+Measure = Annotated[
+    str,
+    typer.Option(
+        metavar="ratio-to-floor|time",
+        help="What each round contributes: its median time, or that over the floor op x*c timed in the same round "
+        "(cancels what slowed the whole machine).",
+    ),
+]
+CompareFormat = Annotated[
+    str,
+    typer.Option("--format", metavar="table|markdown", help="table (rich, on screen) or markdown (for a PR comment or $GITHUB_STEP_SUMMARY)."),
+]
+CompareCsv = Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per matched case.")]
+CompareJson = Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the whole comparison as JSON.")]
+BlockTime = Annotated[
+    float, typer.Option(metavar="SECONDS", help="Time of one block of a case (and one of its floor) in each round, per side.", min=0.001)
+]
+MaxRounds = Annotated[int, typer.Option(metavar="N", help="Stop after this many rounds even if cases are undecided.", min=2)]
+Budget = Annotated[
+    float,
+    typer.Option(metavar="SECONDS", help="Stop at the last look that fits in this time; undecided cases are inconclusive.", min=1.0),
+]
+
+
+def check_format(output_format: str) -> None:
+    """``table`` or ``markdown``; anything else is a one-line error."""
+    if output_format not in ("table", "markdown"):
+        raise DbenchError(f"unknown --format {output_format!r}: use table or markdown")

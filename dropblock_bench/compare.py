@@ -1,25 +1,32 @@
-"""``dbench compare``: base vs head timing results, with two gates against noise. No printing.
+"""``dbench compare``: base vs head timing results, judged by rounds, not blocks. No printing.
 
-A case regresses only if **both** hold: the median slowed down by at least ``threshold``
-(default 5 %) **and** a two-sided Mann-Whitney U test on the raw samples gives p < ``alpha``
-(default 0.01), with the bootstrap interval of the median ratio (at ``1 - alpha``) agreeing,
-that is lying wholly above 1. Anything else is ``~`` (no significant change), reported with p
-and n, as benchstat does. Speed-ups that pass both gates are ``improvement``. A case that fails (status
-``error``) in head but not in base, whether base ran it or not, is **failing**, which counts
-like a regression; one that fails in both is listed as still failing.
+The decision rule is :mod:`dropblock_bench.run.judge`'s, shared with ``dbench ab``: a case
+regresses only if its estimated ratio head/base is at least ``1 + threshold`` (default 5 %)
+**and** a one-sided rank test gives p below the per-case level **and** the matching interval of
+the ratio lies above 1; a case whose interval lies inside ``±threshold`` is ``~``; anything
+else is ``inconclusive``, with about how many rounds would decide it. The per-case level is
+``alpha`` (default 0.01) divided by the number of cases compared (Bonferroni), so ``alpha``
+bounds the chance that a comparison of identical code fails at all.
 
-Inputs are detected by content: ``dbench run --json`` files (cases keyed by implementation,
-device, dtype, shape, block size, p, mode, in-place) and pytest-benchmark JSON files (keyed by
-the test's full name; raw samples need ``--benchmark-save-data``, otherwise a Welch t-test on
-the summary statistics stands in and the row says so).
+The replicates (:func:`comparison_inputs`):
+
+- two ``dbench run --json`` files: each case's **rounds**, in the measure asked for (by default
+  each round's time over the floor op ``x * c`` timed in the same round, which cancels the
+  machine-wide drift between two runs; see :mod:`dropblock_bench.run.rounds`), unpaired;
+- one ``dbench run --json`` file and two implementation names: the rounds of the two
+  implementations, **paired** (they took turns within each round, on the same input);
+- pytest-benchmark files: their raw samples (``--benchmark-save-data``), unpaired; they share
+  their run's conditions, which the row notes. Without raw samples a Welch t-test on the
+  summary statistics stands in (no interval, so never ``~``).
+
+A case that fails (status ``error``) in head but not in base, whether base ran it or not, is
+**failing**, which counts like a regression; one that fails in both is listed as still failing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +34,10 @@ import numpy as np
 from scipy import stats
 
 from dropblock_bench.errors import DbenchError
+from dropblock_bench.run import judge
 from dropblock_bench.run.files import read_json
 from dropblock_bench.run.records import case_label
-
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
+from dropblock_bench.run.rounds import MEASURE_WORDS, case_round_values, check_measure
 
 
 class CompareInputError(DbenchError, ValueError):
@@ -40,19 +46,25 @@ class CompareInputError(DbenchError, ValueError):
 
 @dataclasses.dataclass
 class Timings:
-    """One case's timing in one file: raw samples (ms) or, failing those, summary statistics."""
+    """One case's timing in one file: its median time (ms, for display) and the replicates the
+    verdict is built from (rounds in some measure, or raw samples), or, failing those, summary
+    statistics."""
 
     key: str
     samples_ms: list[float]
+    """The replicates (a name kept from older versions: they are not always milliseconds)."""
     median_ms: float
     mean_ms: float | None = None
     stddev_ms: float | None = None
     n: int = 0
+    note: str = ""
+    """Why the replicates are missing or weaker than rounds, for the row."""
 
 
 @dataclasses.dataclass
 class CaseComparison:
-    """Base vs head for one case. ``ratio`` is head median / base median (> 1 is slower)."""
+    """Base vs head for one case. ``ratio`` is the estimated head / base (> 1 is slower), in
+    the comparison's measure; the medians are times (ms)."""
 
     key: str
     base_median_ms: float
@@ -64,8 +76,10 @@ class CaseComparison:
     n_base: int
     n_head: int
     test: str
-    verdict: str  # "regression" | "improvement" | "~"
+    verdict: str  # "regression" | "improvement" | "~" | "inconclusive"
     note: str = ""
+    rounds_needed: int | None = None
+    """For ``inconclusive``: about how many replicates per side would decide the case."""
 
     @property
     def change(self) -> float:
@@ -86,10 +100,20 @@ class Comparison:
     warnings: list[str]
     failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, where base had none
     still_failing: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> head's error, failing in base too
+    evidence: str = ""
+    """What the verdicts were built from, in one sentence (rounds, paired or not, the measure)."""
+    level: float | None = None
+    """The per-case test level: ``alpha`` over the cases (and ``dbench ab``'s looks)."""
+    stop: str = ""
+    """How ``dbench ab``'s rounds ended; empty for files."""
 
     @property
     def regressions(self) -> list[CaseComparison]:
-        return [c for c in self.cases if c.verdict == "regression"]
+        return [c for c in self.cases if c.verdict == judge.REGRESSION]
+
+    @property
+    def inconclusive(self) -> list[CaseComparison]:
+        return [c for c in self.cases if c.verdict == judge.INCONCLUSIVE]
 
     @property
     def failed(self) -> bool:
@@ -98,15 +122,20 @@ class Comparison:
 
     @property
     def gates(self) -> str:
-        """The rule, in words: ``slower by >= 5% and Mann-Whitney p < 0.01``."""
-        return f"slower by >= {self.threshold * 100:g}% and Mann-Whitney p < {self.alpha:g}"
+        """The rule, in words: ``slower by >= 5% and p < 0.01 over 4 cases``."""
+        level = f" (p < {self.level:.2g} per case)" if self.level is not None and self.level != self.alpha else ""
+        return f"slower by >= {self.threshold * 100:g}% at alpha {self.alpha:g}{level}, interval of the ratio above 1"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
             "alpha": self.alpha,
+            "level": self.level,
+            "evidence": self.evidence,
+            "stop": self.stop,
             "geomean_ratio": self.geomean_ratio,
             "n_regressions": len(self.regressions),
+            "n_inconclusive": len(self.inconclusive),
             "n_failing": len(self.failing),
             "failing": self.failing,
             "still_failing": self.still_failing,
@@ -120,7 +149,7 @@ class Comparison:
 # --------------------------------------------------------------------------- reading
 
 
-def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
+def _from_dbench(payload: dict[str, Any], path: Path, measure: str) -> dict[str, Timings]:
     timings = {}
     for case in payload["cases"]:
         if case.get("status") != "ok":
@@ -129,9 +158,14 @@ def _from_dbench(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
         median = case.get("median_ms")
         if median is None and not samples:
             raise CompareInputError(f"{path}: case {case_label(case)} has neither samples_ms nor median_ms")
+        if not (all(s > 0 for s in samples) and (median is None or float(median) > 0)):
+            raise CompareInputError(f"{path}: case {case_label(case)} has a time that is not > 0 ms; is the file damaged?")
+        rounds = case_round_values(case, measure)
+        note = "" if rounds is not None else "the file does not say which samples belong to which round"
         timings[case_label(case)] = Timings(
-            case_label(case), samples, float(median) if median is not None else float(np.median(samples)), n=len(samples)
-        )
+            case_label(case), rounds or [], float(median) if median is not None else float(np.median(samples)),
+            n=len(rounds or []), note=note,
+        )  # fmt: skip
     return timings
 
 
@@ -143,12 +177,6 @@ def _errors_of(payload: Any, path: Path) -> dict[str, str]:
         raise CompareInputError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None
 
 
-def _check_positive(timings: dict[str, Timings], path: Path) -> None:
-    for key, timing in timings.items():
-        if not (timing.median_ms > 0 and all(s > 0 for s in timing.samples_ms)):
-            raise CompareInputError(f"{path}: case {key} has a time that is not > 0 ms; is the file damaged?")
-
-
 def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Timings]:
     timings = {}
     for bench in payload["benchmarks"]:
@@ -157,6 +185,8 @@ def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Tim
             raise CompareInputError(f"{path}: benchmark {bench.get('fullname', '?')} has no stats.median")
         key = bench.get("fullname") or bench.get("name")
         samples = [float(s) * 1e3 for s in stats_.get("data") or []]
+        if not (float(stats_["median"]) > 0 and all(s > 0 for s in samples)):
+            raise CompareInputError(f"{path}: case {key} has a time that is not > 0 ms; is the file damaged?")
         timings[key] = Timings(
             key,
             samples,
@@ -164,16 +194,17 @@ def _from_pytest_benchmark(payload: dict[str, Any], path: Path) -> dict[str, Tim
             mean_ms=float(stats_["mean"]) * 1e3 if "mean" in stats_ else None,
             stddev_ms=float(stats_["stddev"]) * 1e3 if "stddev" in stats_ else None,
             n=int(stats_.get("rounds", len(samples))),
+            note="" if samples else "raw samples missing (pytest-benchmark: add --benchmark-save-data)",
         )
     return timings
 
 
-def _timings_of(payload: Any, path: Path) -> tuple[str, dict[str, Timings]]:
+def _timings_of(payload: Any, path: Path, measure: str) -> tuple[str, dict[str, Timings]]:
     """(format, timings by case key) from the JSON of a dbench-run or pytest-benchmark file,
     already read from ``path``."""
     try:
         if isinstance(payload, dict) and isinstance(payload.get("cases"), list):
-            return "dbench", _from_dbench(payload, path)
+            return "dbench", _from_dbench(payload, path, measure)
         if isinstance(payload, dict) and isinstance(payload.get("benchmarks"), list):
             return "pytest-benchmark", _from_pytest_benchmark(payload, path)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -208,91 +239,82 @@ def condition_differences(base_payload: Any, head_payload: Any) -> list[str]:
     return differences
 
 
-# --------------------------------------------------------------------------- statistics
+# --------------------------------------------------------------------------- judging
 
 
 def smallest_mann_whitney_p(n_base: int, n_head: int) -> float:
     """The smallest two-sided p-value a Mann-Whitney U test can give with these sample sizes."""
-    if n_base == 0 or n_head == 0:
-        return 1.0
-    return min(1.0, 2.0 / math.comb(n_base + n_head, n_base))
+    return min(1.0, 2.0 * judge.smallest_unpaired_p(n_base, n_head))
 
 
-def _ratio_interval(base: np.ndarray, head: np.ndarray, confidence: float) -> tuple[float, float]:
-    def ratio(b: np.ndarray, h: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.median(h, axis=axis) / np.median(b, axis=axis)
-
-    with warnings.catch_warnings():  # identical samples make a degenerate (but valid) interval
-        warnings.simplefilter("ignore")
-        result = _bootstrap(base, head, ratio, confidence)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def _bootstrap(base: np.ndarray, head: np.ndarray, ratio: Any, confidence: float) -> Any:
-    return stats.bootstrap(
-        (base, head),
-        ratio,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        random_state=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-
-
-def compare_case(base: Timings, head: Timings, threshold: float, alpha: float) -> CaseComparison:
-    """Both gates on one case; see the module docstring."""
+def compare_case(base: Timings, head: Timings, threshold: float, level: float, *, paired: bool = False,
+                 unit: str = "rounds") -> CaseComparison:  # fmt: skip
+    """One case by :mod:`~dropblock_bench.run.judge`'s rule at the per-case ``level``:
+    paired replicates (``paired``) or independent ones, or a Welch t-test on summary
+    statistics where neither side has replicates."""
+    note = base.note or head.note
+    if len(base.samples_ms) >= 1 and len(head.samples_ms) >= 1:
+        if paired:
+            judgement = judge.judge_paired(base.samples_ms, head.samples_ms, threshold, level)
+        else:
+            judgement = judge.judge_unpaired(base.samples_ms, head.samples_ms, threshold, level, test=f"mann-whitney, {unit}")
+        if judgement.verdict == judge.INCONCLUSIVE and judgement.rounds_needed:
+            note = (note + "; " if note else "") + f"about {judgement.rounds_needed} {unit} per side would decide"
+        return CaseComparison(key=base.key, base_median_ms=base.median_ms, head_median_ms=head.median_ms,
+                              ratio=judgement.ratio, ratio_ci_low=judgement.ci_low, ratio_ci_high=judgement.ci_high,
+                              p_value=judgement.p_value, n_base=judgement.n_base, n_head=judgement.n_head,
+                              test=judgement.test, verdict=judgement.verdict, note=note,
+                              rounds_needed=judgement.rounds_needed)  # fmt: skip
     ratio = head.median_ms / base.median_ms
-    low = high = p_value = None
-    note = ""
-    if len(base.samples_ms) >= 2 and len(head.samples_ms) >= 2:
-        b, h = np.asarray(base.samples_ms), np.asarray(head.samples_ms)
-        test = "mann-whitney"
-        p_value = float(stats.mannwhitneyu(b, h, alternative="two-sided").pvalue)
-        low, high = _ratio_interval(b, h, 1 - alpha)
-        n_base, n_head = len(b), len(h)
-    elif (
+    p_value = None
+    test = "none"
+    if (
         base.mean_ms is not None and base.stddev_ms is not None and head.mean_ms is not None and head.stddev_ms is not None
         and base.n >= 2 and head.n >= 2
     ):  # fmt: skip
         test = "welch (no raw samples)"
         p_value = float(
             stats.ttest_ind_from_stats(head.mean_ms, head.stddev_ms, head.n, base.mean_ms, base.stddev_ms, base.n, equal_var=False).pvalue
-        )
-        n_base, n_head = base.n, head.n
-        note = "raw samples missing (pytest-benchmark: add --benchmark-save-data)"
-    else:
-        test = "none"
-        n_base, n_head = len(base.samples_ms), len(head.samples_ms)
-        note = "too few samples to test"
-    significant = p_value is not None and p_value < alpha
-    # The interval of the ratio must agree with the test: one that includes 1 never calls a change.
-    slower_for_sure = low is None or low > 1.0
-    faster_for_sure = high is None or high < 1.0
-    if significant and ratio - 1.0 >= threshold and slower_for_sure:
-        verdict = "regression"
-    elif significant and 1.0 - ratio >= threshold / (1.0 + threshold) and faster_for_sure:
-        verdict = "improvement"
-    else:
-        verdict = "~"
+        ) / 2.0  # one-sided, in the direction of the estimate
+    slower, faster = (p_value, None) if ratio >= 1 else (None, p_value)
+    verdict = judge.decide(ratio, None, None, slower, faster, threshold, level) if p_value is not None else judge.INCONCLUSIVE
     return CaseComparison(key=base.key, base_median_ms=base.median_ms, head_median_ms=head.median_ms, ratio=ratio,
-                          ratio_ci_low=low, ratio_ci_high=high, p_value=p_value, n_base=n_base, n_head=n_head,
-                          test=test, verdict=verdict, note=note)  # fmt: skip
+                          ratio_ci_low=None, ratio_ci_high=None, p_value=p_value, n_base=base.n, n_head=head.n,
+                          test=test, verdict=verdict, note=note or "no replicates to test")  # fmt: skip
 
 
-def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alpha: float = 0.01) -> Comparison:
-    """Match cases by key and compare each; raises :class:`CompareInputError` on bad input."""
+def _check_settings(threshold: float, alpha: float) -> None:
     if not 0 < alpha < 1:
         raise CompareInputError(f"--alpha must be in (0, 1), got {alpha}")
     if threshold < 0:
         raise CompareInputError(f"--threshold must be >= 0, got {threshold}")
+
+
+def _geomean(cases: Sequence[CaseComparison]) -> float | None:
+    ratios = [c.ratio for c in cases if c.ratio > 0]
+    return float(np.exp(np.mean(np.log(ratios)))) if ratios else None
+
+
+def _inconclusive_warning(cases: Sequence[CaseComparison], how: str) -> list[str]:
+    undecided = [c for c in cases if c.verdict == judge.INCONCLUSIVE]
+    if not undecided:
+        return []
+    needed = [c.rounds_needed for c in undecided if c.rounds_needed]
+    most = f"; about {max(needed)} per side would decide them all" if needed else ""
+    return [f"{len(undecided)} case(s) inconclusive: the replicates cannot tell a change of the threshold from noise{most} ({how})"]
+
+
+def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alpha: float = 0.01,
+                  measure: str = "ratio-to-floor") -> Comparison:  # fmt: skip
+    """Match cases by key and judge each by its rounds (see the module docstring); raises
+    :class:`CompareInputError` on bad input."""
+    _check_settings(threshold, alpha)
+    check_measure(measure)
     base_payload, head_payload = read_json(base_path, CompareInputError), read_json(head_path, CompareInputError)
-    base_format, base = _timings_of(base_payload, base_path)
-    head_format, head = _timings_of(head_payload, head_path)
+    base_format, base = _timings_of(base_payload, base_path, measure)
+    head_format, head = _timings_of(head_payload, head_path, measure)
     if base_format != head_format:
         raise CompareInputError(f"cannot compare a {base_format} file ({base_path}) with a {head_format} file ({head_path})")
-    _check_positive(base, base_path)
-    _check_positive(head, head_path)
     head_errors = _errors_of(head_payload, head_path) if head_format == "dbench" else {}
     base_errors = _errors_of(base_payload, base_path) if base_format == "dbench" else {}
     failing = {key: reason for key, reason in head_errors.items() if key not in base_errors}
@@ -300,53 +322,104 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
     common = [key for key in base if key in head]
     if not common and not failing:
         raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, shape, dtype, device, k, p, mode)")
-    cases = [compare_case(base[key], head[key], threshold, alpha) for key in common]
-    warnings = []
-    unreachable = [c for c in cases if c.test == "mann-whitney" and smallest_mann_whitney_p(c.n_base, c.n_head) >= alpha]
-    if unreachable:
-        example = unreachable[0]
-        warnings.append(
-            f"{len(unreachable)} case(s) have too few samples to ever reach alpha={alpha:g} (e.g. {example.key}:"
-            f" n={example.n_base} vs {example.n_head}, smallest possible p {smallest_mann_whitney_p(example.n_base, example.n_head):.2g});"
-            " time longer (dbench run --min-time) to detect regressions there"
-        )
+    level = alpha / max(1, len(common))
+    unit = "rounds" if base_format == "dbench" else "samples"
+    cases = [compare_case(base[key], head[key], threshold, level, unit=unit) for key in common]
+    if base_format == "dbench":
+        evidence = f"the rounds of two separate runs, unpaired; measure: {MEASURE_WORDS[measure]}"
+        how = "dbench run --rounds N for both, or pair them with dbench ab"
+    else:
+        evidence = "the raw samples of two pytest-benchmark runs; samples of one run share its conditions"
+        how = "more --benchmark-min-rounds, or dbench ab"
+    warnings = _inconclusive_warning(cases, how)
     differences = condition_differences(base_payload, head_payload) if base_format == "dbench" else []
     if differences:
         warnings.append(
             "base and head ran under different conditions (" + "; ".join(differences) + "): a difference in time may"
             " come from those, not from the code; run both the same way (e.g. the same `dbench run --malloc`)"
         )
-    ratios = [c.ratio for c in cases if c.ratio > 0]
-    geomean = float(np.exp(np.mean(np.log(ratios)))) if ratios else None
     return Comparison(
         cases=cases,
         only_in_base=sorted(set(base) - set(head) - set(failing)),
         only_in_head=sorted(set(head) - set(base)),
-        geomean_ratio=geomean,
+        geomean_ratio=_geomean(cases),
         threshold=threshold,
         alpha=alpha,
         warnings=warnings,
         failing=failing,
         still_failing=still_failing,
+        evidence=evidence,
+        level=level,
     )
 
 
-def markdown_report(comparison: Comparison, base_name: str, head_name: str) -> str:
-    """A pull-request comment / ``$GITHUB_STEP_SUMMARY`` table."""
+def compare_implementations(run_path: Path, base_impl: str, head_impl: str, threshold: float = 0.05, alpha: float = 0.01,
+                            measure: str = "ratio-to-floor") -> Comparison:  # fmt: skip
+    """Two implementations of one ``dbench run --json`` file, judged by **paired** rounds: in
+    each round they took turns on the same input, so round r of one pairs with round r of the
+    other. Cases match on every key field but the implementation."""
+    _check_settings(threshold, alpha)
+    check_measure(measure)
+    payload = read_json(run_path, CompareInputError)
+    if not (isinstance(payload, dict) and isinstance(payload.get("cases"), list)):
+        raise CompareInputError(f"{run_path} is not a `dbench run --json` file (pairing implementations needs one)")
+    by_impl: dict[str, dict[str, Mapping[str, Any]]] = {base_impl: {}, head_impl: {}}
+    try:
+        for flat in payload["cases"]:
+            if flat.get("implementation") in by_impl and flat.get("status") == "ok":
+                rest = case_label({**flat, "implementation": "*"}).removeprefix("* ")
+                by_impl[flat["implementation"]][rest] = flat
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise CompareInputError(f"{run_path}: malformed entry ({type(exc).__name__}: {exc})") from None
+    for name, found in by_impl.items():
+        if not found:
+            names = sorted({str(c.get("implementation")) for c in payload["cases"] if isinstance(c, dict)})
+            raise CompareInputError(f"{run_path} has no timed case of {name!r} (it has: {', '.join(names) or 'none'})")
+    common = [key for key in by_impl[base_impl] if key in by_impl[head_impl]]
+    if not common:
+        raise CompareInputError(f"{base_impl!r} and {head_impl!r} share no setting in {run_path}")
+    level = alpha / len(common)
+    cases = []
+    for key in common:
+        sides = [by_impl[base_impl][key], by_impl[head_impl][key]]
+        base_values, head_values = (case_round_values(flat, measure) for flat in sides)
+        if base_values is None or head_values is None or len(base_values) != len(head_values):
+            raise CompareInputError(f"{run_path}: {key} lacks rounds that pair up (samples_per_round); rerun with this dbench")
+        timings = [Timings(f"{head_impl} vs {base_impl} {key}", v, float(flat["median_ms"]), n=len(v))
+                   for v, flat in zip((base_values, head_values), sides, strict=True)]  # fmt: skip
+        cases.append(compare_case(timings[0], timings[1], threshold, level, paired=True))
+    return Comparison(
+        cases=cases, only_in_base=sorted(set(by_impl[base_impl]) - set(common)),
+        only_in_head=sorted(set(by_impl[head_impl]) - set(common)), geomean_ratio=_geomean(cases), threshold=threshold,
+        alpha=alpha, warnings=_inconclusive_warning(cases, "dbench run --rounds N"),
+        evidence=f"paired rounds of one run (the two took turns on one input); measure: {MEASURE_WORDS[measure]}",
+        level=level,
+    )  # fmt: skip
+
+
+VERDICT_MARKS = {"regression": "❌ regression", "improvement": "✅ faster", "~": "~", "inconclusive": "❔ inconclusive"}
+
+
+def markdown_report(comparison: Comparison, base_name: str, head_name: str, tool: str = "dbench compare") -> str:
+    """A pull-request comment / ``$GITHUB_STEP_SUMMARY`` table: the headline, what the
+    verdicts rest on, one row per case, failing cases, warnings."""
     regressions = comparison.regressions
     found = [f"**{len(regressions)} regression(s)**"] if regressions else []
     found += [f"**{len(comparison.failing)} case(s) now failing**"] if comparison.failing else []
     headline = (" and ".join(found) if found else "No significant regression") + f" (regression: {comparison.gates};"
     headline += " failing: raises in head, not in base)"
-    lines = [f"### dbench compare: `{base_name}` → `{head_name}`", "", headline, ""]
+    if comparison.inconclusive:
+        headline += f"; {len(comparison.inconclusive)} case(s) inconclusive"
+    lines = [f"### {tool}: `{base_name}` → `{head_name}`", "", headline, ""]
+    if comparison.evidence:
+        lines += [f"Evidence: {comparison.evidence}." + (f" Rounds: {comparison.stop}." if comparison.stop else ""), ""]
     lines += ["| case | base ms | head ms | change | CI of ratio | p | n | verdict |", "|---|---:|---:|---:|---|---:|---|---|"]
     for c in comparison.cases:
-        ci = f"{c.ratio_ci_low:.3f}–{c.ratio_ci_high:.3f}" if c.ratio_ci_low is not None else ""
+        ci = f"{c.ratio_ci_low:.3f}–{c.ratio_ci_high:.3f}" if c.ratio_ci_low is not None and c.ratio_ci_high is not None else ""
         p = "" if c.p_value is None else f"{c.p_value:.2g}"
-        verdict = {"regression": "❌ regression", "improvement": "✅ faster", "~": "~"}[c.verdict]
         note = f" ({c.note})" if c.note else ""
         lines.append(
-            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {verdict}{_cell(note)} |"
+            f"| `{c.key}` | {c.base_median_ms:.4g} | {c.head_median_ms:.4g} | {c.change:+.1%} | {ci} | {p} | {c.n_base}/{c.n_head} | {VERDICT_MARKS[c.verdict]}{_cell(note)} |"
         )
     for key, reason in comparison.failing.items():
         lines.append(f"| `{key}` | | | | | | | ❌ fails in head: {_cell(reason)} |")

@@ -374,21 +374,24 @@ def run_notes(results: Sequence[CaseRecord]) -> list[str]:
     return lines
 
 
-def compare_table(comparison: Comparison, base_name: str, head_name: str, *, show_interval: bool = True) -> Table:
+def compare_table(comparison: Comparison, base_name: str, head_name: str, *, show_interval: bool = True,
+                  tool: str = "dbench compare") -> Table:  # fmt: skip
     """Base vs head per case: medians, change (with its interval on wide terminals), p, n,
-    verdict (``~`` for noise)."""
+    verdict (``~``: any change is below the threshold; ``inconclusive``: the replicates cannot
+    tell)."""
     table = Table(
-        title=f"dbench compare: {base_name} → {head_name}",
-        caption=f"regression: {comparison.gates}; ~: no significant change"
-        + ("; CI: bootstrap interval of the median ratio" if show_interval else ""),
+        title=f"{tool}: {base_name} → {head_name}",
+        caption=f"regression: {comparison.gates}; ~: within ±{comparison.threshold * 100:g}%"
+        + ("; CI: interval of the ratio" if show_interval else "")
+        + (f"; evidence: {comparison.evidence}" if comparison.evidence else ""),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
     table.add_column("case", overflow="fold", min_width=16, ratio=1)
     for name in ("base ms", "head ms", "change", *(["CI"] if show_interval else []), "p", "n"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True, min_width=len("still failing"))  # never cut: it is the answer
-    styles = {"regression": "bold red", "improvement": "green", "~": "dim"}
+    table.add_column("verdict", no_wrap=True, min_width=len("inconclusive"))  # never cut: it is the answer
+    styles = {"regression": "bold red", "improvement": "green", "~": "dim", "inconclusive": "yellow"}
     for c in comparison.cases:
         low, high = c.ratio_ci_low, c.ratio_ci_high
         ci = f"{low - 1:+.1%}..{high - 1:+.1%}" if low is not None and high is not None else ""

@@ -156,13 +156,15 @@ def run_screen(outcome: RunOutcome, *, malloc: str, saved: str, shard: str | Non
     return screen
 
 
-def compare_screen(comparison: Comparison, base_name: str, head_name: str, *, width: int) -> Screen:
+def compare_screen(comparison: Comparison, base_name: str, head_name: str, *, width: int, tool: str = "dbench compare") -> Screen:
     """The comparison table, unmatched cases, warnings and the verdict. Exit 1 on a regression
-    or a newly failing case."""
+    or a newly failing case; inconclusive cases are counted, never passed off as ``~``."""
     from dropblock_bench.render import compare_table
 
     screen = Screen(exit_code=FAILED if comparison.failed else 0)
-    screen.out.append(compare_table(comparison, base_name, head_name, show_interval=width >= WIDE_TERMINAL))
+    screen.out.append(compare_table(comparison, base_name, head_name, show_interval=width >= WIDE_TERMINAL, tool=tool))
+    if comparison.stop:
+        screen.out.append(f"[dim]rounds: {comparison.stop}[/]")
     for title, keys in (("only in base", comparison.only_in_base), ("only in head", comparison.only_in_head)):
         if keys:
             screen.out.append(f"[yellow]{title}:[/] " + ", ".join(keys))
@@ -172,5 +174,6 @@ def compare_screen(comparison: Comparison, base_name: str, head_name: str, *, wi
     if comparison.failing:
         screen.out.append(f"[bold red]{len(comparison.failing)} case(s) fail in head and not in base[/]")
     if not comparison.failed:
-        screen.out.append("[green]no significant regression[/]")
+        undecided = len(comparison.inconclusive)
+        screen.out.append("[green]no significant regression[/]" + (f" [yellow]({undecided} inconclusive)[/]" if undecided else ""))
     return screen

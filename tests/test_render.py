@@ -71,10 +71,15 @@ def test_run_table_with_marks_fits_80_columns_without_cutting_a_number():
 def test_compare_table_lists_failing_cases_and_notes():
     case = CaseComparison("fused 2x4x12x12", 1.0, 1.5, 1.5, None, None, 0.2, 5, 5, "welch (no raw samples)", "~",
                           note="raw samples missing")  # fmt: skip
-    comparison = Comparison([case], [], [], 1.5, 0.05, 0.01, [], failing={"paper 2x4x12x12": "RuntimeError: kaboom"})
+    undecided = CaseComparison("paper 2x4x12x12", 1.0, 1.04, 1.04, 0.9, 1.2, 0.2, 8, 8, "mann-whitney, rounds", "inconclusive",
+                               note="about 40 rounds per side would decide")  # fmt: skip
+    comparison = Comparison([case, undecided], [], [], 1.5, 0.05, 0.01, [], failing={"paper 2x4x12x12": "RuntimeError: kaboom"},
+                            evidence="the rounds of two separate runs", level=0.005)  # fmt: skip
     text = _text(compare_table(comparison, "base.json", "head.json"))
     assert "raw samples missing" in text and "RuntimeError: kaboom" in text and "failing" in text
-    assert "slower by >= 5% and Mann-Whitney p < 0.01" in text
+    assert "inconclusive" in text and "about 40 rounds per side would decide" in text
+    assert "slower by >= 5% at alpha 0.01 (p < 0.005 per case)" in " ".join(text.split())
+    assert "evidence: the rounds of two separate runs" in " ".join(text.split())
 
 
 def test_compare_table_keeps_its_verdicts_whole_at_80_columns():
