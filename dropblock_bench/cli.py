@@ -319,7 +319,7 @@ def ab_command(
     alpha: options.Alpha = 0.01,
     measure: options.Measure = "time",
     block_time: options.BlockTime = 0.05,
-    max_rounds: options.MaxRounds = 96,
+    max_rounds: options.MaxRounds = 256,
     budget: options.Budget = 600.0,
     output_format: options.CompareFormat = "table",
     csv_path: options.CompareCsv = None,
@@ -332,9 +332,11 @@ def ab_command(
     `dbench worker` (an older dbench without one runs one short `dbench run` per round). Each
     case is judged by its **paired** per-round ratios head/base: a **regression** needs the
     median ratio >= 1 + `--threshold`, a one-sided Wilcoxon signed-rank p below `--alpha`
-    split over the cases and looks, and the interval of the ratio above 1. Every 16 rounds the
-    undecided cases are judged; the rounds go on until every case is decided or `--max-rounds`
-    or `--budget` runs out; a case still undecided is **inconclusive**, never `~`.
+    split over the cases and looks, and the interval of the ratio above 1. The undecided cases
+    are judged at 16 rounds and each time the rounds double (32, 64, ...); the rounds go on
+    until every case is decided or `--max-rounds` or `--budget` runs out; a case still
+    undecided is **inconclusive**, never `~`. With `--measure time` (the default) no floor op
+    is timed, so rounds come twice as fast.
 
     Example: `dbench ab --base ../venv-base/bin/dbench --head .venv/bin/dbench --format markdown`
 

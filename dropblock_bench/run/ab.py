@@ -57,8 +57,9 @@ class ABError(DbenchError):
 class ABSettings:
     """How ``dbench ab`` decides. Times in seconds; ``threshold`` and ``alpha`` fractions.
 
-    Looks happen at ``first_look`` rounds and then every ``look_every`` rounds up to
-    ``max_rounds``; ``alpha`` is split evenly over the cases and those looks.
+    Looks happen at ``first_look`` rounds, then each time the rounds have doubled, and at
+    ``max_rounds``; ``alpha`` is split evenly over the cases and those looks (few looks, since
+    they double: 16, 32, 64, 128, 256 by default).
     """
 
     threshold: float = 0.05
@@ -66,8 +67,7 @@ class ABSettings:
     measure: str = "time"
     block_time_s: float = 0.05
     first_look: int = 16
-    look_every: int = 16
-    max_rounds: int = 96
+    max_rounds: int = 256
     budget_s: float = 600.0
     input_seed: int = 0
     threads: int | None = None
@@ -75,8 +75,11 @@ class ABSettings:
 
     def looks(self) -> list[int]:
         """The rounds after which cases are judged."""
-        looks = list(range(self.first_look, self.max_rounds + 1, self.look_every))
-        return looks if looks and looks[-1] == self.max_rounds else [*looks, self.max_rounds]
+        looks, look = [], min(self.first_look, self.max_rounds)
+        while look < self.max_rounds:
+            looks.append(look)
+            look *= 2
+        return [*looks, self.max_rounds]
 
     def level(self, n_cases: int) -> float:
         """The per-case, per-look test level: ``alpha / (cases x looks)``."""
@@ -108,7 +111,9 @@ class WorkerSide:
     how = "worker (warm-up once)"
 
     def __init__(self, label: str, process: subprocess.Popen[str], setup_options: dict[str, Any]) -> None:
-        self.label, self._process, self._options = label, process, setup_options
+        self.label, self._process = label, process
+        self._floor = bool(setup_options.get("floor", True))
+        self._options = {key: value for key, value in setup_options.items() if key != "floor"}
 
     @classmethod
     def start(cls, label: str, command: Sequence[str], setup_options: dict[str, Any]) -> WorkerSide | None:
@@ -153,7 +158,8 @@ class WorkerSide:
         return [None if entry["status"] == "ok" else f"{entry['status']}: {entry['reason']}" for entry in reply["cases"]]
 
     def time_round(self, index: int, block_time_s: float, active: Sequence[int]) -> list[RoundData | str | None]:
-        reply = self._ask({"op": "round", "index": index, "block_time_s": block_time_s, "active": list(active)}, ROUND_TIMEOUT_S)
+        request = {"op": "round", "index": index, "block_time_s": block_time_s, "active": list(active), "floor": self._floor}
+        reply = self._ask(request, ROUND_TIMEOUT_S)
         out: list[RoundData | str | None] = []
         for entry in reply["cases"]:
             if entry is None:
@@ -276,7 +282,8 @@ def run_ab_commands(
     on_round: Callable[[int, int], None] | None = None,
 ) -> ABOutcome:
     """Start both sides (:func:`open_side`), :func:`run_ab`, and stop the sides whatever happens."""
-    setup = {"threads": settings.threads, "malloc": settings.malloc, "input_seed": settings.input_seed}
+    setup = {"threads": settings.threads, "malloc": settings.malloc, "input_seed": settings.input_seed,
+             "floor": settings.measure != "time"}  # fmt: skip
     with contextlib.ExitStack() as stack:
         base = open_side("base", commands[0], setup, run_args)
         stack.callback(base.close)

@@ -200,11 +200,13 @@ class GroupTiming:
         block_time_s: float,
         on_start: Callable[[RunCase], None] | None = None,
         only: Container[RunCase] | None = None,
+        with_floor: bool = True,
     ) -> None:
         """One block (at least ``block_time_s`` seconds, at least one call) of every live case
-        (of those in ``only``, if given) and of its floor. Round r takes the implementations,
-        and each one's cases, in their order rotated by r, and times the floor first when r is
-        odd. A case that raises becomes an error record and leaves the rounds."""
+        (of those in ``only``, if given) and of its floor (none with ``with_floor=False``: the
+        round then records 0 floor samples). Round r takes the implementations, and each one's
+        cases, in their order rotated by r, and times the floor first when r is odd. A case
+        that raises becomes an error record and leaves the rounds."""
         for group in _rotated(self._groups, round_index):
             for entry in _rotated(group, round_index):
                 if only is not None and entry.result.case not in only:
@@ -212,11 +214,11 @@ class GroupTiming:
                 if on_start:
                     on_start(entry.result.case)
                 try:
-                    if round_index % 2:  # the floor first
+                    floor_times: list[float] = []
+                    if round_index % 2 and with_floor:  # the floor first
                         floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time_s).times
-                        times = entry.timer.blocked_autorange(min_run_time=block_time_s).times
-                    else:
-                        times = entry.timer.blocked_autorange(min_run_time=block_time_s).times
+                    times = entry.timer.blocked_autorange(min_run_time=block_time_s).times
+                    if not round_index % 2 and with_floor:
                         floor_times = entry.floor_timer.blocked_autorange(min_run_time=block_time_s).times
                     entry.samples_ms += [t * 1e3 for t in times]
                     entry.floor_samples_ms += [t * 1e3 for t in floor_times]
@@ -237,7 +239,8 @@ class GroupTiming:
                 rounds.append(None)
                 continue
             count, floor_count = entry.samples_per_round[-1], entry.floor_samples_per_round[-1]
-            rounds.append((entry.samples_ms[-count:], entry.floor_samples_ms[-floor_count:]))
+            floor = entry.floor_samples_ms[len(entry.floor_samples_ms) - floor_count :]
+            rounds.append((entry.samples_ms[-count:], floor))
         return rounds
 
     def finish(self, settings: RunSettings) -> list[CaseRecord]:

@@ -8,8 +8,9 @@ The worker announces itself first, then answers:
   "input_seed": S}``: load the implementations and build the timers (warm-up paid here, once);
   replies ``{"cases": [{"status": "ok"|"skipped"|"error", "reason": ...}], "backends": {...}}``.
   A flat case has the key columns of :data:`~dropblock_bench.run.records.KEY_COLUMNS`.
-- ``{"op": "round", "index": R, "block_time_s": T, "active": [i, ...]|null}``: time one round
-  of the active cases (all when null), as ``dbench run`` times a round (:class:`GroupTiming`);
+- ``{"op": "round", "index": R, "block_time_s": T, "active": [i, ...]|null, "floor": bool}``:
+  time one round of the active cases (all when null), as ``dbench run`` times a round
+  (:class:`GroupTiming`), without the floor op when ``floor`` is false;
   replies ``{"cases": [{"samples_ms": [...], "floor_samples_ms": [...]} | {"status": "error",
   "reason": ...} | null]}`` (null: not timed this round).
 - ``{"op": "quit"}``: exit.
@@ -73,7 +74,7 @@ class _Worker:
         index, block_time = int(request["index"]), float(request["block_time_s"])
         rounds: dict[Any, tuple[list[float], list[float]] | None] = {}
         for timing in self.groups:
-            timing.time_round(index, block_time, only=only)
+            timing.time_round(index, block_time, only=only, with_floor=bool(request.get("floor", True)))
             rounds.update({record.case: data for record, data in zip(timing.records, timing.last_round(), strict=True)})
         replies: list[dict[str, Any] | None] = []
         for record in self.records:

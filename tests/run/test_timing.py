@@ -192,3 +192,19 @@ def test_rounds_rotate_the_order_of_cases_and_which_of_case_and_floor_goes_first
             pair = [("case", dtype), ("floor", dtype)]
             expected += pair[::-1] if round_index % 2 else pair
     assert blocks == expected
+
+
+def test_a_group_times_round_by_round_and_only_what_is_asked():
+    from dropblock_bench.registry import resolve_implementations
+    from dropblock_bench.run.timing import GroupTiming
+
+    implementations = {i.name: i for i in resolve_implementations(["fused", "paper"])}
+    cases = [RunCase(name, "cpu", "float32", (2, 4, 12, 12), 3, 0.1, "forward") for name in ("fused", "paper")]
+    timing = GroupTiming(cases, implementations, input_seed=0)
+    timing.time_round(0, 0.001)
+    both = timing.last_round()
+    assert all(data is not None and data[0] and data[1] for data in both)
+    timing.time_round(1, 0.001, only={cases[0]}, with_floor=False)
+    fused, paper = timing.last_round()
+    assert fused is not None and fused[0] and fused[1] == []  # timed without its floor this round
+    assert paper == both[1]  # not asked for: its last round is still the first
