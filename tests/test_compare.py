@@ -15,7 +15,13 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from dropblock_bench.cli import app
-from dropblock_bench.compare import Timings, compare_case, compare_files, smallest_mann_whitney_p
+from dropblock_bench.compare import (
+    Timings,
+    compare_case,
+    compare_files,
+    compare_implementations,
+    smallest_mann_whitney_p,
+)
 from dropblock_bench.run.judge import decide
 
 runner = CliRunner()
@@ -300,3 +306,38 @@ def test_a_change_whose_interval_includes_one_is_never_called():
     slower = [s * 1.2 for s in base]
     case = compare_case(Timings("k", base, statistics.median(base)), Timings("k", slower, statistics.median(slower)), 0.05, 0.01)
     assert case.verdict == "regression" and case.ratio_ci_low is not None and case.ratio_ci_low > 1.0
+
+
+def _two_implementations(path, factor: float, rounds: int = 16) -> str:
+    """One run file where `mine` takes `factor` times `fused`'s time in every round, each round
+    slowed as a whole by a shared drift that pairing cancels."""
+    rng = random.Random(7)
+    drifts = [rng.lognormvariate(0.0, 0.3) for _ in range(rounds)]
+    cases = []
+    for name, scale in (("fused", 1.0), ("mine", factor)):
+        case = _case(name, [scale * d * rng.lognormvariate(0.0, 0.01) for d in drifts])
+        case["floor_samples_ms"] = [d for d in drifts]  # the floor drifts with the round
+        cases.append(case)
+    return _run_file(path, cases)
+
+
+def test_two_implementations_of_one_run_are_judged_by_paired_rounds(tmp_path):
+    slower = _two_implementations(tmp_path / "slower.json", 1.1)
+    result = runner.invoke(app, ["compare", slower, "--base-impl", "fused", "--head-impl", "mine"], env=WIDE)
+    assert result.exit_code == 1 and "1 regression(s)" in result.output and "paired rounds" in " ".join(result.output.split())
+    same = compare_implementations(Path(_two_implementations(tmp_path / "same.json", 1.0)), "fused", "mine")
+    assert [c.verdict for c in same.cases] == ["~"]  # 30 % drifts between rounds, cancelled by the pairing
+    for args, message in ((["--base-impl", "fused"], "both --base-impl and --head-impl"),
+                          ([slower, "--base-impl", "fused", "--head-impl", "mine"], "both --base-impl and --head-impl"),
+                          (["--base-impl", "fused", "--head-impl", "nobody"], "no timed case of 'nobody'")):  # fmt: skip
+        bad = runner.invoke(app, ["compare", slower, *args], env=WIDE)
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output
+
+
+def test_a_real_run_pairs_two_implementations_end_to_end(tmp_path):
+    out = tmp_path / "run.json"
+    ran = runner.invoke(app, ["run", "--impl", "fused,paper", "--shape", "2x8x24x24", "--block-size", "5", "--mode", "fwd",
+                              "--rounds", "16", "--min-time", "0.08", "--no-memory", "--json", str(out)])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    [case] = compare_implementations(out, "fused", "paper").cases
+    assert case.verdict == "regression" and case.n_base == 16  # paper is many times slower than fused

@@ -87,3 +87,27 @@ def test_no_lab_labels(page: Path):
     """Things are named by what they are, not by the seed, issue or session that produced them."""
     labels = re.findall(r"\b(?:seed \d{3}|issue #\d+|session \d+)\b", page.read_text(encoding="utf-8"), re.IGNORECASE)
     assert not labels, f"{page.relative_to(ROOT)}: {labels}"
+
+
+def _dbench_invocations(text: str) -> list[tuple[str, list[str]]]:
+    """(command, its --flags) of every `dbench COMMAND ...` line (continuations joined)."""
+    joined = text.replace("\\\n", " ")
+    found = []
+    for match in re.finditer(r"bin/dbench (\w+)([^\n]*)", joined):
+        found.append((match.group(1), re.findall(r"(?<!\S)(--[a-z][a-z-]*)", match.group(2))))
+    return found
+
+
+def test_the_benchmark_workflow_calls_commands_and_flags_that_exist():
+    """The CI workflow runs `dbench ab` (the paired A/B), with options `dbench ab` has."""
+    import typer.main
+
+    from dropblock_bench.cli import app
+
+    group = typer.main.get_command(app)
+    invocations = _dbench_invocations((ROOT / ".github" / "workflows" / "benchmark.yml").read_text(encoding="utf-8"))
+    assert [name for name, _ in invocations] == ["ab"]
+    for name, flags in invocations:
+        command = group.commands[name]  # type: ignore[attr-defined]
+        known = {opt for param in command.params for opt in param.opts}
+        assert set(flags) <= known, f"dbench {name}: unknown {set(flags) - known}"

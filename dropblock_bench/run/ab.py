@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import select
 import shlex
 import subprocess
@@ -39,10 +40,12 @@ from dropblock_bench.run import judge
 from dropblock_bench.run.matrix import RunCase
 from dropblock_bench.run.records import CaseRecord, case_key, case_label
 from dropblock_bench.run.rounds import round_value
+from dropblock_bench.run.timing import SPACER_BYTES
 
 __all__ = ["ABOutcome", "ABSettings", "RunPerRoundSide", "Side", "WorkerSide", "open_side", "run_ab"]
 
 WORKER_START_TIMEOUT_S = 180.0
+
 ROUND_TIMEOUT_S = 600.0
 
 RoundData = tuple[list[float], list[float]]
@@ -113,6 +116,7 @@ class WorkerSide:
     def __init__(self, label: str, process: subprocess.Popen[str], setup_options: dict[str, Any]) -> None:
         self.label, self._process = label, process
         self._floor = bool(setup_options.get("floor", True))
+        self._spacers = random.Random()  # placements must differ between the sides and the rounds
         self._options = {key: value for key, value in setup_options.items() if key != "floor"}
 
     @classmethod
@@ -158,7 +162,8 @@ class WorkerSide:
         return [None if entry["status"] == "ok" else f"{entry['status']}: {entry['reason']}" for entry in reply["cases"]]
 
     def time_round(self, index: int, block_time_s: float, active: Sequence[int]) -> list[RoundData | str | None]:
-        request = {"op": "round", "index": index, "block_time_s": block_time_s, "active": list(active), "floor": self._floor}
+        request = {"op": "round", "index": index, "block_time_s": block_time_s, "active": list(active), "floor": self._floor,
+                   "spacer_bytes": self._spacers.randrange(SPACER_BYTES)}  # fmt: skip
         reply = self._ask(request, ROUND_TIMEOUT_S)
         out: list[RoundData | str | None] = []
         for entry in reply["cases"]:

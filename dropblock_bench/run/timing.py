@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
@@ -31,6 +32,9 @@ from dropblock_bench.run.records import CaseRecord, CaseStatus, MemoryUse, Timin
 from dropblock_bench.stats import summarize
 
 FLOOR_CONSTANT = 1.0001
+SPACER_BYTES = 4 << 20
+"""Before each round the inputs are reseated behind a spacer of up to this many bytes (a
+random size): 4 MiB covers every offset modulo the 2 MiB huge page and the 4 KiB page."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +123,25 @@ def _inputs(case: RunCase) -> dict[str, Any]:
 
 def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: CaseRecord) -> _Timed:
     fn = impl.load()
-    scope = {"fn": fn, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT, **inputs}
+    scope: dict[str, Any] = {}
+    return _Timed(result, fn, scope, *_timers(case, fn, inputs, scope))
+
+
+def _timers(case: RunCase, fn: Callable[..., torch.Tensor], inputs: dict[str, Any],
+            scope: dict[str, Any]) -> tuple[torch_benchmark.Timer, torch_benchmark.Timer]:  # fmt: skip
+    """The case's timer and its floor's, over ``scope`` filled with the function, p, k, c and ``inputs``."""
+    scope.update({"fn": fn, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT, **inputs})
     statement, floor_statement = _statements(case)
     threads = torch.get_num_threads()
-    return _Timed(result, fn, scope, torch_benchmark.Timer(statement, globals=scope, num_threads=threads),
-                  torch_benchmark.Timer(floor_statement, globals=scope, num_threads=threads))
+    return (torch_benchmark.Timer(statement, globals=scope, num_threads=threads),
+            torch_benchmark.Timer(floor_statement, globals=scope, num_threads=threads))  # fmt: skip
+
+
+def _seat(timed: _Timed, inputs: dict[str, Any]) -> None:
+    """(Re)build ``timed``'s timers over ``inputs``."""
+    scope: dict[str, Any] = {}
+    timed.timer, timed.floor_timer = _timers(timed.result.case, timed.fn, inputs, scope)
+    timed.scope = scope
 
 
 def _finish(timed: _Timed, settings: RunSettings) -> None:
@@ -171,6 +189,8 @@ class GroupTiming:
 
     def __init__(self, cases: list[RunCase], implementations: Mapping[str, Implementation], input_seed: int | None = None) -> None:
         self.records = [CaseRecord(case) for case in cases]
+        self._input_seed = input_seed
+        self._spacer: torch.Tensor | None = None
         timed: list[_Timed] = []
         inputs: dict[str, dict[str, Any]] = {}  # by dtype
         for result in self.records:
@@ -193,6 +213,30 @@ class GroupTiming:
         names = list(dict.fromkeys(case.implementation for case in cases))
         groups = [[entry for entry in timed if entry.result.case.implementation == name] for name in names]
         self._groups = [group for group in groups if group]
+
+    def reseat(self, spacer_bytes: int) -> None:
+        """Give every input a fresh place in memory: free the old inputs and spacer, take a
+        spacer of ``spacer_bytes``, then allocate the inputs again (the same values when seeded)
+        and rebuild the timers over them.
+
+        Where a tensor sits decides a memory-bound op's speed: on this project's 2-core machine
+        a case's time moves by up to 20 % from one placement to another, and a process keeps
+        its placement. A worker that reseats before every round (``dbench ab``) draws a fresh
+        placement each round, so a placement's luck is noise that rounds average, not a bias
+        that pairing two processes would call a change."""
+        live = [entry for group in self._groups for entry in group]
+        for entry in live:
+            entry.scope.clear()
+        self._spacer = None
+        self._spacer = torch.empty(max(1, spacer_bytes), dtype=torch.uint8)
+        inputs: dict[str, dict[str, Any]] = {}
+        for entry in live:
+            case = entry.result.case
+            if case.dtype not in inputs:
+                if self._input_seed is not None:
+                    torch.manual_seed(self._input_seed)
+                inputs[case.dtype] = _inputs(case)
+            _seat(entry, inputs[case.dtype])
 
     def time_round(
         self,
@@ -264,7 +308,10 @@ def run_group(
     dtype on a shared input. Results in the order of ``cases``; a case that is skipped or
     fails is a result with its reason, never an exception, and the others go on."""
     timing = GroupTiming(cases, implementations)
+    placements = random.Random()
     for round_index in range(settings.rounds):
+        if round_index:  # each round on inputs in a fresh place (GroupTiming.reseat): rounds are replicates
+            timing.reseat(placements.randrange(SPACER_BYTES))
         timing.time_round(round_index, settings.min_time_s / settings.rounds, on_start)
     return timing.finish(settings)
 

@@ -10,7 +10,9 @@ The worker announces itself first, then answers:
   A flat case has the key columns of :data:`~dropblock_bench.run.records.KEY_COLUMNS`.
 - ``{"op": "round", "index": R, "block_time_s": T, "active": [i, ...]|null, "floor": bool}``:
   time one round of the active cases (all when null), as ``dbench run`` times a round
-  (:class:`GroupTiming`), without the floor op when ``floor`` is false;
+  (:class:`GroupTiming`), without the floor op when ``floor`` is false, after giving every
+  input a fresh place in memory behind a spacer of ``spacer_bytes`` when given
+  (:meth:`GroupTiming.reseat`);
   replies ``{"cases": [{"samples_ms": [...], "floor_samples_ms": [...]} | {"status": "error",
   "reason": ...} | null]}`` (null: not timed this round).
 - ``{"op": "quit"}``: exit.
@@ -72,8 +74,11 @@ class _Worker:
         active = request.get("active")
         only = None if active is None else {self.records[int(i)].case for i in active}
         index, block_time = int(request["index"]), float(request["block_time_s"])
+        spacer = request.get("spacer_bytes")
         rounds: dict[Any, tuple[list[float], list[float]] | None] = {}
         for timing in self.groups:
+            if spacer is not None:
+                timing.reseat(int(spacer))
             timing.time_round(index, block_time, only=only, with_floor=bool(request.get("floor", True)))
             rounds.update({record.case: data for record, data in zip(timing.records, timing.last_round(), strict=True)})
         replies: list[dict[str, Any] | None] = []
