@@ -319,7 +319,8 @@ def ab_command(
     alpha: options.Alpha = 0.01,
     measure: options.Measure = "time",
     block_time: options.BlockTime = 0.05,
-    max_rounds: options.MaxRounds = 256,
+    rounds_per_pair: options.RoundsPerPair = 2,
+    max_pairs: options.MaxPairs = 64,
     budget: options.Budget = 600.0,
     output_format: options.CompareFormat = "table",
     csv_path: options.CompareCsv = None,
@@ -328,15 +329,16 @@ def ab_command(
     """Time two installations of dbench side by side, interleaved, and fail on a real regression.
 
     The CI primitive. Both sides time the same cases on the same input, alternately, round by
-    round (base first in even rounds, head first in odd ones: ABBA), each in a long-lived
-    `dbench worker` (an older dbench without one runs one short `dbench run` per round). Each
-    case is judged by its **paired** per-round ratios head/base: a **regression** needs the
-    median ratio >= 1 + `--threshold`, a one-sided Wilcoxon signed-rank p below `--alpha`
-    split over the cases and looks, and the interval of the ratio above 1. The undecided cases
-    are judged at 16 rounds and each time the rounds double (32, 64, ...); the rounds go on
-    until every case is decided or `--max-rounds` or `--budget` runs out; a case still
-    undecided is **inconclusive**, never `~`. With `--measure time` (the default) no floor op
-    is timed, so rounds come twice as fast.
+    round (base first, then head first: ABBA), in pairs of fresh `dbench worker` processes (an
+    older dbench without one runs one short `dbench run` per round): two processes running
+    identical code differ by up to 20 % for their whole life on a shared machine, so the
+    replicate is a **pair** of workers, `--rounds-per-pair` rounds each, and its median ratio
+    head/base. A **regression** needs the median over pairs >= 1 + `--threshold`, a one-sided
+    Wilcoxon signed-rank p below `--alpha` split over the cases and looks, and the interval of
+    the ratio above 1. The undecided cases are judged at 16 pairs and each time the pairs
+    double; the pairs go on until every case is decided or `--max-pairs` or `--budget` runs
+    out; a case still undecided is **inconclusive**, never `~`. With `--measure time` (the
+    default) no floor op is timed, so rounds come twice as fast.
 
     Example: `dbench ab --base ../venv-base/bin/dbench --head .venv/bin/dbench --format markdown`
 
@@ -360,15 +362,16 @@ def ab_command(
                            device=device, mode=mode, inplace=inplace)  # fmt: skip
         cases = plan(RunRequest(implementations, spec, exclusions=exclude or (), malloc=malloc))
         settings = ab.ABSettings(threshold=threshold, alpha=alpha, measure=measure, block_time_s=block_time,
-                                 max_rounds=max_rounds, budget_s=budget, threads=threads, malloc=malloc)  # fmt: skip
+                                 rounds_per_pair=rounds_per_pair, max_pairs=max_pairs, budget_s=budget, threads=threads,
+                                 malloc=malloc)  # fmt: skip
     run_args = ab.run_arguments({"--impl": impl, "--shape": shape, "--preset": preset, "--block-size": block_size, "--p": p,
                                  "--dtype": dtype, "--device": device, "--mode": mode, "--inplace": inplace,
                                  "--threads": threads, "--malloc": malloc, "--exclude": exclude})  # fmt: skip
     progress = _progress(with_eta=True)
     with progress, _user_errors():
-        task = progress.add_task("starting both sides", total=settings.max_rounds)
+        task = progress.add_task("starting both sides", total=settings.max_pairs)
         outcome = ab.run_ab_commands(cases, commands, run_args, settings,
-                                     on_round=lambda done, undecided: progress.update(task, completed=done, description=f"round {done}: {undecided} undecided"))  # fmt: skip
+                                     on_pair=lambda done, undecided: progress.update(task, completed=done, description=f"pair {done}: {undecided} undecided"))  # fmt: skip
     comparison = ab.ab_comparison(outcome)
     _write_and_show(comparison, (base_cmd, head_cmd), output_format, csv_path, json_path, "dbench ab",
                     interrupted=outcome.interrupted)  # fmt: skip

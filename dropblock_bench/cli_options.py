@@ -162,7 +162,8 @@ CompareJson = Annotated[Path | None, typer.Option("--json", metavar="FILE", help
 BlockTime = Annotated[
     float, typer.Option(metavar="SECONDS", help="Time of one block of a case (and one of its floor) in each round, per side.", min=0.001)
 ]
-MaxRounds = Annotated[int, typer.Option(metavar="N", help="Stop after this many rounds even if cases are undecided.", min=2)]
+MaxPairs = Annotated[int, typer.Option(metavar="N", help="Stop after this many pairs of workers even if cases are undecided.", min=2)]
+RoundsPerPair = Annotated[int, typer.Option(metavar="N", help="Interleaved rounds each pair of fresh workers times.", min=1)]
 Budget = Annotated[
     float,
     typer.Option(metavar="SECONDS", help="Stop at the last look that fits in this time; undecided cases are inconclusive.", min=1.0),

@@ -1,23 +1,27 @@
-"""``dbench ab``: interleaved, paired A/B timing of two installations, judged round by round.
+"""``dbench ab``: interleaved, paired A/B timing of two installations, judged pair by pair.
 
 Each side is a command that starts that side's ``dbench`` (e.g. ``../venv-base/bin/dbench``).
-The driver plans the cases once and runs the two sides alternately, round by round, on the
-same cases and the same input (seeded): round r runs base then head when r is even, head then
-base when odd (ABBA), so neither side always goes first and a linear drift cancels over two
-rounds. A side runs in a long-lived ``dbench worker`` process where its ``dbench`` has one
-(warm-up paid once); an older ``dbench`` that has none runs one short ``dbench run --json`` per
-round instead (:class:`RunPerRoundSide`), which pays its start-up every round but judges alike.
+The driver plans the cases once and starts a **pair** of fresh workers, one per side, which
+time the same cases on the same (seeded) input alternately, round by round: base then head in
+a pair's even rounds, head then base in its odd ones (ABBA), so neither side always goes first
+and a linear drift cancels; then both stop, and the next pair starts. A side runs in a
+``dbench worker`` process where its ``dbench`` has one; an older ``dbench`` without one runs one
+short ``dbench run --json`` per round instead (:class:`RunPerRoundSide`), which judges alike.
 
-Each case is judged by its **paired** per-round ratios head/base (:func:`judge.judge_paired`) at
-``alpha`` split over the cases and the looks (Bonferroni): the rounds go on, with a look every
-few rounds, until every case is decided (regression, improvement or ``~``) or the rounds or the
-time budget run out; a case still undecided then is ``inconclusive``, never ``~``. A case
-decided at a look leaves the later rounds. Engines return data; nothing here prints.
+Why pairs and not rounds: two processes running identical code on identical input differ, on
+this project's 2-core machine, by up to 20 % for their whole life (the placement of code and
+data; the workers reseat their inputs every round, which spreads the data's share of that but
+not all of it). Rounds of one pair share that pair's luck; the **pair** is the replicate, and
+its value is the median of its rounds' ratios head/base. Each case is judged by those values
+(:func:`judge.judge_log_ratios`) at ``alpha`` split over the cases and the looks (Bonferroni):
+the pairs go on, with a look at 16 pairs and each doubling, until every case is decided
+(regression, improvement or ``~``) or the pairs or the time budget run out; a case still
+undecided then is ``inconclusive``, never ``~``. A case decided at a look leaves the later
+pairs. Engines return data; nothing here prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -31,6 +35,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from dropblock_bench.errors import DbenchError
 
@@ -60,29 +66,31 @@ class ABError(DbenchError):
 class ABSettings:
     """How ``dbench ab`` decides. Times in seconds; ``threshold`` and ``alpha`` fractions.
 
-    Looks happen at ``first_look`` rounds, then each time the rounds have doubled, and at
-    ``max_rounds``; ``alpha`` is split evenly over the cases and those looks (few looks, since
-    they double: 16, 32, 64, 128, 256 by default).
+    The replicate is a **pair** of fresh workers (one per side) timing ``rounds_per_pair``
+    interleaved rounds: its median paired ratio. Looks happen at ``first_look`` pairs, then
+    each time the pairs have doubled, and at ``max_pairs``; ``alpha`` is split evenly over the
+    cases and those looks (16, 32, 64 by default: three).
     """
 
     threshold: float = 0.05
     alpha: float = 0.01
     measure: str = "time"
     block_time_s: float = 0.05
+    rounds_per_pair: int = 2
     first_look: int = 16
-    max_rounds: int = 256
+    max_pairs: int = 64
     budget_s: float = 600.0
     input_seed: int = 0
     threads: int | None = None
     malloc: str = "steady"
 
     def looks(self) -> list[int]:
-        """The rounds after which cases are judged."""
-        looks, look = [], min(self.first_look, self.max_rounds)
-        while look < self.max_rounds:
+        """The numbers of pairs after which cases are judged."""
+        looks, look = [], min(self.first_look, self.max_pairs)
+        while look < self.max_pairs:
             looks.append(look)
             look *= 2
-        return [*looks, self.max_rounds]
+        return [*looks, self.max_pairs]
 
     def level(self, n_cases: int) -> float:
         """The per-case, per-look test level: ``alpha / (cases x looks)``."""
@@ -95,6 +103,8 @@ class Side(Protocol):
     label: str
     how: str
     """How it is driven, in words (``worker`` or ``one dbench run per round``)."""
+    conditions: dict[str, Any]
+    """What its times depend on besides the code (torch version, threads, CPU), once known."""
 
     def setup(self, cases: Sequence[RunCase]) -> list[str | None]:
         """Prepare ``cases``; per case None (ready) or why it cannot run (skipped, error)."""
@@ -115,6 +125,7 @@ class WorkerSide:
 
     def __init__(self, label: str, process: subprocess.Popen[str], setup_options: dict[str, Any]) -> None:
         self.label, self._process = label, process
+        self.conditions: dict[str, Any] = {}
         self._floor = bool(setup_options.get("floor", True))
         self._spacers = random.Random()  # placements must differ between the sides and the rounds
         self._options = {key: value for key, value in setup_options.items() if key != "floor"}
@@ -159,6 +170,7 @@ class WorkerSide:
     def setup(self, cases: Sequence[RunCase]) -> list[str | None]:
         flats = [CaseRecord(case).to_dict(samples=False) for case in cases]
         reply = self._ask({"op": "setup", "cases": flats, **self._options}, WORKER_START_TIMEOUT_S)
+        self.conditions = dict(reply.get("meta") or {})
         return [None if entry["status"] == "ok" else f"{entry['status']}: {entry['reason']}" for entry in reply["cases"]]
 
     def time_round(self, index: int, block_time_s: float, active: Sequence[int]) -> list[RoundData | str | None]:
@@ -195,6 +207,7 @@ class RunPerRoundSide:
 
     def __init__(self, label: str, command: Sequence[str], run_args: Sequence[str]) -> None:
         self.label, self._command, self._run_args = label, list(command), list(run_args)
+        self.conditions: dict[str, Any] = {}
         self._keys: list[tuple[Any, ...]] = []
         self._folder = tempfile.TemporaryDirectory(prefix="dbench-ab-")
 
@@ -214,7 +227,9 @@ class RunPerRoundSide:
             last = (finished.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise ABError(f"{self.label}: `{shlex.join(command)}` exited {finished.returncode}: {last}")
         try:
-            by_key = {case_key(flat): flat for flat in json.loads(path.read_text()).get("cases", [])}
+            payload = json.loads(path.read_text())
+            self.conditions = self.conditions or dict(payload.get("meta") or {})
+            by_key = {case_key(flat): flat for flat in payload.get("cases", [])}
         except (ValueError, AttributeError, TypeError) as exc:
             raise ABError(f"{self.label}: `{shlex.join(command)}` wrote no readable results ({exc})") from None
         finally:
@@ -284,17 +299,30 @@ def run_ab_commands(
     commands: tuple[Sequence[str], Sequence[str]],
     run_args: Sequence[str],
     settings: ABSettings,
-    on_round: Callable[[int, int], None] | None = None,
+    on_pair: Callable[[int, int], None] | None = None,
 ) -> ABOutcome:
-    """Start both sides (:func:`open_side`), :func:`run_ab`, and stop the sides whatever happens."""
+    """:func:`run_ab` over fresh pairs of sides started from ``commands`` (:func:`open_side`,
+    both at once), each stopped when its rounds are done, whatever happens."""
+    from concurrent.futures import ThreadPoolExecutor
+
     setup = {"threads": settings.threads, "malloc": settings.malloc, "input_seed": settings.input_seed,
              "floor": settings.measure != "time"}  # fmt: skip
-    with contextlib.ExitStack() as stack:
-        base = open_side("base", commands[0], setup, run_args)
-        stack.callback(base.close)
-        head = open_side("head", commands[1], setup, run_args)
-        stack.callback(head.close)
-        return run_ab(cases, base, head, settings, on_round)
+
+    def open_pair() -> tuple[Side, Side]:
+        with ThreadPoolExecutor(2) as pool:
+            base, head = (pool.submit(open_side, label, command, setup, run_args)
+                          for label, command in zip(("base", "head"), commands, strict=True))  # fmt: skip
+            sides = []
+            for future in (base, head):
+                try:
+                    sides.append(future.result())
+                except BaseException:
+                    for side in sides:
+                        side.close()
+                    raise
+        return sides[0], sides[1]
+
+    return run_ab(cases, open_pair, settings, on_pair)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -302,11 +330,11 @@ def run_ab_commands(
 
 @dataclasses.dataclass
 class CaseEvidence:
-    """One case's paired rounds so far: values in the chosen measure, and the last look's judgement."""
+    """One case so far: the log of each worker pair's median paired ratio (the replicates), every
+    round's time per side (for display), the last look's judgement, and why it could not run."""
 
     case: RunCase
-    base: list[float] = dataclasses.field(default_factory=list)
-    head: list[float] = dataclasses.field(default_factory=list)
+    pair_log_ratios: list[float] = dataclasses.field(default_factory=list)
     base_times: list[float] = dataclasses.field(default_factory=list)
     head_times: list[float] = dataclasses.field(default_factory=list)
     judgement: judge.Judgement | None = None
@@ -324,6 +352,7 @@ class ABOutcome:
 
     settings: ABSettings
     evidence: list[CaseEvidence]
+    pairs: int
     rounds: int
     stop_reason: str
     elapsed_s: float
@@ -331,78 +360,107 @@ class ABOutcome:
     how: dict[str, str]
     """Side label -> how it was driven."""
     interrupted: bool = False
+    conditions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Side label -> what its times depend on besides the code (see :attr:`Side.conditions`)."""
 
 
 def run_ab(
     cases: Sequence[RunCase],
-    base: Side,
-    head: Side,
+    open_pair: Callable[[], tuple[Side, Side]],
     settings: ABSettings,
-    on_round: Callable[[int, int], None] | None = None,
+    on_pair: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ABOutcome:
-    """Interleave the two sides round by round until every case is decided or the rounds or
-    the budget run out (see the module docstring). ``on_round(rounds done, cases undecided)``
-    follows progress. Ctrl-C stops the rounds and judges what was measured."""
+    """Pairs of fresh sides, each timing ``rounds_per_pair`` interleaved rounds, until every case
+    is decided or the pairs or the budget run out (see the module docstring).
+    ``on_pair(pairs done, cases undecided)`` follows progress. Ctrl-C stops and judges what
+    was measured.
+
+    Why fresh workers: on this project's 2-core machine two processes running identical code on
+    identical input differ by up to 20 % for their whole life (placement of code and data, which
+    reallocating the inputs does not undo), so rounds of one pair of processes share that
+    pair's luck; the pair, not the round, is the replicate."""
     started = clock()
     evidence = [CaseEvidence(case) for case in cases]
-    for side in (base, head):
-        for item, problem in zip(evidence, side.setup(cases), strict=True):
-            if problem:
-                item.problem[side.label] = problem
-    level = settings.level(sum(not item.problem for item in evidence))
+    level = settings.level(len(cases))
     looks = settings.looks()
-    rounds, stop, interrupted = 0, "", False
+    pairs = rounds = 0
+    stop, interrupted = "", False
+    how: dict[str, str] = {}
+    conditions: dict[str, dict[str, Any]] = {}
     try:
         while True:
             active = [i for i, item in enumerate(evidence) if not item.problem and not item.decided]
             if not active:
-                stop = f"every case decided after {rounds} rounds"
+                ran = any(item.pair_log_ratios for item in evidence)
+                stop = f"every case decided after {pairs} worker pairs" if ran else "no case runs on both sides"
                 break
-            if rounds >= settings.max_rounds:
-                stop = f"reached {settings.max_rounds} rounds (--max-rounds)"
+            if pairs >= settings.max_pairs:
+                stop = f"reached {settings.max_pairs} worker pairs (--max-pairs)"
                 break
-            order = (base, head) if rounds % 2 == 0 else (head, base)
-            results = {side.label: side.time_round(rounds, settings.block_time_s, active) for side in order}
-            for i in active:
-                _add_round(evidence[i], results[base.label][i], results[head.label][i], base.label, head.label, settings.measure)
-            rounds += 1
-            if on_round:
-                on_round(rounds, len(active))
-            if rounds in looks:
+            base, head = open_pair()
+            try:
+                for side in (base, head):
+                    for item, problem in zip(evidence, side.setup(cases), strict=True):
+                        if problem:
+                            item.problem.setdefault(side.label, problem)
+                active = [i for i in active if not evidence[i].problem]
+                log_ratios: dict[int, list[float]] = {i: [] for i in active}
+                for index in range(settings.rounds_per_pair):
+                    order = (base, head) if index % 2 == 0 else (head, base)
+                    results = {side.label: side.time_round(rounds, settings.block_time_s, active) for side in order}
+                    for i in active:
+                        ratio = _add_round(evidence[i], results[base.label][i], results[head.label][i], base.label,
+                                           head.label, settings.measure)  # fmt: skip
+                        if ratio is not None:
+                            log_ratios[i].append(math.log(ratio))
+                    rounds += 1
+                how = {base.label: base.how, head.label: head.how}
+                conditions = {base.label: base.conditions, head.label: head.conditions}
+            finally:
+                base.close()
+                head.close()
+            for i, values in log_ratios.items():
+                if values and not evidence[i].problem:
+                    evidence[i].pair_log_ratios.append(float(np.median(values)))
+            pairs += 1
+            if on_pair:
+                on_pair(pairs, len(active))
+            if pairs in looks:
                 _judge_all(evidence, settings, level, final=False)
                 spent = clock() - started
-                next_look = next((look for look in looks if look > rounds), None)
+                next_look = next((look for look in looks if look > pairs), None)
                 undecided = any(not item.problem and not item.decided for item in evidence)
-                if undecided and next_look is not None and spent / rounds * next_look > settings.budget_s:
-                    stop = f"time budget: the next look ({next_look} rounds) would pass {settings.budget_s:g} s (--budget)"
+                if undecided and next_look is not None and spent / pairs * next_look > settings.budget_s:
+                    stop = f"time budget: the next look ({next_look} pairs) would pass {settings.budget_s:g} s (--budget)"
                     break
     except KeyboardInterrupt:
-        interrupted, stop = True, f"interrupted after {rounds} rounds"
+        interrupted, stop = True, f"interrupted after {pairs} worker pairs"
     _judge_all(evidence, settings, level, final=True)
-    return ABOutcome(settings, evidence, rounds, stop, clock() - started, level, {base.label: base.how, head.label: head.how},
-                     interrupted)  # fmt: skip
+    return ABOutcome(settings, evidence, pairs, rounds, stop, clock() - started, level, how, interrupted, conditions)
 
 
 def _add_round(item: CaseEvidence, base: RoundData | str | None, head: RoundData | str | None, base_label: str,
-               head_label: str, measure: str) -> None:  # fmt: skip
+               head_label: str, measure: str) -> float | None:  # fmt: skip
+    """Record one round of a case; its ratio head/base in ``measure``, or None where a side gave none."""
     for label, data in ((base_label, base), (head_label, head)):
         if isinstance(data, str):
             item.problem.setdefault(label, data)
-    if isinstance(base, tuple) and isinstance(head, tuple) and not item.problem:
-        item.base.append(round_value(base[0], base[1], measure))
-        item.head.append(round_value(head[0], head[1], measure))
-        item.base_times.append(round_value(base[0], base[1], "time"))
-        item.head_times.append(round_value(head[0], head[1], "time"))
+    if not (isinstance(base, tuple) and isinstance(head, tuple)) or item.problem:
+        return None
+    item.base_times.append(round_value(base[0], base[1], "time"))
+    item.head_times.append(round_value(head[0], head[1], "time"))
+    return round_value(head[0], head[1], measure) / round_value(base[0], base[1], measure)
 
 
 def _judge_all(evidence: Sequence[CaseEvidence], settings: ABSettings, level: float, *, final: bool) -> None:
     """Judge every case still undecided (at a look, or at the end: whatever was measured)."""
     for item in evidence:
-        if item.problem or item.decided or not item.base:
+        if item.problem or item.decided or not item.pair_log_ratios:
             continue
-        if not final or item.judgement is None or len(item.base) != item.judgement.n_base:
-            item.judgement = judge.judge_paired(item.base, item.head, settings.threshold, level)
+        if not final or item.judgement is None or len(item.pair_log_ratios) != item.judgement.n_base:
+            item.judgement = judge.judge_log_ratios(item.pair_log_ratios, settings.threshold, level,
+                                                    test="wilcoxon signed-rank, worker pairs")  # fmt: skip
 
 
 def case_name(case: RunCase) -> str:
@@ -420,7 +478,7 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
     """The outcome as a :class:`~dropblock_bench.compare.Comparison`, so ``dbench ab`` prints,
     writes and fails exactly as ``dbench compare`` does. A case that raises on the head and not
     on the base is failing; one skipped or missing on a side is listed as only in the other."""
-    from dropblock_bench.compare import CaseComparison, Comparison
+    from dropblock_bench.compare import CaseComparison, Comparison, condition_differences
     from dropblock_bench.run.rounds import MEASURE_WORDS
 
     cases: list[CaseComparison] = []
@@ -440,7 +498,7 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
             only_base.append(name)
         elif item.judgement is not None and not base_problem:
             j = item.judgement
-            note = f"about {j.rounds_needed} paired rounds would decide" if j.verdict == judge.INCONCLUSIVE and j.rounds_needed else ""
+            note = f"about {j.rounds_needed} worker pairs would decide" if j.verdict == judge.INCONCLUSIVE and j.rounds_needed else ""
             cases.append(CaseComparison(key=name, base_median_ms=median_or_nan(item.base_times),
                                         head_median_ms=median_or_nan(item.head_times), ratio=j.ratio, ratio_ci_low=j.ci_low,
                                         ratio_ci_high=j.ci_high, p_value=j.p_value, n_base=j.n_base, n_head=j.n_head,
@@ -448,11 +506,15 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
     settings = outcome.settings
     ratios = [c.ratio for c in cases if c.ratio > 0]
     sides = "; ".join(f"{label}: {how}" for label, how in outcome.how.items())
-    evidence = (f"{outcome.rounds} interleaved rounds (ABBA), paired round by round; measure: {MEASURE_WORDS[settings.measure]};"
-                f" {sides}")  # fmt: skip
+    evidence = (f"{outcome.pairs} pairs of fresh workers, {settings.rounds_per_pair} interleaved rounds each (ABBA), each pair's"
+                f" median ratio one replicate; measure: {MEASURE_WORDS[settings.measure]}; {sides}")  # fmt: skip
     warnings = []
     if any(c.verdict == judge.INCONCLUSIVE for c in cases):
-        warnings.append("some cases are inconclusive: give them more rounds or time (--max-rounds, --budget, --block-time)")
+        warnings.append("some cases are inconclusive: give them more worker pairs or time (--max-pairs, --budget)")
+    differences = condition_differences(*({"meta": outcome.conditions.get(label, {})} for label in (base_label, head_label)))
+    if differences:
+        warnings.append("base and head ran under different conditions (" + "; ".join(differences) + "): a difference in"
+                        " time may come from those, not from the code")  # fmt: skip
     return Comparison(
         cases=cases, only_in_base=sorted(only_base), only_in_head=sorted(only_head),
         geomean_ratio=math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None,

@@ -49,6 +49,7 @@ __all__ = [
     "SAME",
     "Judgement",
     "decide",
+    "judge_log_ratios",
     "judge_paired",
     "judge_unpaired",
 ]
@@ -137,13 +138,19 @@ def smallest_unpaired_p(n_base: int, n_head: int) -> float:
     return 1.0 / math.comb(n_base + n_head, n_base)
 
 
-def judge_paired(base: Sequence[float], head: Sequence[float], threshold: float, level: float) -> Judgement:
+def judge_paired(base: Sequence[float], head: Sequence[float], threshold: float, level: float,
+                 test: str = "wilcoxon signed-rank, paired rounds") -> Judgement:  # fmt: skip
     """Paired replicates: ``base[r]`` and ``head[r]`` ran back to back (see the module docstring)."""
     if len(base) != len(head):
         raise ValueError(f"paired replicates differ in number: {len(base)} vs {len(head)}")
-    d = _logs(head) - _logs(base)
+    return judge_log_ratios(_logs(head) - _logs(base), threshold, level, test)
+
+
+def judge_log_ratios(log_ratios: Sequence[float], threshold: float, level: float,
+                     test: str = "wilcoxon signed-rank, paired rounds") -> Judgement:  # fmt: skip
+    """Paired replicates given as ``log(head / base)``, one per replicate."""
+    d = np.asarray(log_ratios, dtype=float)
     n = int(d.size)
-    test = "wilcoxon signed-rank, paired rounds"
     if n < 2:
         return Judgement(math.exp(float(d[0])) if n else 1.0, None, None, None, n, n, test, INCONCLUSIVE, _min_paired(level))
     estimate = float(np.median(d))

@@ -6,7 +6,8 @@ The worker announces itself first, then answers:
 
 - ``{"op": "setup", "cases": [flat case], "threads": N|null, "malloc": "steady"|"system",
   "input_seed": S}``: load the implementations and build the timers (warm-up paid here, once);
-  replies ``{"cases": [{"status": "ok"|"skipped"|"error", "reason": ...}], "backends": {...}}``.
+  replies ``{"cases": [{"status": "ok"|"skipped"|"error", "reason": ...}], "backends": {...},
+  "meta": {"torch_version", "threads", "cpu"}}``.
   A flat case has the key columns of :data:`~dropblock_bench.run.records.KEY_COLUMNS`.
 - ``{"op": "round", "index": R, "block_time_s": T, "active": [i, ...]|null, "floor": bool}``:
   time one round of the active cases (all when null), as ``dbench run`` times a round
@@ -68,7 +69,12 @@ class _Worker:
             by_case.update({record.case: record for record in timing.records})
         self.records = [by_case.get(case) or CaseRecord(case, CaseStatus.ERROR, unknown[case.implementation]) for case in cases]
         backends = {name: status for name, impl in implementations.items() if (status := impl.backend_status())}
-        return {"cases": [{"status": str(r.status), "reason": r.reason} for r in self.records], "backends": backends}
+        from dropblock_bench.metadata import machine_meta
+
+        meta = machine_meta()
+        conditions = {key: meta[key] for key in ("torch_version", "threads", "cpu")}
+        return {"cases": [{"status": str(r.status), "reason": r.reason} for r in self.records], "backends": backends,
+                "meta": conditions}  # fmt: skip
 
     def time_round(self, request: dict[str, Any]) -> dict[str, Any]:
         active = request.get("active")

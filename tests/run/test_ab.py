@@ -22,17 +22,21 @@ DBENCH = str(Path(sys.executable).parent / "dbench")
 
 
 class FakeSide:
-    """A side whose case i takes ``factors[i]`` ms a round, times log-normal noise; records the
-    order in which sides ran in ``log``."""
+    """A side whose case i takes ``factors[i]`` ms a round, times log-normal noise and a
+    process effect (one log-normal draw of ``process`` per side object, as a fresh worker
+    draws its placement); records the order in which sides ran in ``log``."""
 
     how = "fake"
 
     def __init__(self, label: str, factors: Sequence[float], log: list[str], noise: float = 0.01, seed: int = 0,
-                 problems: Sequence[str | None] | None = None) -> None:  # fmt: skip
-        self.label, self.factors, self.log, self.noise = label, factors, log, noise
+                 problems: Sequence[str | None] | None = None, process: float = 0.0) -> None:  # fmt: skip
         self.rng = random.Random(seed)
+        self.label, self.log, self.noise = label, log, noise
+        effect = math.exp(self.rng.gauss(0.0, process))
+        self.factors = [factor * effect for factor in factors]
         self.problems = list(problems or [None] * len(factors))
         self.closed = False
+        self.conditions: dict = {"torch_version": "2.13.0", "threads": 2}
 
     def setup(self, cases: Sequence[RunCase]) -> list[str | None]:
         return self.problems
@@ -49,25 +53,49 @@ class FakeSide:
         self.closed = True
 
 
+def _pairs(base_factors, head_factors, log, **kwargs):
+    """A factory of fresh fake sides, each pair drawing new seeds (and process effects)."""
+    seeds = iter(range(0, 10_000, 2))
+
+    def open_pair():
+        seed = next(seeds)
+        return (FakeSide("base", base_factors, log, seed=seed, **kwargs), FakeSide("head", head_factors, log, seed=seed + 1, **kwargs))
+
+    return open_pair
+
+
 def test_a_slowdown_is_found_at_the_first_look_and_the_order_alternates():
     log: list[str] = []
-    base, head = FakeSide("base", [1.0, 1.0], log, seed=1), FakeSide("head", [1.3, 1.0], log, seed=2)
-    outcome = ab.run_ab(CASES, base, head, ab.ABSettings())
-    assert outcome.rounds == 16 and "every case decided" in outcome.stop_reason
-    assert log[:4] == ["base", "head", "head", "base"]  # ABBA
+    outcome = ab.run_ab(CASES, _pairs([1.0, 1.0], [1.3, 1.0], log), ab.ABSettings())
+    assert outcome.pairs == 16 and outcome.rounds == 32 and "every case decided" in outcome.stop_reason
+    assert log[:4] == ["base", "head", "head", "base"]  # ABBA within a pair
     verdicts = [item.judgement.verdict for item in outcome.evidence if item.judgement]
     assert verdicts == ["regression", "~"]
     comparison = ab.ab_comparison(outcome)
     assert comparison.failed and [c.key.split()[0] for c in comparison.regressions] == ["fused"]
-    assert "16 interleaved rounds (ABBA)" in comparison.evidence and comparison.level == pytest.approx(0.01 / (2 * 5))  # looks at 16, 32, 64, 128, 256
+    assert "16 pairs of fresh workers" in comparison.evidence
+    assert comparison.level == pytest.approx(0.01 / (2 * 3))  # looks at 16, 32 and 64 pairs
+
+
+def test_a_process_effect_makes_no_false_verdict():
+    """Each fresh worker draws its own placement (8 % spread, far above the 1 % round noise):
+    identical code gives no regression or improvement, since the pair is the replicate."""
+    verdicts = []
+    for trial in range(10):
+        log: list[str] = []
+        factory = _pairs([1.0], [1.0], log, process=0.08)
+        for _ in range(trial):
+            factory()
+        outcome = ab.run_ab(CASES[:1], factory, ab.ABSettings(max_pairs=32))
+        verdicts += [item.judgement.verdict for item in outcome.evidence if item.judgement]
+    assert not {"regression", "improvement"} & set(verdicts)
 
 
 def test_undecided_cases_run_on_and_end_inconclusive_never_same():
     log: list[str] = []
-    settings = ab.ABSettings(max_rounds=32, first_look=16)
-    base, head = FakeSide("base", [1.0, 1.0], log, noise=0.3, seed=3), FakeSide("head", [1.05, 1.0], log, noise=0.3, seed=4)
-    outcome = ab.run_ab(CASES, base, head, settings)
-    assert outcome.rounds == 32 and "reached 32 rounds" in outcome.stop_reason
+    settings = ab.ABSettings(max_pairs=32, first_look=16)
+    outcome = ab.run_ab(CASES, _pairs([1.0, 1.0], [1.05, 1.0], log, noise=0.3), settings)
+    assert outcome.pairs == 32 and "reached 32 worker pairs" in outcome.stop_reason
     comparison = ab.ab_comparison(outcome)
     assert comparison.inconclusive and all(c.verdict != "~" or c.ratio_ci_high < 1.05 for c in comparison.cases)
     assert all(c.rounds_needed for c in comparison.inconclusive)
@@ -75,19 +103,33 @@ def test_undecided_cases_run_on_and_end_inconclusive_never_same():
 
 def test_the_budget_stops_the_rounds_at_a_look():
     log: list[str] = []
-    base, head = FakeSide("base", [1.0], log, noise=0.3), FakeSide("head", [1.0], log, noise=0.3, seed=5)
-    settings = ab.ABSettings(budget_s=40.0)  # 1 s a side a round: 32 s at the first look, 64 s at the next
-    outcome = ab.run_ab(CASES[:1], base, head, settings, clock=lambda: float(len(log)))
-    assert outcome.rounds == 16 and "time budget" in outcome.stop_reason
+    settings = ab.ABSettings(budget_s=100.0)  # 1 s a side a round: 64 s at the first look, 128 s at the next
+    outcome = ab.run_ab(CASES[:1], _pairs([1.0], [1.0], log, noise=0.3), settings, clock=lambda: float(len(log)))
+    assert outcome.pairs == 16 and "time budget" in outcome.stop_reason
 
 
 def test_a_case_raising_on_the_head_only_is_failing():
     log: list[str] = []
-    base = FakeSide("base", [1.0, 1.0], log, problems=[None, "error: ValueError: base broke"])
-    head = FakeSide("head", [1.0, 1.0], log, seed=1, problems=["error: RuntimeError: kaboom", None])
-    comparison = ab.ab_comparison(ab.run_ab(CASES, base, head, ab.ABSettings()))
+
+    def open_pair():
+        return (FakeSide("base", [1.0, 1.0], log, problems=[None, "error: ValueError: base broke"]),
+                FakeSide("head", [1.0, 1.0], log, seed=1, problems=["error: RuntimeError: kaboom", None]))  # fmt: skip
+
+    outcome = ab.run_ab(CASES, open_pair, ab.ABSettings())
+    assert "no case runs on both sides" in outcome.stop_reason
+    comparison = ab.ab_comparison(outcome)
     assert list(comparison.failing.values()) == ["RuntimeError: kaboom"] and comparison.failed
     assert comparison.only_in_head == [ab.case_name(CASES[1])] and comparison.cases == []
+
+
+def test_sides_under_different_conditions_are_warned_about():
+    def open_pair():
+        base, head = FakeSide("base", [1.0], []), FakeSide("head", [1.0], [], seed=1)
+        head.conditions = {"torch_version": "2.14.1", "threads": 2}
+        return base, head
+
+    comparison = ab.ab_comparison(ab.run_ab(CASES[:1], open_pair, ab.ABSettings(max_pairs=2)))
+    assert any("different conditions (torch: 2.13.0 vs 2.14.1)" in warning for warning in comparison.warnings)
 
 
 def test_run_arguments_pass_what_was_given_as_dbench_run_flags():
@@ -137,11 +179,11 @@ def test_dbench_ab_end_to_end_with_two_workers(tmp_path):
     """Both sides this very dbench: every case is timed by two live workers and written out."""
     out = tmp_path / "ab.json"
     result = CliRunner().invoke(app, ["ab", "--base", DBENCH, "--head", DBENCH, "--impl", "fused", "--shape", "2x4x12x12",
-                                      "--block-size", "3", "--mode", "fwd", "--block-time", "0.002", "--max-rounds", "4",
+                                      "--block-size", "3", "--mode", "fwd", "--block-time", "0.002", "--max-pairs", "2",
                                       "--json", str(out), "--format", "markdown"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "### dbench ab:" in result.output and "base: worker" in result.output
     payload = json.loads(out.read_text())
     [case] = payload["cases"]
-    assert case["n_base"] == case["n_head"] == 4 and case["verdict"] == "inconclusive"  # 4 rounds can decide nothing
-    assert "reached 4 rounds" in payload["stop"]
+    assert case["n_base"] == case["n_head"] == 2 and case["verdict"] == "inconclusive"  # 2 pairs can decide nothing
+    assert "reached 2 worker pairs" in payload["stop"]
