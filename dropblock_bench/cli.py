@@ -343,9 +343,11 @@ def ab_command(
     Example: `dbench ab --base ../venv-base/bin/dbench --head .venv/bin/dbench --format markdown`
 
     Exit codes: 0 no regression (inconclusive cases included), 1 a regression or a case that
-    raises on the head and not on the base, 2 bad usage or a side that cannot run, 130
-    interrupted (what was measured is judged and written).
+    raises on the head and not on the base, 2 bad usage or a side that cannot run (one that
+    fails after some pairs: what was measured is judged and written first), 130 interrupted
+    (likewise).
     """
+    from dropblock_bench.compare import check_settings
     from dropblock_bench.run import ab
     from dropblock_bench.run.rounds import check_measure
     from dropblock_bench.run.session import RunRequest, matrix_spec, plan
@@ -353,6 +355,7 @@ def ab_command(
     with _user_errors():
         options.check_format(output_format)
         check_measure(measure)
+        check_settings(threshold, alpha)
         check_distinct({"--csv": csv_path, "--json": json_path})
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
@@ -373,8 +376,11 @@ def ab_command(
         outcome = ab.run_ab_commands(cases, commands, run_args, settings,
                                      on_pair=lambda done, undecided: progress.update(task, completed=done, description=f"pair {done}: {undecided} undecided"))  # fmt: skip
     comparison = ab.ab_comparison(outcome)
+    if not comparison.cases and not comparison.failing and not comparison.still_failing:
+        with _user_errors():
+            raise DbenchError(outcome.error or "no case ran on both sides: " + "; ".join(comparison.warnings or [outcome.stop_reason]))
     _write_and_show(comparison, (base_cmd, head_cmd), output_format, csv_path, json_path, "dbench ab",
-                    interrupted=outcome.interrupted)  # fmt: skip
+                    exit_code=130 if outcome.interrupted else 2 if outcome.error else None)  # fmt: skip
 
 
 @app.command("worker", hidden=True)
@@ -386,18 +392,20 @@ def worker_command() -> None:
 
 
 def _write_and_show(comparison: Comparison, names: tuple[str, str], output_format: str, csv_path: Path | None,
-                    json_path: Path | None, tool: str, *, interrupted: bool = False) -> None:  # fmt: skip
-    """Write a comparison where asked, print it as a table or markdown, exit 1 on a regression."""
+                    json_path: Path | None, tool: str, *, exit_code: int | None = None) -> None:  # fmt: skip
+    """Write a comparison where asked, print it as a table or markdown, and exit 1 on a
+    regression, or with ``exit_code`` where given (130 interrupted, 2 a side failed)."""
     from dropblock_bench.compare import markdown_report, write_comparison
 
     with _user_errors():
         write_comparison(comparison, csv_path=csv_path, json_path=json_path)
     if output_format == "markdown":
         typer.echo(markdown_report(comparison, *names, tool=tool), nl=False)
-        raise typer.Exit(130 if interrupted else 1 if comparison.failed else 0)
-    _show(screens.compare_screen(comparison, *names, width=console.width, tool=tool))
-    if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code if exit_code is not None else 1 if comparison.failed else 0)
+    screen = screens.compare_screen(comparison, *names, width=console.width, tool=tool)
+    if exit_code is not None:
+        screen.exit_code = exit_code
+    _show(screen)
 
 
 @_command("report")

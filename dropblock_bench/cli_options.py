@@ -143,7 +143,11 @@ Batch = Annotated[str | None, _contract("batch", "per-sample | shared", "per-sam
 Threshold = Annotated[float, typer.Option(metavar="FRACTION", help="Smallest slowdown that counts, as a fraction (0.05 = 5 %).")]
 Alpha = Annotated[
     float,
-    typer.Option(metavar="LEVEL", help="Chance that identical code fails the comparison at all: split evenly over the cases (and ab's looks)."),
+    typer.Option(
+        metavar="LEVEL",
+        help="Significance level, split evenly over the cases (and ab's looks); for dbench ab, the chance that identical "
+        "code fails at all (two separate runs cannot promise that: see docs/ci.md).",
+    ),
 ]
 Measure = Annotated[
     str,
@@ -166,7 +170,11 @@ MaxPairs = Annotated[int, typer.Option(metavar="N", help="Stop after this many p
 RoundsPerPair = Annotated[int, typer.Option(metavar="N", help="Interleaved rounds each pair of fresh workers times.", min=1)]
 Budget = Annotated[
     float,
-    typer.Option(metavar="SECONDS", help="Stop at the last look that fits in this time; undecided cases are inconclusive.", min=1.0),
+    typer.Option(
+        metavar="SECONDS",
+        help="Stop at the last look that fits in this time (the first look always runs); undecided cases are inconclusive.",
+        min=1.0,
+    ),
 ]
 
 

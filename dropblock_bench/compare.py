@@ -6,7 +6,11 @@ regresses only if its estimated ratio head/base is at least ``1 + threshold`` (d
 the ratio lies above 1; a case whose interval lies inside ``±threshold`` is ``~``; anything
 else is ``inconclusive``, with about how many rounds would decide it. The per-case level is
 ``alpha`` (default 0.01) divided by the number of cases compared (Bonferroni), so ``alpha``
-bounds the chance that a comparison of identical code fails at all.
+bounds the chance that identical code fails the comparison at all **where the replicates are
+independent**: paired rounds of two implementations of one run, and ``dbench ab``'s worker
+pairs. The rounds of two separate runs are not (each run is one process, and a process keeps
+its own luck), so there the false-alarm rate is measured, not promised
+(``reports/compare-guarantees/``).
 
 The replicates (:func:`comparison_inputs`):
 
@@ -242,11 +246,6 @@ def condition_differences(base_payload: Any, head_payload: Any) -> list[str]:
 # --------------------------------------------------------------------------- judging
 
 
-def smallest_mann_whitney_p(n_base: int, n_head: int) -> float:
-    """The smallest two-sided p-value a Mann-Whitney U test can give with these sample sizes."""
-    return min(1.0, 2.0 * judge.smallest_unpaired_p(n_base, n_head))
-
-
 def compare_case(base: Timings, head: Timings, threshold: float, level: float, *, paired: bool = False,
                  unit: str = "rounds") -> CaseComparison:  # fmt: skip
     """One case by :mod:`~dropblock_bench.run.judge`'s rule at the per-case ``level``:
@@ -266,24 +265,29 @@ def compare_case(base: Timings, head: Timings, threshold: float, level: float, *
                               test=judgement.test, verdict=judgement.verdict, note=note,
                               rounds_needed=judgement.rounds_needed)  # fmt: skip
     ratio = head.median_ms / base.median_ms
-    p_value = None
+    p_value: float | None = None
     test = "none"
     if (
         base.mean_ms is not None and base.stddev_ms is not None and head.mean_ms is not None and head.stddev_ms is not None
         and base.n >= 2 and head.n >= 2
     ):  # fmt: skip
         test = "welch (no raw samples)"
-        p_value = float(
-            stats.ttest_ind_from_stats(head.mean_ms, head.stddev_ms, head.n, base.mean_ms, base.stddev_ms, base.n, equal_var=False).pvalue
-        ) / 2.0  # one-sided, in the direction of the estimate
-    slower, faster = (p_value, None) if ratio >= 1 else (None, p_value)
-    verdict = judge.decide(ratio, None, None, slower, faster, threshold, level) if p_value is not None else judge.INCONCLUSIVE
+        slower, faster = (
+            float(stats.ttest_ind_from_stats(head.mean_ms, head.stddev_ms, head.n, base.mean_ms, base.stddev_ms, base.n,
+                                             equal_var=False, alternative=side).pvalue)
+            for side in ("greater", "less")
+        )  # fmt: skip
+        p_value = slower if ratio >= 1 else faster
+        verdict = judge.decide(ratio, None, None, slower, faster, threshold, level)
+    else:
+        verdict = judge.INCONCLUSIVE
     return CaseComparison(key=base.key, base_median_ms=base.median_ms, head_median_ms=head.median_ms, ratio=ratio,
                           ratio_ci_low=None, ratio_ci_high=None, p_value=p_value, n_base=base.n, n_head=head.n,
                           test=test, verdict=verdict, note=note or "no replicates to test")  # fmt: skip
 
 
-def _check_settings(threshold: float, alpha: float) -> None:
+def check_settings(threshold: float, alpha: float) -> None:
+    """``--alpha`` in (0, 1) and ``--threshold`` >= 0, else a one-line error."""
     if not 0 < alpha < 1:
         raise CompareInputError(f"--alpha must be in (0, 1), got {alpha}")
     if threshold < 0:
@@ -308,7 +312,7 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
                   measure: str = "ratio-to-floor") -> Comparison:  # fmt: skip
     """Match cases by key and judge each by its rounds (see the module docstring); raises
     :class:`CompareInputError` on bad input."""
-    _check_settings(threshold, alpha)
+    check_settings(threshold, alpha)
     check_measure(measure)
     base_payload, head_payload = read_json(base_path, CompareInputError), read_json(head_path, CompareInputError)
     base_format, base = _timings_of(base_payload, base_path, measure)
@@ -358,7 +362,7 @@ def compare_implementations(run_path: Path, base_impl: str, head_impl: str, thre
     """Two implementations of one ``dbench run --json`` file, judged by **paired** rounds: in
     each round they took turns on the same input, so round r of one pairs with round r of the
     other. Cases match on every key field but the implementation."""
-    _check_settings(threshold, alpha)
+    check_settings(threshold, alpha)
     check_measure(measure)
     payload = read_json(run_path, CompareInputError)
     if not (isinstance(payload, dict) and isinstance(payload.get("cases"), list)):

@@ -20,9 +20,8 @@ from dropblock_bench.compare import (
     compare_case,
     compare_files,
     compare_implementations,
-    smallest_mann_whitney_p,
 )
-from dropblock_bench.run.judge import decide
+from dropblock_bench.run.judge import decide, smallest_unpaired_p
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
@@ -156,7 +155,7 @@ def test_unmatched_cases_are_listed_and_geomean_reported(base, tmp_path):
 
 
 def test_too_few_samples_are_warned_about(tmp_path):
-    assert smallest_mann_whitney_p(3, 3) == pytest.approx(0.1)
+    assert smallest_unpaired_p(3, 3) == pytest.approx(0.05)  # one-sided: never below the level 0.01
     base = _run_file(tmp_path / "b.json", [_case("fused", [1.0, 1.1, 0.9])])
     head = _run_file(tmp_path / "h.json", [_case("fused", [2.0, 2.1, 1.9])])
     result = runner.invoke(app, ["compare", base, head], env=WIDE)

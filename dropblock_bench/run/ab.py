@@ -119,12 +119,12 @@ class Side(Protocol):
 
 
 class WorkerSide:
-    """A side driven through a long-lived ``CMD worker`` process (JSON lines)."""
+    """A side driven through a ``CMD worker`` process (JSON lines), for one pair."""
 
-    how = "worker (warm-up once)"
+    how = "worker"
 
-    def __init__(self, label: str, process: subprocess.Popen[str], setup_options: dict[str, Any]) -> None:
-        self.label, self._process = label, process
+    def __init__(self, label: str, process: subprocess.Popen[str], setup_options: dict[str, Any], stderr: IO[str]) -> None:
+        self.label, self._process, self._stderr = label, process, stderr
         self.conditions: dict[str, Any] = {}
         self._floor = bool(setup_options.get("floor", True))
         self._spacers = random.Random()  # placements must differ between the sides and the rounds
@@ -132,24 +132,52 @@ class WorkerSide:
 
     @classmethod
     def start(cls, label: str, command: Sequence[str], setup_options: dict[str, Any]) -> WorkerSide | None:
-        """The side, or None when ``command`` has no worker (an older dbench)."""
+        """The side, or None when ``command`` has no worker (an older dbench: it exits at once
+        on the unknown command); a command that neither announces a worker nor exits is an error."""
+        stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the side
         try:
-            process = subprocess.Popen(
-                [*command, "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
+            process = subprocess.Popen([*command, "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
         except OSError as exc:
+            stderr.close()
             raise ABError(f"{label}: cannot start {shlex.join(command)}: {exc.strerror or exc}") from None
         assert process.stdout is not None
         line = _read_line(process.stdout, WORKER_START_TIMEOUT_S)
         try:
-            hello = json.loads(line) if line else {}
+            hello = json.loads(line) if line else None
         except json.JSONDecodeError:
-            hello = {}
-        if not isinstance(hello, dict) or hello.get("protocol") != "dbench-worker/1":
-            process.kill()
-            process.wait()
+            hello = None
+        if isinstance(hello, dict) and hello.get("protocol") == "dbench-worker/1":
+            return cls(label, process, setup_options, stderr)
+        code = None
+        if not line:
+            try:
+                code = process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is not None:  # exited without a word on stdout: no worker in this dbench
+            stderr.close()
             return None
-        return cls(label, process, setup_options)
+        process.kill()
+        process.wait()
+        side = cls(label, process, setup_options, stderr)
+        message = f"answered {line.strip()[:80]!r}" if line else f"said nothing in {WORKER_START_TIMEOUT_S:g} s"
+        raise ABError(f"{label}: `{shlex.join([*command, 'worker'])}` {message}{side.last_words()}")
+
+    def last_words(self) -> str:
+        """The worker's last line on stderr, as ``: ...`` for a message ("" if none)."""
+        try:
+            self._stderr.seek(0)
+            lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
+        except (OSError, ValueError):
+            return ""
+        return f": {lines[-1][:200]}" if lines else ""
+
+    def _died(self, what: str) -> ABError:
+        try:
+            code = self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return ABError(f"{self.label}: the worker {what} (exit code {code}){self.last_words()}")
 
     def _ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         process = self._process
@@ -158,45 +186,59 @@ class WorkerSide:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise ABError(f"{self.label}: the worker exited (code {process.poll()})") from None
+            raise self._died("exited") from None
         line = _read_line(process.stdout, timeout_s)
         if not line:
-            raise ABError(f"{self.label}: the worker stopped answering (exit code {process.poll()})")
-        reply = json.loads(line)
+            raise self._died("stopped answering")
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            raise ABError(f"{self.label}: the worker answered {line.strip()[:80]!r}, not JSON") from None
+        if not isinstance(reply, dict):
+            raise ABError(f"{self.label}: the worker answered {line.strip()[:80]!r}, not an object")
         if "error" in reply:
             raise ABError(f"{self.label}: the worker refused {request.get('op')}: {reply['error']}")
-        return dict(reply)
+        return reply
 
     def setup(self, cases: Sequence[RunCase]) -> list[str | None]:
         flats = [CaseRecord(case).to_dict(samples=False) for case in cases]
         reply = self._ask({"op": "setup", "cases": flats, **self._options}, WORKER_START_TIMEOUT_S)
-        self.conditions = dict(reply.get("meta") or {})
-        return [None if entry["status"] == "ok" else f"{entry['status']}: {entry['reason']}" for entry in reply["cases"]]
+        try:
+            self.conditions = dict(reply.get("meta") or {})
+            return [None if entry["status"] == "ok" else f"{entry['status']}: {entry['reason']}" for entry in reply["cases"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ABError(f"{self.label}: the worker's setup reply is malformed ({type(exc).__name__}: {exc})") from None
 
     def time_round(self, index: int, block_time_s: float, active: Sequence[int]) -> list[RoundData | str | None]:
         request = {"op": "round", "index": index, "block_time_s": block_time_s, "active": list(active), "floor": self._floor,
                    "spacer_bytes": self._spacers.randrange(SPACER_BYTES)}  # fmt: skip
         reply = self._ask(request, ROUND_TIMEOUT_S)
         out: list[RoundData | str | None] = []
-        for entry in reply["cases"]:
-            if entry is None:
-                out.append(None)
-            elif "samples_ms" in entry:
-                out.append(([float(v) for v in entry["samples_ms"]], [float(v) for v in entry["floor_samples_ms"]]))
-            else:
-                out.append(f"{entry['status']}: {entry['reason']}")
+        try:
+            for entry in reply["cases"]:
+                if entry is None:
+                    out.append(None)
+                elif "samples_ms" in entry:
+                    out.append(([float(v) for v in entry["samples_ms"]], [float(v) for v in entry["floor_samples_ms"]]))
+                else:
+                    out.append(f"{entry['status']}: {entry['reason']}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ABError(f"{self.label}: the worker's round reply is malformed ({type(exc).__name__}: {exc})") from None
         return out
 
     def close(self) -> None:
         process = self._process
         try:
-            if process.stdin:
+            if process.stdin and not process.stdin.closed:
                 process.stdin.write(json.dumps({"op": "quit"}) + "\n")
                 process.stdin.close()
             process.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
+        if process.stdout:
+            process.stdout.close()
+        self._stderr.close()
 
 
 class RunPerRoundSide:
@@ -310,17 +352,15 @@ def run_ab_commands(
 
     def open_pair() -> tuple[Side, Side]:
         with ThreadPoolExecutor(2) as pool:
-            base, head = (pool.submit(open_side, label, command, setup, run_args)
-                          for label, command in zip(("base", "head"), commands, strict=True))  # fmt: skip
-            sides = []
-            for future in (base, head):
-                try:
-                    sides.append(future.result())
-                except BaseException:
-                    for side in sides:
-                        side.close()
-                    raise
-        return sides[0], sides[1]
+            futures = [pool.submit(open_side, label, command, setup, run_args)
+                       for label, command in zip(("base", "head"), commands, strict=True)]  # fmt: skip
+        errors = [future.exception() for future in futures]
+        if any(errors):
+            for future, error in zip(futures, errors, strict=True):
+                if error is None:
+                    future.result().close()
+            raise next(error for error in errors if error is not None)
+        return futures[0].result(), futures[1].result()
 
     return run_ab(cases, open_pair, settings, on_pair)
 
@@ -362,6 +402,8 @@ class ABOutcome:
     interrupted: bool = False
     conditions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     """Side label -> what its times depend on besides the code (see :attr:`Side.conditions`)."""
+    error: str | None = None
+    """Why the pairs stopped early, where a side failed (what was measured is still judged)."""
 
 
 def run_ab(
@@ -385,7 +427,7 @@ def run_ab(
     level = settings.level(len(cases))
     looks = settings.looks()
     pairs = rounds = 0
-    stop, interrupted = "", False
+    stop, interrupted, error = "", False, None
     how: dict[str, str] = {}
     conditions: dict[str, dict[str, Any]] = {}
     try:
@@ -407,7 +449,8 @@ def run_ab(
                 active = [i for i in active if not evidence[i].problem]
                 log_ratios: dict[int, list[float]] = {i: [] for i in active}
                 for index in range(settings.rounds_per_pair):
-                    order = (base, head) if index % 2 == 0 else (head, base)
+                    first_is_base = (pairs * settings.rounds_per_pair + index) % 2 == 0  # ABBA across pairs too
+                    order = (base, head) if first_is_base else (head, base)
                     results = {side.label: side.time_round(rounds, settings.block_time_s, active) for side in order}
                     for i in active:
                         ratio = _add_round(evidence[i], results[base.label][i], results[head.label][i], base.label,
@@ -435,9 +478,11 @@ def run_ab(
                     stop = f"time budget: the next look ({next_look} pairs) would pass {settings.budget_s:g} s (--budget)"
                     break
     except KeyboardInterrupt:
-        interrupted, stop = True, f"interrupted after {pairs} worker pairs"
+        interrupted, stop = True, f"interrupted after {pairs} worker pairs (the verdicts are one look more than alpha was split over)"
+    except ABError as exc:
+        error, stop = str(exc), f"stopped after {pairs} worker pairs: a side failed"
     _judge_all(evidence, settings, level, final=True)
-    return ABOutcome(settings, evidence, pairs, rounds, stop, clock() - started, level, how, interrupted, conditions)
+    return ABOutcome(settings, evidence, pairs, rounds, stop, clock() - started, level, how, interrupted, conditions, error)
 
 
 def _add_round(item: CaseEvidence, base: RoundData | str | None, head: RoundData | str | None, base_label: str,
@@ -486,6 +531,7 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
     still_failing: dict[str, str] = {}
     only_base: list[str] = []
     only_head: list[str] = []
+    skipped_both: list[str] = []
     for item in outcome.evidence:
         name = case_name(item.case)
         base_problem, head_problem = item.problem.get(base_label), item.problem.get(head_label)
@@ -496,6 +542,8 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
             only_head.append(name)
         elif head_problem and not base_problem:
             only_base.append(name)
+        elif head_problem and base_problem:
+            skipped_both.append(f"{name} ({head_problem.split(': ', 1)[-1]})")
         elif item.judgement is not None and not base_problem:
             j = item.judgement
             note = f"about {j.rounds_needed} worker pairs would decide" if j.verdict == judge.INCONCLUSIVE and j.rounds_needed else ""
@@ -511,6 +559,10 @@ def ab_comparison(outcome: ABOutcome, base_label: str = "base", head_label: str 
     warnings = []
     if any(c.verdict == judge.INCONCLUSIVE for c in cases):
         warnings.append("some cases are inconclusive: give them more worker pairs or time (--max-pairs, --budget)")
+    if skipped_both:
+        warnings.append(f"{len(skipped_both)} case(s) skipped on both sides: " + "; ".join(skipped_both))
+    if outcome.error:
+        warnings.append(f"the pairs stopped early: {outcome.error}")
     differences = condition_differences(*({"meta": outcome.conditions.get(label, {})} for label in (base_label, head_label)))
     if differences:
         warnings.append("base and head ran under different conditions (" + "; ".join(differences) + "): a difference in"

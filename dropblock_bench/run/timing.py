@@ -183,8 +183,7 @@ class GroupTiming:
     its dtype (``torch.manual_seed(input_seed)`` first, so two processes time the same input);
     a case that is skipped or fails is kept as a record with its reason. :meth:`time_round`
     times one block per live case and one of its floor; :meth:`finish` summarises. ``run_group``
-    does all three; a long-lived worker (``dbench ab``) keeps the object and times rounds on
-    request, paying warm-up once.
+    does all three; a worker (``dbench ab``) keeps the object and times rounds on request.
     """
 
     def __init__(self, cases: list[RunCase], implementations: Mapping[str, Implementation], input_seed: int | None = None) -> None:

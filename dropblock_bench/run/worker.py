@@ -5,7 +5,8 @@ stdout (nothing else is written there; anything an implementation prints goes to
 The worker announces itself first, then answers:
 
 - ``{"op": "setup", "cases": [flat case], "threads": N|null, "malloc": "steady"|"system",
-  "input_seed": S}``: load the implementations and build the timers (warm-up paid here, once);
+  "input_seed": S}``: load the implementations (a kernel is built or loaded here) and build the
+  timers;
   replies ``{"cases": [{"status": "ok"|"skipped"|"error", "reason": ...}], "backends": {...},
   "meta": {"torch_version", "threads", "cpu"}}``.
   A flat case has the key columns of :data:`~dropblock_bench.run.records.KEY_COLUMNS`.
@@ -127,10 +128,15 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
 
 
 def main() -> None:
-    """``dbench worker``: serve on stdin/stdout, with everything else printed sent to stderr."""
-    replies = sys.stdout
-    sys.stdout = sys.stderr  # an implementation's print() must not corrupt the protocol
+    """``dbench worker``: serve on stdin/stdout, with everything else written to stdout (by
+    Python or by C code, through file descriptor 1) sent to stderr instead."""
+    import os
+
+    sys.stdout.flush()
+    replies = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol keeps its own copy of stdout
+    os.dup2(2, 1)  # and file descriptor 1 becomes stderr: a kernel's printf must not corrupt it
+    sys.stdout = sys.stderr
     try:
         serve(sys.stdin, replies)
     finally:
-        sys.stdout = replies
+        replies.close()

@@ -187,3 +187,50 @@ def test_dbench_ab_end_to_end_with_two_workers(tmp_path):
     [case] = payload["cases"]
     assert case["n_base"] == case["n_head"] == 2 and case["verdict"] == "inconclusive"  # 2 pairs can decide nothing
     assert "reached 2 worker pairs" in payload["stop"]
+
+
+class _FailingSide(FakeSide):
+    """A fake side whose worker dies in its third pair."""
+
+    pairs_opened = 0
+
+    def setup(self, cases):
+        type(self).pairs_opened += 1
+        return super().setup(cases)
+
+    def time_round(self, index, block_time_s, active):
+        if type(self).pairs_opened >= 3:
+            raise ab.ABError("head: the worker exited (exit code -11): Segmentation fault")
+        return super().time_round(index, block_time_s, active)
+
+
+def test_a_side_failing_midway_keeps_what_was_measured():
+    log: list[str] = []
+    outcome = ab.run_ab(CASES[:1], lambda: (FakeSide("base", [1.0], log), _FailingSide("head", [1.0], log, seed=1)),
+                        ab.ABSettings())  # fmt: skip
+    assert outcome.error is not None and "Segmentation fault" in outcome.error and outcome.pairs == 2
+    comparison = ab.ab_comparison(outcome)
+    assert [c.n_base for c in comparison.cases] == [2] and any("stopped early" in w for w in comparison.warnings)
+
+
+def test_a_case_skipped_on_both_sides_is_said():
+    def open_pair():
+        return (FakeSide("base", [1.0, 1.0], [], problems=[None, "skipped: cuda is not available"]),
+                FakeSide("head", [1.0, 1.0], [], seed=1, problems=[None, "skipped: cuda is not available"]))  # fmt: skip
+
+    comparison = ab.ab_comparison(ab.run_ab(CASES, open_pair, ab.ABSettings(max_pairs=2)))
+    assert any("1 case(s) skipped on both sides" in w and "cuda is not available" in w for w in comparison.warnings)
+
+
+def test_a_command_that_answers_nonsense_is_an_error(tmp_path):
+    chatty = tmp_path / "chatty"
+    chatty.write_text(f"#!{sys.executable}\nimport time\nprint('hello there', flush=True)\ntime.sleep(30)\n")
+    chatty.chmod(0o755)
+    with pytest.raises(ab.ABError, match="answered 'hello there'"):
+        ab.WorkerSide.start("head", [str(chatty)], {})
+
+
+@pytest.mark.parametrize(("option", "value"), [("--alpha", "0"), ("--alpha", "1.5"), ("--threshold", "-1")])
+def test_bad_settings_are_one_line_before_anything_starts(option, value):
+    result = CliRunner().invoke(app, ["ab", "--base", DBENCH, "--head", DBENCH, option, value])
+    assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
