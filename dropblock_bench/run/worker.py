@@ -1,4 +1,4 @@
-"""The timing worker behind ``dbench ab``: a long-lived process that times rounds on request.
+"""The timing worker behind ``dbench ab``: a process that times rounds on request, for one pair.
 
 ``dbench worker`` speaks JSON lines: one request per line on stdin, one reply per line on
 stdout (nothing else is written there; anything an implementation prints goes to stderr).
