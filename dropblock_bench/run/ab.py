@@ -493,8 +493,11 @@ def _add_round(item: CaseEvidence, base: RoundData | str | None, head: RoundData
             item.problem.setdefault(label, data)
     if not (isinstance(base, tuple) and isinstance(head, tuple)) or item.problem:
         return None
-    item.base_times.append(round_value(base[0], base[1], "time"))
-    item.head_times.append(round_value(head[0], head[1], "time"))
+    base_time, head_time = round_value(base[0], base[1], "time"), round_value(head[0], head[1], "time")
+    item.base_times.append(base_time)
+    item.head_times.append(head_time)
+    if measure == "time":
+        return head_time / base_time
     return round_value(head[0], head[1], measure) / round_value(base[0], base[1], measure)
 
 

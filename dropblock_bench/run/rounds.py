@@ -13,6 +13,7 @@ blocks, in one of two measures (:data:`MEASURES`):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from statistics import median
 from typing import Any
 
 from dropblock_bench.errors import DbenchError
@@ -33,8 +34,6 @@ def check_measure(measure: str) -> str:
 
 def round_value(samples_ms: Sequence[float], floor_samples_ms: Sequence[float], measure: str) -> float:
     """One round's value from its blocks (ms): the median time, or its ratio to the floor's."""
-    from statistics import median
-
     value = median(samples_ms)
     return value / median(floor_samples_ms) if measure == "ratio-to-floor" else value
 

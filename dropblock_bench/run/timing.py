@@ -121,6 +121,12 @@ def _inputs(case: RunCase) -> dict[str, Any]:
     return inputs
 
 
+def _fresh_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``'s values in a new allocation, a leaf that requires grad where it did."""
+    copy = torch.empty_like(tensor).copy_(tensor.detach())
+    return copy.requires_grad_() if tensor.requires_grad else copy
+
+
 def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: CaseRecord) -> _Timed:
     fn = impl.load()
     scope: dict[str, Any] = {}
@@ -188,10 +194,10 @@ class GroupTiming:
 
     def __init__(self, cases: list[RunCase], implementations: Mapping[str, Implementation], input_seed: int | None = None) -> None:
         self.records = [CaseRecord(case) for case in cases]
-        self._input_seed = input_seed
         self._spacer: torch.Tensor | None = None
         timed: list[_Timed] = []
         inputs: dict[str, dict[str, Any]] = {}  # by dtype
+        self._inputs = inputs
         for result in self.records:
             case = result.case
             impl = implementations[case.implementation]
@@ -214,9 +220,9 @@ class GroupTiming:
         self._groups = [group for group in groups if group]
 
     def reseat(self, spacer_bytes: int) -> None:
-        """Give every input a fresh place in memory: free the old inputs and spacer, take a
-        spacer of ``spacer_bytes``, then allocate the inputs again (the same values when seeded)
-        and rebuild the timers over them.
+        """Give every input a fresh place in memory: drop the old spacer, take one of
+        ``spacer_bytes``, copy each input (the same values) into a fresh allocation, and rebuild
+        the timers over the copies; the old inputs are freed.
 
         Where a tensor sits decides a memory-bound op's speed: on this project's 2-core machine
         a case's time moves by up to 20 % from one placement to another, and a process keeps
@@ -228,14 +234,10 @@ class GroupTiming:
             entry.scope.clear()
         self._spacer = None
         self._spacer = torch.empty(max(1, spacer_bytes), dtype=torch.uint8)
-        inputs: dict[str, dict[str, Any]] = {}
+        for dtype, inputs in self._inputs.items():
+            self._inputs[dtype] = {name: _fresh_copy(tensor) for name, tensor in inputs.items()}
         for entry in live:
-            case = entry.result.case
-            if case.dtype not in inputs:
-                if self._input_seed is not None:
-                    torch.manual_seed(self._input_seed)
-                inputs[case.dtype] = _inputs(case)
-            _seat(entry, inputs[case.dtype])
+            _seat(entry, self._inputs[entry.result.case.dtype])
 
     def time_round(
         self,
