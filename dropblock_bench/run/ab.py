@@ -69,16 +69,16 @@ class ABSettings:
     The replicate is a **pair** of fresh workers (one per side) timing ``rounds_per_pair``
     interleaved rounds: its median paired ratio. Looks happen at ``first_look`` pairs, then
     each time the pairs have doubled, and at ``max_pairs``; ``alpha`` is split evenly over the
-    cases and those looks (16, 32, 64 by default: three).
+    cases and those looks (16 and 32 by default: two).
     """
 
     threshold: float = 0.05
     alpha: float = 0.01
     measure: str = "time"
     block_time_s: float = 0.05
-    rounds_per_pair: int = 2
+    rounds_per_pair: int = 16
     first_look: int = 16
-    max_pairs: int = 64
+    max_pairs: int = 32
     budget_s: float = 600.0
     input_seed: int = 0
     threads: int | None = None
