@@ -16,10 +16,11 @@ CPU-bound process that spins for its first seconds, beside the timing. Condition
   read costs in proportion (at 8x1024x14x14 one more op call alone costs more than 10 %):
   power. The true slowdown is measured from all their rounds together and reported.
 
-Every command runs at its defaults but for the matrix and, for ``dbench ab``, ``--max-pairs``
-(16 for A/A and +30 %, one look; 32 for +10 %, two looks), which keeps the whole measurement
-near an hour on 2 cores; with fewer looks each look's level is larger (alpha over the cases
-and looks), so the false-alarm rate measured here bounds the default's from above.
+Every command runs at its defaults but for the matrix and, for ``dbench ab`` in A/A and at
++30 %, ``--max-pairs 16`` (one look instead of the default two), which keeps the whole
+measurement near 1.5 hours on 2 cores; with fewer looks each look's level is larger (alpha over
+the cases and looks), so the false-alarm rate measured here bounds the default's from above.
+``--tool ab`` (or ``compare``) measures one tool and keeps the other's committed repetitions.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _ab(folder: Path, head_extra: float, busy: bool, matrix: list[str], max_pair
     base, head = _wrapper(folder, "base", 0.0, False), _wrapper(folder, "head", head_extra, busy)
     out = folder / "ab.json"
     started = time.monotonic()
-    done = subprocess.run([str(DBENCH), "ab", "--base", base, "--head", head, *matrix, "--max-pairs", str(max_pairs), "--json", str(out)],
+    pairs = ["--max-pairs", str(max_pairs)] if max_pairs else []
+    done = subprocess.run([str(DBENCH), "ab", "--base", base, "--head", head, *matrix, *pairs, "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, check=False)  # fmt: skip
     return _result(out, done.returncode, time.monotonic() - started, done.stderr)
 
@@ -103,19 +105,25 @@ def _summary(name: str, reps: list[dict], want: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20, help="repetitions of each A/A condition (+10 %%: half, +30 %%: a quarter)")
+    parser.add_argument("--tool", choices=["ab", "compare"], help="measure this tool only; keep the other's committed repetitions")
     args = parser.parse_args()
     reps, busy_every = args.reps, 4
     plan = [  # (tool, condition, head extra, matrix, repetitions, wanted verdict, ab's --max-pairs)
         ("compare", "A/A", 0.0, BOTH_SHAPES, reps, "no regression", 0),
         ("compare", "+10 %", 0.22, ONE_SHAPE, max(1, reps // 2), "regression", 0),
         ("compare", "+30 %", 0.70, ONE_SHAPE, max(1, reps // 4), "regression", 0),
-        ("ab", "A/A", 0.0, BOTH_SHAPES, reps, "no regression", 16),
         ("ab", "+30 %", 0.70, ONE_SHAPE, max(1, reps // 4), "regression", 16),
-        ("ab", "+10 %", 0.22, ONE_SHAPE, max(1, reps // 2), "regression", 32),
+        ("ab", "+10 %", 0.22, ONE_SHAPE, max(1, reps // 2), "regression", 0),
+        ("ab", "A/A", 0.0, BOTH_SHAPES, reps, "no regression", 16),
     ]
     results: dict[str, list[dict]] = {}
+    if args.tool and (HERE / "results.json").exists():
+        kept = json.loads((HERE / "results.json").read_text())["repetitions"]
+        results = {key: reps for key, reps in kept.items() if not key.startswith(f"{args.tool} ")}
     with tempfile.TemporaryDirectory() as scratch:
         for tool, condition, extra, matrix, count, _, max_pairs in plan:
+            if args.tool and tool != args.tool:
+                continue
             key = f"{tool} {condition}"
             results[key] = []
             for index in range(count):
