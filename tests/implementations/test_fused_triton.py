@@ -25,7 +25,7 @@ CHECK = textwrap.dedent(
     """
     import json, torch
     from dropblock_bench import spec
-    from dropblock_bench.implementations import fused
+    from dropblock_bench.implementations import fused, fused_ops
     from dropblock_bench.implementations.fused_triton import drop_block2d_triton
 
     results = []
@@ -36,12 +36,12 @@ CHECK = textwrap.dedent(
 
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for shape, k, p in cases:
-            torch_paths = ((fused.CONTRACT, fused._drop_block2d_torch), (fused.SHARED_CONTRACT, fused._drop_block2d_shared_torch))
-            for contract, cpu_fn in torch_paths:
+            for contract in (fused.CONTRACT, fused.SHARED_CONTRACT):
                 x = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype).requires_grad_()
                 x_ref = x.detach().clone().requires_grad_()
                 out = drop_block2d_triton(x, p, k, contract, generator=torch.Generator().manual_seed(7))
-                ref = cpu_fn(x_ref, p, k, False, torch.Generator().manual_seed(7))
+                # the operator's pure-torch kernel with seed 7 samples from Generator().manual_seed(7)
+                ref = fused_ops.drop_block2d(x_ref, torch.tensor(7), p, k, contract.mask == "shared", True)
                 upstream = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dtype)
                 (out.float() * upstream.float()).sum().backward()
                 (ref.float() * upstream.float()).sum().backward()
@@ -62,7 +62,7 @@ CHECK = textwrap.dedent(
                     "dropped": int((ref == 0).sum()),
                 })
     inplace = torch.rand(2, 3, 14, 14) + 0.5
-    expected = fused._drop_block2d_torch(inplace.clone(), 0.2, 5, False, torch.Generator().manual_seed(9))
+    expected = fused_ops.drop_block2d(inplace.clone(), torch.tensor(9), 0.2, 5, False, True)
     returned = drop_block2d_triton(inplace, 0.2, 5, fused.CONTRACT, inplace=True, generator=torch.Generator().manual_seed(9))
     results.append({"case": "inplace", "forward_equal": bool(torch.equal(inplace, expected)) and returned.data_ptr() == inplace.data_ptr(), "grad_equal": True, "dropped": int((expected == 0).sum())})
     print(json.dumps(results))
@@ -83,22 +83,23 @@ def test_triton_kernels_match_the_cpu_path_exactly():
 
 
 def test_the_triton_path_loads_where_triton_is_installed():
-    from dropblock_bench.implementations import fused
+    from dropblock_bench.implementations import fused_backends
 
-    assert fused._triton_path() is not None
+    assert fused_backends.triton_path() is not None
 
 
 @pytest.mark.gpu
 def test_cuda_inputs_take_the_triton_path(monkeypatch):
-    from dropblock_bench.implementations import fused
+    from dropblock_bench.implementations import fused, fused_backends, fused_ops
 
-    kernel, calls = fused._triton_path(), []
+    kernel, calls = fused_backends.triton_path(), []
 
     def spy(*args, **kwargs):
         calls.append(args[0].device)
         return kernel(*args, **kwargs)
 
-    monkeypatch.setattr(fused, "_triton_path", lambda: spy)
+    monkeypatch.setattr(fused_backends, "triton_path", lambda: spy)
+    monkeypatch.setattr(fused_ops, "triton_path", lambda: spy)
     x = torch.randn(2, 3, 14, 14, device="cuda")
     out = fused.drop_block2d(x, 0.1, 7, generator=torch.Generator(device="cuda").manual_seed(0))
     assert calls == [x.device]

@@ -61,7 +61,11 @@ def test_an_intermittent_defect_is_caught_whatever_the_seed(seed):
     assert "blocks" in {c.check for c in report.failures}
 
 
-QUICK_SAMPLE = ("rate-ten-percent-high", "one-mask-for-the-whole-batch", "blocks-short-in-one-call-of-five", "nan-at-p-one")
+# A 10 % rate error is at the edge of quick mode's power (0.5 a case): its `rate` check caught
+# it in 18 of 20 seeds, so it is left to the default mode, where the whole battery runs (slow).
+# A rate error on non-square maps stands in for the law here (caught in 10 of 10 seeds).
+QUICK_SAMPLE = ("gamma-right-only-on-square-maps", "one-mask-for-the-whole-batch", "blocks-short-in-one-call-of-five",
+                "nan-at-p-one")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", QUICK_SAMPLE)
