@@ -84,6 +84,8 @@ __all__ = [
     "painted_block_size",
     "reference_drop_mask",
     "seed_rows",
+    "shared_coverage_counts",
+    "shifted_slices",
 ]
 
 
@@ -392,7 +394,7 @@ def expected_drop_rate(
     return math.fsum(math.fsum(row) for row in rows) / (height * width)
 
 
-def _shared_coverage(contract: Contract, size: int, block_size: int) -> list[list[int]]:
+def shared_coverage_counts(contract: Contract, size: int, block_size: int) -> list[list[int]]:
     """``shared[i][j]``: seed positions along one axis whose block covers both ``i`` and ``j``."""
     before, after = block_extent(block_size, contract.anchor)
     seeds = seed_rows(contract, size, block_size)
@@ -423,8 +425,8 @@ def drop_count_variance(contract: Contract, p: float, height: int, width: int, b
     rows = torch.tensor(coverage_counts(contract, height, kh), dtype=torch.float64)
     cols = torch.tensor(coverage_counts(contract, width, kw), dtype=torch.float64)
     covered = torch.outer(rows, cols)  # n_u, (H, W)
-    shared_rows = torch.tensor(_shared_coverage(contract, height, kh), dtype=torch.float64)
-    shared_cols = torch.tensor(_shared_coverage(contract, width, kw), dtype=torch.float64)
+    shared_rows = torch.tensor(shared_coverage_counts(contract, height, kh), dtype=torch.float64)
+    shared_cols = torch.tensor(shared_coverage_counts(contract, width, kw), dtype=torch.float64)
     total = 0.0
     for i in range(height):
         partners = torch.nonzero(shared_rows[i]).flatten().tolist()  # rows sharing a seed with i
@@ -546,8 +548,8 @@ def explained_by_blocks(
     for dy in range(-up, down + 1):
         for dx in range(-left, right + 1):
             # seed s is possible only if unit s + (dy, dx), when inside the map, is dropped
-            src_r, dst_r = _shifted(height, dy)
-            src_c, dst_c = _shifted(width, dx)
+            src_r, dst_r = shifted_slices(height, dy)
+            src_c, dst_c = shifted_slices(width, dx)
             possible[..., dst_r, dst_c] &= dropped[..., src_r, src_c]
     return (_paint_blocks(possible, (kh, kw), contract.anchor) == dropped).flatten(-2).all(-1)
 
@@ -561,13 +563,13 @@ def _paint_blocks(seeds: torch.Tensor, block_shape: tuple[int, int], anchor: Anc
     (up, down), (left, right) = block_extent(block_shape[0], anchor), block_extent(block_shape[1], anchor)
     for dy in range(-up, down + 1):  # a seed at s paints s + dy
         for dx in range(-left, right + 1):
-            dst_r, src_r = _shifted(height, dy)
-            dst_c, src_c = _shifted(width, dx)
+            dst_r, src_r = shifted_slices(height, dy)
+            dst_c, src_c = shifted_slices(width, dx)
             dropped[..., dst_r, dst_c] |= seeds[..., src_r, src_c]
     return dropped
 
 
-def _shifted(size: int, offset: int) -> tuple[slice, slice]:
+def shifted_slices(size: int, offset: int) -> tuple[slice, slice]:
     """Destination and source slices so that ``dst[i] = src[i - offset]`` stays in range."""
     if offset >= 0:
         return slice(offset, size), slice(0, max(size - offset, 0))
