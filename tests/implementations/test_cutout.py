@@ -1,6 +1,6 @@
 """The Cutout implementations against the law of their contract
 (:mod:`dropblock_bench.families.cutout`): per-pixel frequencies within 5 standard errors of the
-exact probability (a false alarm below 1e-5 over all pixels together), holes shared by channels,
+exact probability (a false alarm below 1e-4 over all 144 pixels together), holes shared by channels,
 each hole a clipped square."""
 
 from __future__ import annotations

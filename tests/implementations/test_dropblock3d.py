@@ -1,0 +1,86 @@
+"""The DropBlock3d implementations against the law of their contract
+(:mod:`dropblock_bench.families.dropblock3d`): per-position frequencies within 5 standard
+errors of the exact probability (a false alarm of about 2e-4 over all 336 positions together), masks
+that are unions of whole cubes, the batch's exact scale."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from dropblock_bench.implementations import dropblock3d as impl
+
+from dropblock_bench.families import dropblock3d as law
+
+IMPLEMENTATIONS = [impl.drop_block3d, impl.drop_block3d_reference]
+VOLUME, K, P = (6, 7, 8), 3, 0.2
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _matches_the_law(dropped: torch.Tensor, gamma_scale: float = 1.0) -> bool:
+    exact = law.drop_probability_volume(impl.CONTRACT, P, VOLUME, K)
+    maps = dropped.flatten(0, 1).double()
+    error = (exact * (1 - exact) / maps.shape[0]).sqrt()
+    return bool(((maps.mean(0) - exact).abs() <= 5 * error + 1e-12).all())
+
+
+def _unions_of_cubes(dropped: torch.Tensor, k: int) -> bool:
+    """Opening by a k-cube (erode to the corners whose whole cube is dropped, paint them back)
+    gives the mask back exactly iff every dropped unit lies in a whole dropped cube."""
+    maps = dropped.flatten(0, 1)[:, None].float()
+    corners = 1 - F.max_pool3d(1 - maps, k, stride=1)  # (M, 1, D - k + 1, H - k + 1, W - k + 1)
+    painted = torch.zeros_like(maps)
+    d, h, w = corners.shape[-3:]
+    for a, b, c in itertools.product(range(k), repeat=3):
+        painted[..., a : a + d, b : b + h, c : c + w] = torch.maximum(painted[..., a : a + d, b : b + h, c : c + w], corners)
+    return torch.equal(painted.bool(), maps.bool())
+
+
+@pytest.mark.parametrize("function", IMPLEMENTATIONS, ids=lambda f: f.__name__)
+def test_the_law_the_cubes_and_the_scale(function):
+    x = torch.rand(250, 8, *VOLUME) + 0.5
+    out = function(x, P, K, generator=_generator())
+    dropped = out == 0
+    assert _matches_the_law(dropped)
+    assert _unions_of_cubes(dropped, K)
+    scale = x.numel() / int((~dropped).sum())
+    torch.testing.assert_close(out[~dropped], x[~dropped] * scale)
+
+
+def test_the_check_catches_the_2d_gamma():
+    """A DropBlock3d that takes the 2-D gamma (``p HW / (k**2 (H - k + 1)(W - k + 1))``) seeds
+    ``k (D - k + 1) / D`` = 2 times too often here, and the frequency check says so."""
+    two_d = law.gamma(impl.CONTRACT, P, VOLUME, K) * K * (VOLUME[0] - K + 1) / VOLUME[0]
+    corners = torch.rand(250 * 8, 4, 5, 6, generator=_generator()) < two_d
+    dropped = torch.zeros(250 * 8, *VOLUME, dtype=torch.bool)
+    for a, b, c in itertools.product(range(K), repeat=3):
+        dropped[:, a : a + 4, b : b + 5, c : c + 6] |= corners
+    assert not _matches_the_law(dropped.view(250, 8, *VOLUME))
+
+
+@pytest.mark.parametrize("function", IMPLEMENTATIONS, ids=lambda f: f.__name__)
+def test_large_blocks_trivial_cases_and_bad_input(function):
+    x = torch.rand(40, 4, 2, 5, 5) + 0.5
+    dropped = function(x, 0.3, 7, generator=_generator()) == 0  # clamped to 2: cubes of 2
+    assert _unions_of_cubes(dropped, 2) and bool(dropped.any())
+    assert function(x, 0.0, 3) is x and function(x, 0.5, 3, training=False) is x
+    assert bool((function(x, 1.0, 3) == 0).all())
+    with pytest.raises(ValueError, match="5-D"):
+        function(torch.rand(2, 3, 4, 4), 0.1, 3)
+
+
+def test_in_place_channels_last_and_the_module():
+    x = torch.rand(4, 3, 5, 6, 7) + 0.5
+    want = impl.drop_block3d(x, 0.3, 2, generator=_generator(4))
+    same = x.clone()
+    assert impl.drop_block3d(same, 0.3, 2, inplace=True, generator=_generator(4)) is same
+    assert torch.equal(same, want)
+    strided = x.to(memory_format=torch.channels_last_3d)
+    assert torch.equal(impl.drop_block3d(strided, 0.3, 2, generator=_generator(4)), want)
+    module = impl.DropBlock3d(0.3, 2)
+    assert module.eval()(x) is x and "block_size=2" in repr(module)
