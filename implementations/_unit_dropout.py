@@ -17,8 +17,12 @@ def uniforms(shape: tuple[int, ...], device: torch.device, generator: torch.Gene
 def drop_units(x: Tensor, p: float, unit_shape: tuple[int, ...], *, scale: bool, inplace: bool,
                generator: torch.Generator | None) -> Tensor:  # fmt: skip
     """Keep each unit (``unit_shape`` broadcast over ``x``) when its float32 uniform is at least
-    ``p``, multiplying kept units by ``1 / (1 - p)`` when ``scale``: one pass over ``x``, the
-    factor computed in float32 on the units alone (0 < p < 1)."""
+    ``p``, multiplying kept units by ``1 / (1 - p)`` when ``scale`` (0 < p < 1). The factor is
+    never rounded to a half-precision dtype (in bfloat16 ``1 / 0.9`` would be 1.109375, every kept
+    unit 0.16 % low): float16 and bfloat16 products are taken in float32 and rounded once (out of
+    place through a float32 intermediate); float32 and float64 inputs take one pass."""
     keep = uniforms(unit_shape, x.device, generator) >= p
-    factor = torch.where(keep, 1.0 / (1.0 - p) if scale else 1.0, 0.0).to(x.dtype)
-    return x.mul_(factor) if inplace else x * factor
+    factor = torch.where(keep, 1.0 / (1.0 - p) if scale else 1.0, 0.0).to(torch.promote_types(x.dtype, torch.float32))
+    if inplace:
+        return x.mul_(factor)
+    return (x * factor).to(x.dtype)

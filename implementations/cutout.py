@@ -91,12 +91,13 @@ def cutout_blog(x: Tensor, n_holes: int = 1, length: int = 16, *, training: bool
     if not training:
         return x
     n, _, height, width = batch.shape
+    where = generator.device if generator is not None else torch.device("cpu")
     out = torch.empty_like(batch)
     for index in range(n):
         mask = torch.ones(height, width, dtype=batch.dtype, device=batch.device)
         for _ in range(n_holes):
-            y = int(torch.randint(0, height, (), generator=generator))
-            x_centre = int(torch.randint(0, width, (), generator=generator))
+            y = int(torch.randint(0, height, (), generator=generator, device=where))
+            x_centre = int(torch.randint(0, width, (), generator=generator, device=where))
             y1, y2 = max(y - length // 2, 0), min(y + length // 2, height)
             x1, x2 = max(x_centre - length // 2, 0), min(x_centre + length // 2, width)
             mask[y1:y2, x1:x2] = 0.0

@@ -3,7 +3,8 @@
 Three implementations, each declaring the contract it has (the law is
 :mod:`dropblock_bench.families.drop_path`):
 
-* :func:`drop_path` (``CONTRACT``: row draws, inverted scaling), fast: one pass over ``x``, a
+* :func:`drop_path` (``CONTRACT``: row draws, inverted scaling), fast: one pass over ``x`` (float32
+  and float64; half precision multiplies in float32 and rounds once), a
   multiply by a per-sample factor ``keep / (1 - p)`` computed in float32 on N numbers, in place
   too. The draws are float32 uniforms compared with ``p`` (never ``floor(1 - p + u)`` in the
   input's dtype, which in bfloat16 keeps 0.9884 of the rows instead of 0.99).
@@ -15,7 +16,7 @@ Three implementations, each declaring the contract it has (the law is
   probability.
 
 Each takes the branch's output ``x`` (any rank, dimension 0 the sample) and returns a tensor of
-its shape, dtype and device. ``p = 1`` gives zeros, never NaN.
+its shape, dtype and device. ``p = 1`` gives zeros, never NaN, still in the autograd graph.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from dropblock_bench.families.drop_path import DEFAULT_CONTRACT, DropPathContract, unit_shape
 from dropblock_bench.spec import check_probability
 
+from ._common import output_without_sampling
 from ._unit_dropout import drop_units, uniforms
 
 __all__ = ["BLOG_CONTRACT", "CONTRACT", "DropPath", "drop_path", "drop_path_blog", "drop_path_reference"]
@@ -65,10 +67,9 @@ def drop_path(x: Tensor, p: float, *, training: bool = True, inplace: bool = Fal
         Tensor of ``x``'s shape, dtype and device; one pass over ``x``.
     """
     _check(x, p)
-    if not training or p == 0.0 or x.numel() == 0:
-        return x
-    if p == 1.0:
-        return x.zero_() if inplace else torch.zeros_like(x)
+    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
+    if trivial is not None:
+        return trivial
     return drop_units(x, p, _row_shape(x), scale=True, inplace=inplace, generator=generator)
 
 
@@ -77,11 +78,10 @@ def drop_path_reference(x: Tensor, p: float, *, training: bool = True,
     """:func:`drop_path`, step by step: keep each sample with probability ``1 - p``, then
     divide the kept ones by that probability."""
     _check(x, p)
-    if not training or p == 0.0:
-        return x
+    trivial = output_without_sampling(x, p, training=training, inplace=False)
+    if trivial is not None:
+        return trivial
     keep_probability = 1.0 - p
-    if keep_probability == 0.0:
-        return torch.zeros_like(x)
     keep = (uniforms((x.shape[0],), x.device, generator) < keep_probability).to(x.dtype)
     return x / keep_probability * keep.view(_row_shape(x))
 
@@ -94,7 +94,7 @@ def drop_path_blog(x: Tensor, p: float, *, training: bool = True, generator: tor
     if not training:
         return x * (1.0 - p)
     active = float(uniforms((1,), x.device, generator)[0]) >= p
-    return x if active else torch.zeros_like(x)
+    return x if active else x.masked_fill(torch.ones((), dtype=torch.bool, device=x.device), 0.0)  # zeros, in the graph
 
 
 class DropPath(nn.Module):

@@ -68,8 +68,8 @@ def draw_seed(generator: torch.Generator | None = None) -> Tensor:
     """A call's randomness: an int64 scalar tensor on the CPU, uniform on [0, 2**63 - 1), from
     ``generator`` (on any device) or, when None, torch's default CPU generator. Under
     ``torch.compile`` (no generator) it is a random op of the graph."""
-    if generator is None:
-        return torch.randint(0, _SEED_HIGH, (), dtype=torch.int64)
+    if generator is None:  # on the CPU whatever torch.set_default_device says
+        return torch.randint(0, _SEED_HIGH, (), dtype=torch.int64, device="cpu")
     return torch.randint(0, _SEED_HIGH, (), dtype=torch.int64, generator=generator, device=generator.device).cpu()
 
 
@@ -117,7 +117,8 @@ def drop_block2d(
     Returns:
         Tensor[N, C, H, W] with ``x``'s dtype and device (channels-last stays channels-last).
         Backward saves the seed (one int64) and replays the mask; it is the same operator, so
-        gradients of any order are exact. Works under ``torch.compile(fullgraph=True)``,
+        gradients of any order are exact (in eager mode; compiled, the first order: AOTAutograd
+        takes no double backward). Works under ``torch.compile(fullgraph=True)``,
         ``torch.fx.symbolic_trace`` (a leaf call) and on meta tensors: see :mod:`.fused_ops`.
     """
     return _dispatch(x, p, block_size, shared=False, training=training, inplace=inplace, generator=generator)

@@ -4,13 +4,13 @@ Two implementations of one contract, ``CONTRACT`` (one draw per (sample, channel
 divided by ``1 - p``; the law is :mod:`dropblock_bench.families.spatial_dropout`), the one of
 ``torch.nn.functional.dropout2d`` and ``dropout3d`` on 4-D and 5-D inputs:
 
-* :func:`spatial_dropout` (fast): one pass over ``x``, a multiply by a per-map factor computed in
-  float32 on N x C numbers, in place too; any number of spatial dimensions (``dropout2d``
+* :func:`spatial_dropout` (fast): one pass over ``x`` (half precision multiplies in float32 and
+  rounds once), a multiply by a per-map factor computed in float32 on N x C numbers, in place too; any number of spatial dimensions (``dropout2d``
   reads a 3-D input as (N, C, L) only with a warning).
 * :func:`spatial_dropout_reference`, written for reading: a Bernoulli keep per map, divided by
   the keep probability.
 
-``p = 1`` gives zeros, never NaN; ``training=False`` returns ``x``.
+``p = 1`` gives zeros, never NaN, still in the autograd graph; ``training=False`` returns ``x``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from dropblock_bench.families.spatial_dropout import DEFAULT_CONTRACT, unit_shape
 from dropblock_bench.spec import check_probability
 
+from ._common import output_without_sampling
 from ._unit_dropout import drop_units, uniforms
 
 __all__ = ["CONTRACT", "SpatialDropout", "spatial_dropout", "spatial_dropout_reference"]
@@ -54,10 +55,9 @@ def spatial_dropout(x: Tensor, p: float, *, training: bool = True, inplace: bool
         Tensor of ``x``'s shape, dtype and device; one pass over ``x``.
     """
     maps = _check(x, p)
-    if not training or p == 0.0 or x.numel() == 0:
-        return x
-    if p == 1.0:
-        return x.zero_() if inplace else torch.zeros_like(x)
+    trivial = output_without_sampling(x, p, training=training, inplace=inplace)
+    if trivial is not None:
+        return trivial
     return drop_units(x, p, maps, scale=True, inplace=inplace, generator=generator)
 
 
@@ -66,11 +66,10 @@ def spatial_dropout_reference(x: Tensor, p: float, *, training: bool = True,
     """:func:`spatial_dropout`, step by step: keep each map with probability ``1 - p``, then
     divide the kept ones by that probability."""
     maps = _check(x, p)
-    if not training or p == 0.0:
-        return x
+    trivial = output_without_sampling(x, p, training=training, inplace=False)
+    if trivial is not None:
+        return trivial
     keep_probability = 1.0 - p
-    if keep_probability == 0.0:
-        return torch.zeros_like(x)
     keep = (uniforms(maps, x.device, generator) < keep_probability).to(x.dtype)
     return x / keep_probability * keep
 

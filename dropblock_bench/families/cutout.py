@@ -112,7 +112,7 @@ def centre_positions(contract: CutoutContract, size: int, length: int) -> range:
         return range(size)
     if 2 * half > size:
         raise ValueError(f"a Cutout patch of side {2 * half} does not fit in {size} positions; use centre='anywhere'")
-    return range(half, size - half + 1)
+    return range(half, min(size - half, size - 1) + 1)  # a side-0 patch (length 1) still has its centre inside
 
 
 def _covers(centre: int, position: int, half: int) -> bool:

@@ -62,6 +62,12 @@ def test_probabilities_and_count_variance_match_enumeration(contract, volume, k)
     assert dropblock3d.drop_count_variance(contract, p, volume, k) == pytest.approx(variance, rel=1e-9, abs=1e-12)
 
 
+def test_block_shapes_by_hand():
+    assert dropblock3d.painted_block_shape(Contract(), (2, 16, 16), 3) == (2, 2, 2)  # clamped to the smallest side
+    assert dropblock3d.painted_block_shape(Contract(seeds="anywhere"), (2, 16, 16), 3) == (3, 3, 3)  # cut at the border
+    assert dropblock3d.painted_block_shape(Contract(clamp="per-axis"), (2, 16, 5), 7) == (2, 7, 5)
+
+
 def test_a_single_plane_volume_is_the_2d_law():
     contract, p = Contract(clamp="per-axis"), 0.2
     got = dropblock3d.drop_probability_volume(contract, p, (1, 7, 9), 3)[0]

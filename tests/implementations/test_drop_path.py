@@ -53,6 +53,8 @@ def test_bfloat16_keeps_the_right_fraction_and_the_floor_trick_would_not():
     x = torch.ones(rows, 1, dtype=torch.bfloat16)
     kept = int((impl.drop_path(x, p, generator=_generator()) != 0).sum())
     assert _within_bound(kept, rows, 1 - p)
+    out = impl.drop_path(x, 0.1, generator=_generator())  # the factor stays float32: one rounding
+    assert set(out.unique().tolist()) <= {0.0, torch.tensor(1 / 0.9).to(torch.bfloat16).item()}
     floor_trick = torch.floor(torch.full((rows,), 1 - p, dtype=torch.bfloat16) + torch.rand(rows, generator=_generator()).to(torch.bfloat16))
     assert not _within_bound(int(floor_trick.sum()), rows, 1 - p)
 
@@ -63,6 +65,8 @@ def test_trivial_cases(function):
     assert function(x, 0.0) is x and function(x, 0.7, training=False) is x
     zeros = function(x, 1.0)
     assert bool((zeros == 0).all()) and not zeros.isnan().any()
+    zeros.sum().backward()  # an honest zero gradient, not a tensor cut off from the graph
+    assert torch.equal(x.grad, torch.zeros_like(x))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         function(x, 1.5)
     with pytest.raises(ValueError, match="sample dimension"):

@@ -33,6 +33,11 @@ def test_opcheck_passes_for_every_operator(torch_only, shared, layout):
     torch.library.opcheck(fused_ops.drop_block2d_, (x.detach().clone(), SEED, 0.3, 3, shared, torch_only))
 
 
+def test_the_seed_is_drawn_on_the_cpu_whatever_the_default_device():
+    with torch.device("meta"):
+        assert fused.draw_seed().device.type == "cpu"
+
+
 def test_the_operator_is_a_function_of_its_seed():
     x = torch.randn(2, 3, 9, 9)
     first = fused_ops.drop_block2d(x, SEED, 0.3, 3, False)
