@@ -20,7 +20,8 @@ Every command runs at its defaults but for the matrix and, for ``dbench ab`` in 
 +30 %, ``--max-pairs 16`` (one look instead of the default two), which keeps the whole
 measurement near 1.5 hours on 2 cores; with fewer looks each look's level is larger (alpha over
 the cases and looks), so the false-alarm rate measured here bounds the default's from above.
-``--tool ab`` (or ``compare``) measures one tool and keeps the other's committed repetitions.
+``--tool ab`` (or ``compare``) measures one tool and ``--only 'ab +10 %'`` one condition, keeping
+every other committed repetition.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20, help="repetitions of each A/A condition (+10 %%: half, +30 %%: a quarter)")
     parser.add_argument("--tool", choices=["ab", "compare"], help="measure this tool only; keep the other's committed repetitions")
+    parser.add_argument("--only", metavar="CONDITION", help="measure one condition ('ab +10 %%'); keep every other committed one")
     args = parser.parse_args()
     reps, busy_every = args.reps, 4
     plan = [  # (tool, condition, head extra, matrix, repetitions, wanted verdict, ab's --max-pairs)
@@ -116,15 +118,19 @@ def main() -> None:
         ("ab", "+10 %", 0.22, ONE_SHAPE, max(1, reps // 2), "regression", 0),
         ("ab", "A/A", 0.0, BOTH_SHAPES, reps, "no regression", 16),
     ]
+    keys = [f"{tool} {condition}" for tool, condition, *_ in plan]
+    if args.only and args.only not in keys:
+        parser.error(f"--only takes one of: {', '.join(keys)}")
+    chosen = [key for key in keys if (not args.tool or key.startswith(f"{args.tool} ")) and (not args.only or key == args.only)]
     results: dict[str, list[dict]] = {}
-    if args.tool and (HERE / "results.json").exists():
+    if (args.tool or args.only) and (HERE / "results.json").exists():
         kept = json.loads((HERE / "results.json").read_text())["repetitions"]
-        results = {key: reps for key, reps in kept.items() if not key.startswith(f"{args.tool} ")}
+        results = {key: reps for key, reps in kept.items() if key not in chosen}
     with tempfile.TemporaryDirectory() as scratch:
         for tool, condition, extra, matrix, count, _, max_pairs in plan:
-            if args.tool and tool != args.tool:
-                continue
             key = f"{tool} {condition}"
+            if key not in chosen:
+                continue
             results[key] = []
             for index in range(count):
                 busy = condition == "A/A" and index % busy_every == busy_every - 1
