@@ -36,11 +36,13 @@ The contracts (paper, and paper with a shared mask) are declared in :mod:`.recor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.fx
 from torch import Tensor
 
-from . import fused_ops
+from . import fused_backends, fused_ops
 from ._common import DropBlock2dModule, check_arguments, output_without_sampling
 from .fused_backends import CONTRACT, SHARED_CONTRACT, backend_status, count_dropped, fill_blocks, paint_mask
 from .fused_sampling import Blocks, sample_bernoulli_positions, sample_blocks
@@ -73,15 +75,34 @@ def draw_seed(generator: torch.Generator | None = None) -> Tensor:
     return torch.randint(0, _SEED_HIGH, (), dtype=torch.int64, generator=generator, device=generator.device).cpu()
 
 
+def _eager_kernel(x: Tensor, torch_only: bool) -> Callable[..., Tensor] | None:
+    """The operator's kernel for ``x``, to call directly when nothing needs the operator: eager
+    mode (not compiling, not tracing) with no gradient to record, on the CPU or CUDA. Each
+    call through the operator's Python dispatch and autograd wrapper costs about 0.1-0.2 ms on
+    this project's 2-core machine, a third of ``x * c`` at the 7x7 ResNet-50 stage; the kernel
+    is the same, so is the result."""
+    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return None
+    if x.device.type == "cpu":
+        return fused_backends.torch_drop if torch_only or fused_backends.cpu_kernel(x) is None else fused_backends.kernel_drop
+    if x.device.type == "cuda":
+        return fused_backends.torch_drop if torch_only or fused_backends.triton_path() is None else fused_backends.triton_drop
+    return None
+
+
 def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: bool, inplace: bool,
               generator: torch.Generator | None, torch_only: bool = False) -> Tensor:
     """Check the arguments, settle the trivial cases, then call the operator (its kernel picks
-    the back end: Triton on CUDA, the CPU kernel, else pure torch; ``torch_only``: pure torch)."""
+    the back end: Triton on CUDA, the CPU kernel, else pure torch; ``torch_only``: pure torch),
+    or that kernel directly where nothing needs the operator (:func:`_eager_kernel`)."""
     check_arguments(x, p, block_size)
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
     seed = draw_seed(generator)
+    kernel = _eager_kernel(x, torch_only)
+    if kernel is not None:
+        return kernel(x, int(seed), p, block_size, shared, inplace)
     if not inplace:
         return fused_ops.drop_block2d(x, seed, p, block_size, shared, torch_only)
     if torch.is_grad_enabled() and x.requires_grad:
