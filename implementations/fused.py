@@ -36,8 +36,6 @@ The contracts (paper, and paper with a shared mask) are declared in :mod:`.recor
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.fx
 from torch import Tensor
@@ -75,37 +73,33 @@ def draw_seed(generator: torch.Generator | None = None) -> Tensor:
     return torch.randint(0, _SEED_HIGH, (), dtype=torch.int64, generator=generator, device=generator.device).cpu()
 
 
-def _eager_kernel(x: Tensor, torch_only: bool) -> Callable[..., Tensor] | None:
-    """The operator's kernel for ``x``, to call directly when nothing needs the operator: eager
-    mode (not compiling, not tracing) with no gradient to record, on the CPU or CUDA. Each
-    call through the operator's Python dispatch and autograd wrapper costs about 0.1-0.2 ms on
-    this project's 2-core machine, a third of ``x * c`` at the 7x7 ResNet-50 stage; the kernel
-    is the same, so is the result."""
-    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return None
-    if x.device.type == "cpu":
-        return fused_backends.torch_drop if torch_only or fused_backends.cpu_kernel(x) is None else fused_backends.kernel_drop
-    if x.device.type == "cuda":
-        return fused_backends.torch_drop if torch_only or fused_backends.triton_path() is None else fused_backends.triton_drop
-    return None
+def _eager(x: Tensor) -> bool:
+    """Whether ``x``'s call may skip the operator: eager mode (not compiling, not tracing) on the
+    CPU or CUDA. Each call through the operator's Python dispatch and autograd wrapper costs
+    about 0.1-0.2 ms on this project's 2-core machine, a third of ``x * c`` at the 7x7 ResNet-50
+    stage; the kernel and the gradients are the same."""
+    return x.device.type in ("cpu", "cuda") and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
 
 
 def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: bool, inplace: bool,
               generator: torch.Generator | None, torch_only: bool = False) -> Tensor:
     """Check the arguments, settle the trivial cases, then call the operator (its kernel picks
     the back end: Triton on CUDA, the CPU kernel, else pure torch; ``torch_only``: pure torch),
-    or that kernel directly where nothing needs the operator (:func:`_eager_kernel`)."""
+    or that kernel directly where nothing needs the operator (:func:`_eager`)."""
     check_arguments(x, p, block_size)
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
     seed = draw_seed(generator)
-    kernel = _eager_kernel(x, torch_only)
-    if kernel is not None:
-        return kernel(x, int(seed), p, block_size, shared, inplace)
+    records_gradient = torch.is_grad_enabled() and x.requires_grad
+    if _eager(x):
+        if not records_gradient:
+            return fused_backends.back_end(x, torch_only)(x, int(seed), p, block_size, shared, inplace)
+        if not inplace:
+            return fused_ops.EagerDropBlock.apply(x, seed, p, block_size, shared, torch_only)
     if not inplace:
         return fused_ops.drop_block2d(x, seed, p, block_size, shared, torch_only)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if records_gradient:
         if torch.compiler.is_compiling():  # functional op and a copy; the compiler writes it in place
             return x.copy_(fused_ops.drop_block2d(x, seed, p, block_size, shared, torch_only))
         return fused_ops.InPlaceDropBlock.apply(x, seed, p, block_size, shared, torch_only)

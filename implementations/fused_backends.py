@@ -197,6 +197,19 @@ def triton_drop(x: Tensor, seed: int, p: float, block_size: int, shared: bool, i
     return out if inplace else out.contiguous(memory_format=output_format(x))
 
 
+def back_end(x: Tensor, torch_only: bool = False) -> Callable[..., Tensor]:
+    """The back end for ``x``: the CPU kernel on the CPU (pure torch when it cannot be built or
+    takes no such dtype), Triton on CUDA (pure torch without Triton), pure torch on any other
+    device and whenever ``torch_only``."""
+    if torch_only:
+        return torch_drop
+    if x.device.type == "cpu":
+        return torch_drop if cpu_kernel(x) is None else kernel_drop
+    if x.device.type == "cuda":
+        return torch_drop if triton_path() is None else triton_drop
+    return torch_drop
+
+
 def backend_status() -> str:
     """Which path ``fused`` takes here, and why: the CPU kernel's status, and Triton's."""
     try:

@@ -325,15 +325,15 @@ class TestPlanDrop:
 
 class TestDispatch:
     def test_contiguous_cpu_input_takes_the_kernel(self, monkeypatch):
-        """Directly with no gradient to record (eager), through the operator with one."""
-        direct, through_the_operator = [], []
-        monkeypatch.setattr(fused_backends, "kernel_drop", lambda x, *args, **kwargs: direct.append(args) or x.clone())
-        monkeypatch.setattr(fused_ops, "kernel_drop", lambda x, *args, **kwargs: through_the_operator.append(args) or x.clone())
+        """Eager calls, with or without a gradient to record, and the operator's kernel."""
+        calls = []
+        monkeypatch.setattr(fused_backends, "kernel_drop", lambda x, *args, **kwargs: calls.append(args) or x.clone())
         x = torch.randn(2, 3, 8, 8)
         fused.drop_block2d(x, 0.2, 3)
         fused.drop_block2d_shared(x, 0.2, 3)
-        fused.drop_block2d(x.requires_grad_(), 0.2, 3)
-        assert len(direct) == 2 and len(through_the_operator) == 1
+        fused.drop_block2d(x.clone().requires_grad_(), 0.2, 3)
+        fused_ops.drop_block2d(x, torch.tensor(3), 0.2, 3, False)
+        assert len(calls) == 4
 
     def test_channels_last_stays_channels_last(self):
         x = torch.randn(2, 3, 10, 10).to(memory_format=torch.channels_last)

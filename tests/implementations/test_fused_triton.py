@@ -90,7 +90,7 @@ def test_the_triton_path_loads_where_triton_is_installed():
 
 @pytest.mark.gpu
 def test_cuda_inputs_take_the_triton_path(monkeypatch):
-    from dropblock_bench.implementations import fused, fused_backends, fused_ops
+    from dropblock_bench.implementations import fused, fused_backends
 
     kernel, calls = fused_backends.triton_path(), []
 
@@ -99,7 +99,6 @@ def test_cuda_inputs_take_the_triton_path(monkeypatch):
         return kernel(*args, **kwargs)
 
     monkeypatch.setattr(fused_backends, "triton_path", lambda: spy)
-    monkeypatch.setattr(fused_ops, "triton_path", lambda: spy)
     x = torch.randn(2, 3, 14, 14, device="cuda")
     out = fused.drop_block2d(x, 0.1, 7, generator=torch.Generator(device="cuda").manual_seed(0))
     assert calls == [x.device]
