@@ -16,12 +16,13 @@ from torch import Tensor, nn
 from dropblock_bench.spec import check_positive_int, check_probability
 
 
-def check_arguments(x: Tensor, p: float, block_size: int) -> None:
-    """Raise ``ValueError`` naming the first bad argument."""
+def check_arguments(x: Tensor, p: float, block_size: int, *, layout: str = "(N, C, H, W)") -> None:
+    """Raise ``ValueError`` naming the first bad argument; ``layout`` names the input's dimensions."""
     if not isinstance(x, Tensor):
         raise ValueError(f"input must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004 - one error type for every bad argument
-    if x.dim() != 4:
-        raise ValueError(f"input must be 4-D (N, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
+    rank = layout.count(",") + 1
+    if x.dim() != rank:
+        raise ValueError(f"input must be {rank}-D {layout}, got {x.dim()}-D shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"input must be a floating-point tensor, got {x.dtype}")
     check_probability(p)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from dropblock_bench import spec
 from dropblock_bench.families import dropblock3d as law
 
-from ._common import output_without_sampling
+from ._common import check_arguments, output_without_sampling
 from .fused_sampling import sample_bernoulli_positions
 
 __all__ = ["CONTRACT", "DropBlock3d", "drop_block3d", "drop_block3d_reference"]
@@ -34,14 +34,7 @@ CONTRACT = spec.PAPER_CONTRACT
 
 
 def _check(x: Tensor, p: float, block_size: int) -> None:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"input must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004 - one error type for every bad argument
-    if x.dim() != 5:
-        raise ValueError(f"input must be 5-D (N, C, D, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"input must be a floating-point tensor, got {x.dtype}")
-    spec.check_probability(p)
-    spec.check_positive_int("block_size", block_size)
+    check_arguments(x, p, block_size, layout="(N, C, D, H, W)")
 
 
 def _apply(x: Tensor, dropped: Tensor, inplace: bool) -> Tensor:
