@@ -98,8 +98,8 @@ def _dispatch(x: Tensor, p: float, block_size: int, *, shared: bool, training: b
     if _eager(x):
         if not records_gradient:
             return fused_backends.back_end(x, torch_only)(x, int(seed), p, block_size, shared, inplace)
-        if not inplace:
-            return fused_ops.EagerDropBlock.apply(x, seed, p, block_size, shared, torch_only)
+        mask = fused_backends.replayable_mask(x, int(seed), p, block_size, shared, torch_only)
+        return fused_ops.MaskReplay.apply(x, mask, inplace)
     if not inplace:
         return fused_ops.drop_block2d(x, seed, p, block_size, shared, torch_only)
     if records_gradient:

@@ -156,6 +156,51 @@ def _fresh_output(x: Tensor) -> Tensor:
     return out
 
 
+class SeededMask:
+    """One call's mask, replayed from its seed: each :meth:`apply` runs the back end again with
+    the same seed (it samples again; the back ends are deterministic given the seed)."""
+
+    def __init__(self, back_end: Callable[..., Tensor], seed: int, p: float, block_size: int, shared: bool) -> None:
+        self._back_end, self._seed, self._p, self._block_size, self._shared = back_end, seed, p, block_size, shared
+
+    def apply(self, x: Tensor, inplace: bool = False) -> Tensor:
+        """``x * scale`` with this call's blocks zeroed (written into ``x`` when ``inplace``)."""
+        return self._back_end(x, self._seed, self._p, self._block_size, self._shared, inplace)
+
+
+class KernelMask:
+    """One call's mask on the CPU kernel, kept for replay: its seeds' flat positions (one int64
+    per seed, about ``gamma`` of the seed positions) and its scale. Replaying is the kernel's
+    apply pass alone, with no sampling and no counting, as cheap as :func:`kernel_drop` less
+    the sampling; a backward pass replays it on the gradient."""
+
+    def __init__(self, x: Tensor, seed: int, p: float, block_size: int, shared: bool) -> None:
+        self._plan = _plan(shared, tuple(x.shape), block_size, p, x.dtype)
+        self._seeds, dropped = self._plan.sample(seed)
+        self._scale = spec.kept_scale_of_count(dropped * self._plan.maps_per_mask, x.numel())
+
+    def apply(self, x: Tensor, inplace: bool = False) -> Tensor:
+        """``x * scale`` with this call's blocks zeroed, for ``x`` of the sampled call's shape
+        and dtype (any layout: as :func:`kernel_drop`). Same output as :func:`kernel_drop` with
+        the same seed."""
+        if not x.is_contiguous():
+            out = self.apply(x.contiguous())
+            return x.copy_(out) if inplace else out.contiguous(memory_format=output_format(x))
+        out = x if inplace else _fresh_output(x)
+        self._plan.apply(x, out, self._seeds, self._scale)
+        return out
+
+
+def replayable_mask(x: Tensor, seed: int, p: float, block_size: int, shared: bool,
+                    torch_only: bool = False) -> KernelMask | SeededMask:
+    """``x``'s back end (:func:`back_end`) as a mask that can be applied again: the CPU kernel's
+    keeps its seeds' positions (:class:`KernelMask`), the others their seed (:class:`SeededMask`)."""
+    chosen = back_end(x, torch_only)
+    if chosen is kernel_drop:
+        return KernelMask(x, seed, p, block_size, shared)
+    return SeededMask(chosen, seed, p, block_size, shared)
+
+
 def kernel_drop(x: Tensor, seed: int, p: float, block_size: int, shared: bool, inplace: bool) -> Tensor:
     """The CPU kernel's back end (``cpu_kernel(x)`` is not None). The kernel reads
     NCHW-contiguous memory: any other layout is copied into it and the result returned in

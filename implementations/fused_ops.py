@@ -90,21 +90,24 @@ def _drop_block2d_fake_(x: Tensor, seed: Tensor, p: float, block_size: int, shar
     return None
 
 
-class EagerDropBlock(torch.autograd.Function):
-    """Eager out-of-place calls that record a gradient, without the operator's Python dispatch
-    (about 0.1 ms a call): the back end forward, saving the seed; backward is this function
-    again on the gradient, so gradients of every order stay exact, as through the operator."""
+class MaskReplay(torch.autograd.Function):
+    """Eager calls that record a gradient, without the operator's Python dispatch (about 0.1 ms
+    a call): ``mask.apply(x)`` (a :func:`.fused_backends.replayable_mask`), written into ``x``
+    when ``inplace``; backward is this function again with the same mask on the gradient, so
+    gradients of every order are exact, as through the operator. The CPU kernel's mask keeps
+    its seeds' positions, so backward applies them without sampling again."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, seed: Tensor, p: float, block_size: int, shared: bool, torch_only: bool) -> Tensor:
-        ctx.save_for_backward(seed)
-        ctx.p, ctx.block_size, ctx.shared, ctx.torch_only = p, block_size, shared, torch_only
-        return fused_backends.back_end(x, torch_only)(x, _check_seed(seed), p, block_size, shared, inplace=False)
+    def forward(ctx: Any, x: Tensor, mask: fused_backends.KernelMask | fused_backends.SeededMask, inplace: bool) -> Tensor:
+        ctx.mask = mask
+        out = mask.apply(x, inplace)
+        if inplace:
+            ctx.mark_dirty(x)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        (seed,) = ctx.saved_tensors
-        return EagerDropBlock.apply(grad, seed, ctx.p, ctx.block_size, ctx.shared, ctx.torch_only), None, None, None, None, None
+        return MaskReplay.apply(grad, ctx.mask, False), None, None
 
 
 class InPlaceDropBlock(torch.autograd.Function):

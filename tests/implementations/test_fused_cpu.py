@@ -325,15 +325,31 @@ class TestPlanDrop:
 
 class TestDispatch:
     def test_contiguous_cpu_input_takes_the_kernel(self, monkeypatch):
-        """Eager calls, with or without a gradient to record, and the operator's kernel."""
+        """Eager calls with no gradient to record and the operator's kernel take kernel_drop;
+        eager calls that record one sample on the kernel once and keep the seeds."""
         calls = []
-        monkeypatch.setattr(fused_backends, "kernel_drop", lambda x, *args, **kwargs: calls.append(args) or x.clone())
+        masks = []
+
+        class RecordedMask(fused_backends.KernelMask):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                masks.append(self)
+
+        monkeypatch.setattr(fused_backends, "KernelMask", RecordedMask)
+        real_kernel_drop = fused_backends.kernel_drop
+
+        def recorded_kernel_drop(x, *args, **kwargs):
+            calls.append(args)
+            return real_kernel_drop(x, *args, **kwargs)
+
+        monkeypatch.setattr(fused_backends, "kernel_drop", recorded_kernel_drop)
         x = torch.randn(2, 3, 8, 8)
         fused.drop_block2d(x, 0.2, 3)
         fused.drop_block2d_shared(x, 0.2, 3)
-        fused.drop_block2d(x.clone().requires_grad_(), 0.2, 3)
         fused_ops.drop_block2d(x, torch.tensor(3), 0.2, 3, False)
-        assert len(calls) == 4
+        assert len(calls) == 3 and not masks
+        fused.drop_block2d(x.clone().requires_grad_(), 0.2, 3)
+        assert len(calls) == 3 and len(masks) == 1
 
     def test_channels_last_stays_channels_last(self):
         x = torch.randn(2, 3, 10, 10).to(memory_format=torch.channels_last)
@@ -341,16 +357,33 @@ class TestDispatch:
         assert out.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(out, fused.drop_block2d(x.contiguous(), 0.3, 3, generator=torch.Generator().manual_seed(1)))
 
-    def test_backward_saves_the_seed_only_and_replays_the_mask(self):
+    def test_backward_replays_the_seeds_without_sampling_again(self, monkeypatch):
+        """Backward on the kernel applies the forward's seed positions to the gradient: no
+        second sampling pass, no tensor saved through autograd (the seeds live on the mask)."""
         x = torch.randn(4, 8, 14, 14, requires_grad=True)
         saved: list[torch.Tensor] = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
             out = fused.drop_block2d(x, 0.3, 3, generator=torch.Generator().manual_seed(2))
-        assert len(saved) == 1 and saved[0].dtype == torch.int64 and saved[0].numel() == 1
+        assert not saved
+        sampled = []
+        real_sample = fused_cpu.Plan.sample
+        monkeypatch.setattr(fused_cpu.Plan, "sample", lambda plan, seed: sampled.append(seed) or real_sample(plan, seed))
         out.sum().backward()
+        assert not sampled
         scale = float(x.grad.max())
         assert torch.equal(x.grad, torch.where(out == 0, 0.0, scale)) and scale > 1.0
         torch.testing.assert_close(out, x.detach() * x.grad)
+
+    def test_recording_a_gradient_gives_the_same_output(self):
+        """The sample-then-apply path (gradient recorded) and the one-call path agree bitwise
+        for the same seed, per-channel and shared, contiguous and channels-last."""
+        for function in (fused.drop_block2d, fused.drop_block2d_shared):
+            for layout in (torch.contiguous_format, torch.channels_last):
+                x = torch.randn(4, 8, 14, 14).to(memory_format=layout)
+                plain = function(x, 0.3, 3, generator=torch.Generator().manual_seed(7))
+                recorded = function(x.clone().requires_grad_(), 0.3, 3, generator=torch.Generator().manual_seed(7))
+                assert torch.equal(plain, recorded.detach())
+                assert recorded.is_contiguous(memory_format=layout)
 
     def test_generator_state_advances(self):
         generator = torch.Generator().manual_seed(0)
