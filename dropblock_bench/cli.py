@@ -76,13 +76,19 @@ def _root(
 @_command("list")
 def list_command(
     pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob, e.g. 'fused*'.")] = None,
+    family: options.FamilyName = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")] = False,
     show_all: options.ShowAll = False,
     backends: options.Backends = False,
 ) -> None:
-    """List registered implementations and the contract each declares.
+    """List registered implementations, family by family, and the contract each declares.
 
-    The contract says how an implementation samples and scales its mask: **mask**
+    Five families: **dropblock2d**, **dropblock3d**, **drop-path** (stochastic depth),
+    **spatial-dropout** and **cutout** (`--family NAME` lists one). Each table says the call
+    its implementations take and marks with `*` the contract fields that depart from the
+    family's reference (docs/families.md describes every axis).
+
+    A DropBlock contract says how an implementation samples and scales its mask: **mask**
     (per-channel or shared across channels), **seeds** (valid: blocks fit inside the map;
     anywhere: blocks cut at the border), **gamma** (paper formula or naive p/k²) and
     **norm** (batch, sample, expected or none); and, shown under the description where they
@@ -94,8 +100,9 @@ def list_command(
 
     registry = default_registry()
     with _user_errors():
-        implementations = registry.implementations(pattern)
-    missing = registry.not_installed() if show_all else []
+        family = options.check_family(family)
+        implementations = registry.implementations(pattern, family)
+    missing = [(i, hint) for i, hint in registry.not_installed() if family in (None, i.family)] if show_all else []
     paths = {i.name: status for i in implementations if backends and (status := i.backend_status())}
     if as_json:
         typer.echo(json.dumps(screens.listing_payload(implementations, missing, registry.plugin_errors, paths), indent=2))
@@ -106,6 +113,7 @@ def list_command(
 @_command("verify")
 def verify_command(
     impl: options.Impl = None,
+    family: options.FamilyName = None,
     seed: options.VerifySeed = 0,
     quick: options.Quick = False,
     strict: options.Strict = False,
@@ -120,7 +128,7 @@ def verify_command(
     clamp: options.Clamp = None,
     batch: options.Batch = None,
 ) -> None:
-    """Check DropBlock implementations against the exact math of the contract each declares.
+    """Check implementations against the exact math of the contract each declares.
 
     Every implementation is judged against its **own** contract (see `dbench list`): API
     (shape, dtype, no mutation, seeding, p=0, eval, p=1, in place), drop **rate**,
@@ -139,6 +147,14 @@ def verify_command(
     to the paper's contract unless you say otherwise with `--mask`, `--seeds`, `--gamma`,
     `--norm`, `--anchor`, `--clamp`, `--batch`.
 
+    The other families (`--family dropblock3d|drop-path|spatial-dropout|cutout`; with no
+    `--family` and no `--impl`, every family) are judged the same way against their own laws:
+    API, rate, dispersion, position, the **structure** that defines the family (whole rows,
+    maps, k³ blocks, squares shared by channels), independence, normalisation, gradient, half
+    precision, and a **variance-shift** note (Var(train) / Var(eval)). A file callable is
+    taken as `--family`'s signature (`f(x, p)` for drop-path, `f(x, n_holes, length)` for
+    cutout) with that family's reference contract.
+
     Exit codes: 0 nothing failed (warnings allowed unless `--strict`), 1 a check failed,
     2 bad usage, 130 interrupted (finished implementations are kept in --json/--csv).
     """
@@ -147,17 +163,18 @@ def verify_command(
         check_distinct({"--json": json_path, "--csv": csv_path})
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
-        implementations = _resolve(impl, overrides)
+        family = options.check_family(family)
+        implementations = _resolve(impl, overrides, family=family, command="dbench verify")
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch) only apply to file.py:callable implementations")
 
-    from dropblock_bench.verify import VerifySettings, count_steps
-    from dropblock_bench.verify.session import verify_all
+    from dropblock_bench.verify import VerifySettings
+    from dropblock_bench.verify.session import steps_of, verify_all
 
     settings = VerifySettings.for_mode(quick=quick, seed=seed)
     progress = _progress()
     with progress, _user_errors():
-        task = progress.add_task("verify", total=len(implementations) * count_steps(settings))
+        task = progress.add_task("verify", total=sum(steps_of(i, settings) for i in implementations))
         outcome = verify_all(
             implementations, settings, json_path=json_path, csv_path=csv_path,
             on_step=lambda name, step: progress.update(task, advance=1, description=f"{name}: {step}"),
@@ -213,7 +230,7 @@ def run_command(
         check_distinct({"--json": json_path, "--csv": csv_path})
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
-        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True)}
+        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True, command="dbench run")}
         spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
                            device=device, mode=mode, inplace=inplace)  # fmt: skip
         request = RunRequest(
@@ -360,7 +377,7 @@ def ab_command(
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
         commands = ab.parse_command(base_cmd), ab.parse_command(head_cmd)
-        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True)}
+        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True, command="dbench ab")}
         spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
                            device=device, mode=mode, inplace=inplace)  # fmt: skip
         cases = plan(RunRequest(implementations, spec, exclusions=exclude or (), malloc=malloc))
@@ -442,7 +459,7 @@ def show_command(
 
     with _user_errors():
         check_output_file(png, "--png")
-        implementations = _resolve([impl], {})
+        implementations = _resolve([impl], {}, command="dbench show")
         if len(implementations) > 1:
             names = ", ".join(i.name for i in implementations)
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
@@ -480,16 +497,23 @@ def _progress(with_eta: bool = False) -> Progress:
     return progress_bar(error_console, with_eta=with_eta)
 
 
-def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, builtins_only: bool = False) -> list[Implementation]:
-    """Implementations named on the command line, or every registered one (the built-ins only,
-    with ``builtins_only``); plugin errors are printed as warnings."""
+def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, builtins_only: bool = False,
+             family: str | None = "dropblock2d", command: str = "") -> list[Implementation]:  # fmt: skip
+    """Implementations named on the command line, or every registered one of ``family`` (every
+    family when None; the built-ins only, with ``builtins_only``); plugin errors are printed as
+    warnings. A named implementation of another family is a usage error naming its family."""
     from dropblock_bench.registry import default_registry, resolve_implementations
 
     registry = default_registry()
     if specs:
-        implementations = resolve_implementations(specs, overrides)
+        implementations = resolve_implementations(specs, overrides, family)
+        strangers = [i for i in implementations if family is not None and i.family != family]
+        if strangers:
+            names = "; ".join(f"{i.name} is a {i.family} one" for i in strangers)
+            hint = "" if command == "dbench verify" else " (it takes no other family yet)"
+            raise DbenchError(f"{command or 'this command'} takes {family} implementations{hint}; {names}")
     else:
-        implementations = [i for i in registry.implementations() if not builtins_only or i.origin == "dropblock-bench"]
+        implementations = [i for i in registry.implementations(family=family) if not builtins_only or i.origin == "dropblock-bench"]
     for message in registry.plugin_errors:
         error_console.print(f"[yellow]warning:[/] {message}", highlight=False)
     if not implementations:

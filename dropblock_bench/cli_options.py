@@ -22,6 +22,26 @@ Impl = Annotated[
         help="Implementation: a name, a glob ('fused*'), a comma list, or path/to/file.py:callable. Repeatable. Default: all registered.",
     ),
 ]
+def check_family(value: str | None) -> str | None:
+    """``--family``'s value, or :class:`DbenchError` (one line, exit 2) naming the families."""
+    from dropblock_bench.families.catalog import family_named
+
+    if value is None:
+        return None
+    try:
+        return family_named(value).name
+    except ValueError as error:
+        raise DbenchError(f"--family: {error}") from None
+
+
+FamilyName = Annotated[
+    str | None,
+    typer.Option(
+        "--family",
+        metavar="NAME",
+        help="Only this family: dropblock2d, dropblock3d, drop-path, spatial-dropout or cutout. Default: every family.",
+    ),
+]
 Backends = Annotated[
     bool,
     typer.Option("--backends", metavar="", help="Also say which code path each implementation takes here, and why (imports torch; may build a kernel)."),

@@ -6,9 +6,12 @@ reaches the registry through the entry-point group ``dropblock_bench.implementat
 them, or a zero-argument callable returning either. A user may also name
 ``path/to/file.py:callable`` wherever an implementation is accepted.
 
-Every implementation's callable follows one signature::
+Every implementation belongs to one family (:mod:`dropblock_bench.families.catalog`), which
+fixes its callable's signature; DropBlock2d's, the default, is::
 
     fn(x, p, block_size, *, training=True, inplace=False, generator=None) -> Tensor
+
+DropPath and SpatialDropout take ``fn(x, p, ...)``, Cutout ``fn(x, n_holes, length, ...)``.
 
 Records hold their callable as a ``"module:attribute"`` string (or the object itself), so
 listing implementations never imports torch.
@@ -35,6 +38,7 @@ from dropblock_bench.errors import (
     ImplementationLoadError,
     UnknownImplementationError,
 )
+from dropblock_bench.families.catalog import DROPBLOCK2D, FAMILIES, Family, FamilyContract, contract_fields, departures
 from dropblock_bench.spec import PAPER_CONTRACT, Contract
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -67,12 +71,13 @@ DropBlockFn = Callable[..., "torch.Tensor"]
 
 @dataclasses.dataclass(frozen=True)
 class Implementation:
-    """One registered DropBlock implementation and the contract it declares.
+    """One registered implementation of a regularizer and the contract it declares.
 
     Attributes:
         name: unique registry name, e.g. ``"paper"`` (no spaces or commas).
         target: the callable, or ``"package.module:attribute"`` resolved on first use.
-        contract: what the implementation promises (see :class:`~dropblock_bench.spec.Contract`).
+        contract: what the implementation promises: an instance of its family's contract type
+            (:class:`~dropblock_bench.spec.Contract` for DropBlock2d and DropBlock3d).
         description: one line for ``dbench list``.
         devices: device types it runs on (``"cpu"``, ``"cuda"``, ``"mps"``).
         dtypes: floating dtypes it supports, by name (``"float32"``, ...).
@@ -84,11 +89,13 @@ class Implementation:
         origin: where it came from: a distribution name, a file path, or ``"dropblock-bench"``.
         backend: optional ``"module:function"`` returning one line on which code path runs
             here and why (e.g. a compiled kernel or a fallback); ``dbench run`` records it.
+        family: the family's name (``dbench list`` shows them): ``"dropblock2d"`` (the
+            default), ``"dropblock3d"``, ``"drop-path"``, ``"spatial-dropout"``, ``"cutout"``.
     """
 
     name: str
     target: str | DropBlockFn
-    contract: Contract = PAPER_CONTRACT
+    contract: FamilyContract = PAPER_CONTRACT
     description: str = ""
     devices: tuple[str, ...] = ("cpu", "cuda")
     dtypes: tuple[str, ...] = DTYPE_NAMES
@@ -98,6 +105,7 @@ class Implementation:
     supports_training: bool = True
     origin: str = ""
     backend: str = ""
+    family: str = DROPBLOCK2D.name
 
     def __post_init__(self) -> None:
         if not self.name or any(ch.isspace() or ch == "," for ch in self.name):
@@ -108,8 +116,29 @@ class Implementation:
         unknown_dtypes = set(self.dtypes) - set(DTYPE_NAMES)
         if unknown_dtypes:
             raise ValueError(f"{self.name}: unknown dtypes {sorted(unknown_dtypes)}; use {DTYPE_NAMES}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: unknown family {self.family!r}; use one of {', '.join(FAMILIES)}")
+        expected = self.family_record.contract_type
+        if not isinstance(self.contract, expected):
+            raise TypeError(f"{self.name}: a {self.family} contract must be a {expected.__name__},"
+                            f" got {type(self.contract).__name__}")
+
+    @property
+    def family_record(self) -> Family:
+        """The :class:`~dropblock_bench.families.catalog.Family` this implementation belongs to."""
+        return FAMILIES[self.family]
+
+    @property
+    def dropblock_contract(self) -> Contract:
+        """The contract of a DropBlock2d or DropBlock3d implementation; ``TypeError`` for another
+        family's (its contract is another type)."""
         if not isinstance(self.contract, Contract):
-            raise TypeError(f"{self.name}: contract must be a Contract, got {type(self.contract).__name__}")
+            raise TypeError(f"{self.name} is a {self.family} implementation; its contract is a {type(self.contract).__name__}")
+        return self.contract
+
+    def departures(self) -> list[str]:
+        """Contract fields that differ from the family's reference (the paper's for DropBlock)."""
+        return departures(self.family_record, self.contract)
 
     def load(self) -> DropBlockFn:
         """The callable itself, importing its module on first use."""
@@ -129,14 +158,15 @@ class Implementation:
 
     def with_contract(self, **changes: Any) -> Implementation:
         """A copy whose contract has some fields changed (``None`` values are ignored)."""
-        return dataclasses.replace(self, contract=self.contract.replace(**changes))
+        return dataclasses.replace(self, contract=replace_fields(self.contract, changes))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: everything but the callable."""
         return {
             "name": self.name,
-            "contract": self.contract.as_dict(),
-            "departures_from_paper": list(self.contract.departures_from_paper()),
+            "family": self.family,
+            "contract": contract_fields(self.contract),
+            "departures_from_paper": self.departures(),
             "description": self.description,
             "devices": list(self.devices),
             "dtypes": list(self.dtypes),
@@ -226,15 +256,16 @@ class Registry:
                 self.plugin_errors.append(f"plugin {entry_point.name!r} ({entry_point.value}) failed: {type(exc).__name__}: {exc}")
         return sorted(missing, key=lambda item: item[0].name)
 
-    def names(self, pattern: str | None = None) -> list[str]:
-        """Sorted names, optionally filtered by a shell-style ``pattern`` (``"fused*"``)."""
+    def names(self, pattern: str | None = None, family: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a shell-style ``pattern`` (``"fused*"``) and
+        by ``family`` (``None``: every family)."""
         self._ensure_plugins()
-        names = sorted(self._implementations)
+        names = sorted(n for n, record in self._implementations.items() if family is None or record.family == family)
         return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
-    def implementations(self, pattern: str | None = None) -> list[Implementation]:
+    def implementations(self, pattern: str | None = None, family: str | None = None) -> list[Implementation]:
         """Records sorted by name, optionally filtered like :meth:`names`."""
-        return [self._implementations[n] for n in self.names(pattern)]
+        return [self._implementations[n] for n in self.names(pattern, family)]
 
     def get(self, name: str) -> Implementation:
         """The record called ``name``; unknown names raise with the closest matches."""
@@ -253,22 +284,24 @@ class Registry:
             return f"unknown implementation {name!r}: " + "; ".join(broken)
         return f"unknown implementation {name!r}{hint} (registered: {known}; see `dbench list`)"
 
-    def resolve(self, spec: str, contract_overrides: Mapping[str, Any] | None = None) -> list[Implementation]:
+    def resolve(self, spec: str, contract_overrides: Mapping[str, Any] | None = None,
+                family: str | None = None) -> list[Implementation]:  # fmt: skip
         """Implementations named by ``spec``: a name, a glob (``"fused*"``) or ``file.py:callable``.
 
         ``contract_overrides`` (field name -> value) apply to ``file.py:callable`` specs,
-        whose callables otherwise get the paper contract.
+        whose callables belong to ``family`` (DropBlock2d when None) and otherwise get its
+        reference contract. A glob matches within ``family`` when one is given.
         """
         spec = spec.strip()
         if _is_file_spec(spec):
-            return [load_file_implementation(spec, contract_overrides)]
+            return [load_file_implementation(spec, contract_overrides, family or DROPBLOCK2D.name)]
         if spec.endswith(".py"):
             raise ImplementationLoadError(_missing_callable_message(spec))
         if _GLOB_CHARS & set(spec):
-            matched = self.implementations(spec)
+            matched = self.implementations(spec, family)
             if not matched:
                 raise UnknownImplementationError(
-                    f"no implementation matches {spec!r} (registered: {', '.join(self.names())}; see `dbench list`)"
+                    f"no implementation matches {spec!r} (registered: {', '.join(self.names(family=family))}; see `dbench list`)"
                 )
             return matched
         return [self.get(spec)]
@@ -326,34 +359,37 @@ def _accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def callable_problem(target: object, spec: str) -> str | None:
-    """Why ``target`` cannot be called as ``f(x, p, block_size)``, with how to wrap it; None if it can.
+def callable_problem(target: object, spec: str, family: Family = DROPBLOCK2D) -> str | None:
+    """Why ``target`` cannot be called as ``family``'s signature (``f(x, p, block_size)`` for
+    DropBlock2d), with how to wrap it; None if it can.
 
     Catches the common mistakes: an ``nn.Module`` class (or any class), a module instance whose
     ``forward`` takes only the input, and a function of the wrong arity.
     """
     name = spec.rpartition(":")[2] or getattr(target, "__name__", "f")
     file = spec.rpartition(":")[0] or "file.py"
+    signature = family.signature
+    arguments = ", ".join(family.arguments)
     wrap = (
-        f"wrap it in the file, e.g. `def drop(x, p, block_size): return {name}(p, block_size).train()(x)`,"
-        f" and pass {file}:drop (a `make = lambda x, p, k: {name}(p, k).train()(x)` works too)"
+        f"wrap it in the file, e.g. `def drop(x, {arguments}): return {name}({arguments}).train()(x)`,"
+        f" and pass {file}:drop"
     )
     if isinstance(target, type):
         kind = "an nn.Module class" if _is_module_class(target) else "a class"
-        return f"{spec} is {kind}; verify calls f(x, p, block_size) on tensors: {wrap}"
+        return f"{spec} is {kind}; verify calls {signature} on tensors: {wrap}"
     if not callable(target):
-        return f"{spec} is a {type(target).__name__}, not a callable f(x, p, block_size)"
+        return f"{spec} is a {type(target).__name__}, not a callable {signature}"
     if _is_module_class(type(target)):
         return (
-            f"{spec} is an nn.Module instance, with p and block_size fixed when it was built; verify needs"
-            f" f(x, p, block_size) to vary them: {wrap}"
+            f"{spec} is an nn.Module instance, with {arguments} fixed when it was built; verify needs"
+            f" {signature} to vary them: {wrap}"
         )
     try:
-        inspect.signature(target).bind(object(), 0.1, 3)
+        inspect.signature(target).bind(object(), *family.example_arguments)
     except TypeError:
         return (
-            f"{spec} has the signature {name}{inspect.signature(target)}, which does not take (x, p, block_size):"
-            f" write `def drop(x, p, block_size): ...` around it and pass {file}:drop"
+            f"{spec} has the signature {name}{inspect.signature(target)}, which does not take (x, {arguments}):"
+            f" write `def drop(x, {arguments}): ...` around it and pass {file}:drop"
         )
     except ValueError:  # no signature to read (a builtin): let the checks find out
         return None
@@ -366,7 +402,8 @@ def _is_module_class(cls: type) -> bool:
 
 
 class PlainCallable:
-    """Adapts a plain ``f(x, p, block_size) -> Tensor`` (training mode) to the standard signature.
+    """Adapts a plain ``f(x, p, block_size) -> Tensor`` (training mode; any family's arguments
+    after ``x``) to the standard signature.
 
     ``training`` is passed through when ``f`` takes it; otherwise ``training=False`` returns
     ``x`` (and the record says ``supports_training=False``, so verify skips the eval check
@@ -386,9 +423,7 @@ class PlainCallable:
     def __call__(
         self,
         x: torch.Tensor,
-        p: float,
-        block_size: int,
-        *,
+        *arguments: float,
         training: bool = True,
         inplace: bool = False,
         generator: torch.Generator | None = None,
@@ -399,23 +434,37 @@ class PlainCallable:
         if inplace:
             raise NotImplementedError(f"{getattr(self.fn, '__name__', 'this callable')} does not support inplace=True")
         if generator is None:
-            return self.fn(x, p, block_size, **extra)
+            return self.fn(x, *arguments, **extra)
         import torch
 
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
         cuda_devices = [x.device.index or 0] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            return self.fn(x, p, block_size, **extra)
+            return self.fn(x, *arguments, **extra)
 
 
-def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | None = None) -> Implementation:
+def replace_fields(contract: FamilyContract, changes: Mapping[str, Any]) -> FamilyContract:
+    """``contract`` with the fields in ``changes`` set (``None`` values ignored); a field the
+    contract does not have raises ``ValueError`` naming its fields."""
+    given = {name: value for name, value in changes.items() if value is not None}
+    known = [field.name for field in dataclasses.fields(contract)]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"a {type(contract).__name__} has no field {', '.join(unknown)} (fields: {', '.join(known)})")
+    return dataclasses.replace(contract, **given) if given else contract
+
+
+def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | None = None,
+                             family: str = DROPBLOCK2D.name) -> Implementation:  # fmt: skip
     """Load ``path/to/file.py:callable`` as an :class:`Implementation`.
 
     The attribute may be an :class:`Implementation` record (used as is, overrides applied
-    to its contract) or a plain callable ``f(x, p, block_size)``, which gets the paper
-    contract unless ``contract_overrides`` say otherwise.
+    to its contract) or a plain callable of ``family``'s signature (``f(x, p, block_size)``
+    for DropBlock2d), which gets the family's reference contract (the paper's for DropBlock)
+    unless ``contract_overrides`` say otherwise.
     """
+    family_record = FAMILIES[family]
     path_text, _, attribute = spec.rpartition(":")
     path = Path(path_text).expanduser()
     if not path.is_file():
@@ -431,14 +480,15 @@ def load_file_implementation(spec: str, contract_overrides: Mapping[str, Any] | 
     try:
         if isinstance(target, Implementation):
             return target.with_contract(**overrides)
-        problem = callable_problem(target, spec)
+        problem = callable_problem(target, spec, family_record)
         if problem is not None:
             raise ImplementationLoadError(problem)
         wrapped = PlainCallable(target)
         return Implementation(
             name=spec,
             target=wrapped,
-            contract=PAPER_CONTRACT.replace(**overrides),
+            contract=replace_fields(family_record.reference_contract, overrides),
+            family=family,
             description=f"user callable {attribute} from {path_text}",
             devices=DEVICE_TYPES,
             supports_inplace=False,
@@ -488,18 +538,19 @@ def get_implementation(name: str) -> Implementation:
     return _DEFAULT.get(name)
 
 
-def list_implementations(pattern: str | None = None) -> list[Implementation]:
-    """The default registry's records, sorted by name, optionally filtered by a glob."""
-    return _DEFAULT.implementations(pattern)
+def list_implementations(pattern: str | None = None, family: str | None = None) -> list[Implementation]:
+    """The default registry's records, sorted by name, optionally filtered by a glob and a family."""
+    return _DEFAULT.implementations(pattern, family)
 
 
 def resolve_implementations(
-    specs: Iterable[str], contract_overrides: Mapping[str, Any] | None = None
+    specs: Iterable[str], contract_overrides: Mapping[str, Any] | None = None, family: str | None = None
 ) -> list[Implementation]:
-    """Resolve names, globs, comma lists and ``file.py:callable`` specs, without duplicates."""
+    """Resolve names, globs, comma lists and ``file.py:callable`` specs, without duplicates
+    (globs within ``family``, file callables of ``family``: see :meth:`Registry.resolve`)."""
     seen: dict[str, Implementation] = {}
     for spec in specs:
         for part in (s for s in spec.split(",") if s.strip()):
-            for implementation in _DEFAULT.resolve(part, contract_overrides):
+            for implementation in _DEFAULT.resolve(part, contract_overrides, family):
                 seen.setdefault(implementation.name, implementation)
     return list(seen.values())

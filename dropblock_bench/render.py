@@ -12,8 +12,9 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from dropblock_bench.families.catalog import DROPBLOCK2D, contract_fields
 from dropblock_bench.registry import Implementation
-from dropblock_bench.spec import MAIN_FIELDS, PAPER_CONTRACT
+from dropblock_bench.spec import PAPER_CONTRACT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -49,11 +50,17 @@ class ImplementationsTable:
         self.implementations = list(implementations)
         self.title = title
         self.width = width
+        families = sorted({impl.family for impl in self.implementations})
+        if len(families) > 1:
+            raise ValueError(f"one table per family; got {', '.join(families)}")
+        family = self.implementations[0].family_record if self.implementations else DROPBLOCK2D
+        self.main_fields = family.main_fields
+        self.caption = f"* departs from {family.reference_name}"
 
     def _entry(self, impl: Implementation) -> tuple[dict[str, Text], list[Text]]:
         """The cells of one implementation's line, and the lines under it."""
-        departures = set(impl.contract.departures_from_paper())
-        fields = impl.contract.as_dict()
+        departures = set(impl.departures())
+        fields = contract_fields(impl.contract)
         supports = [
             label
             for label, flag in (
@@ -64,13 +71,13 @@ class ImplementationsTable:
             if flag
         ]
         cells = {"implementation": Text(impl.name, style="bold cyan")}
-        for field in MAIN_FIELDS:
+        for field in self.main_fields:
             cells[field] = Text(f"{fields[field]}*", style="yellow") if field in departures else Text(fields[field])
         cells["devices"] = Text(" ".join(impl.devices))
         cells["supports"] = Text(" ".join(supports) or "-")
         cells["dtypes"] = Text(" ".join(_DTYPE_SHORT.get(d, d) for d in impl.dtypes))
         below = [Text(impl.description, style="dim")] if impl.description else []
-        extra = [f"{field}={fields[field]}*" for field in fields if field not in MAIN_FIELDS and field in departures]
+        extra = [f"{field}={fields[field]}*" for field in fields if field not in self.main_fields and field in departures]
         if extra:
             below.append(Text("also " + ", ".join(extra), style="yellow"))
         return cells, below
@@ -80,7 +87,7 @@ class ImplementationsTable:
         the contract fit."""
         entries = [self._entry(impl)[0] for impl in self.implementations]
         widths = {name: max([len(name)] + [e[name].cell_len for e in entries]) for name in entries[0]}
-        columns = ["implementation", *MAIN_FIELDS, *_OPTIONAL_COLUMNS]
+        columns = ["implementation", *self.main_fields, *_OPTIONAL_COLUMNS]
         while True:
             if 1 + sum(widths[c] for c in columns) + 2 * (len(columns) - 1) <= width:
                 return columns, widths
@@ -111,7 +118,7 @@ class ImplementationsTable:
                 parts.append(Text())
             parts.append(_columns_line([cells[c] for c in columns], [widths[c] for c in columns]))
             parts += [Padding(line, (0, 0, 0, 3), expand=False) for line in below + ([_labelled(cells, rest)] if rest else [])]
-        parts += [Text(), Text(_DEPARTS_CAPTION.center(table_width).rstrip(), style="table.caption")]
+        parts += [Text(), Text(self.caption.center(table_width).rstrip(), style="table.caption")]
         return parts
 
     def _stacked(self) -> list[RenderableType]:
@@ -119,17 +126,14 @@ class ImplementationsTable:
         parts: list[RenderableType] = [Text(self.title, style="table.title")]
         for impl in self.implementations:
             cells, below = self._entry(impl)
-            contract = Text("  ").join(Text(f"{field}=").append_text(cells[field]) for field in MAIN_FIELDS)
+            contract = Text("  ").join(Text(f"{field}=").append_text(cells[field]) for field in self.main_fields)
             parts += [Text(), Text(" ").append_text(cells["implementation"])]
             parts += [Padding(line, (0, 0, 0, 3), expand=False) for line in (contract, *below, _labelled(cells, _OPTIONAL_COLUMNS))]
-        parts += [Text(), Text(_DEPARTS_CAPTION, style="table.caption")]
+        parts += [Text(), Text(self.caption, style="table.caption")]
         return parts
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(min(options.max_width, 40), options.max_width)
-
-
-_DEPARTS_CAPTION = "* departs from the paper (Algorithm 1)"
 
 
 def _labelled(cells: dict[str, Text], names: Sequence[str]) -> Text:
@@ -240,7 +244,7 @@ def verify_lines(report: ImplementationReport, *, verbose: bool = False, width: 
                 lines.append(f"  {marks[verdict]} {check.check}{where}: {check.reason}")
     if not verbose and report.departures_from_paper:
         fields = ", ".join(f"{field}={report.contract[field]}" for field in report.departures_from_paper)
-        lines.append(f"  {marks['note']} departs from the paper: {fields} [dim](--verbose: by how much, case by case)[/]")
+        lines.append(f"  {marks['note']} departs from {report.reference}: {fields} [dim](--verbose: by how much, case by case)[/]")
     for note in report.notes:
         lines.append(f"  [dim]{note}[/]")
     return lines

@@ -179,7 +179,7 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
 
     if verify:
         lines += ["", "## Correctness (`dbench verify`)", ""] + verify_markdown(verify)
-    contracts = {name: impl.contract for name, impl in implementations.items()}
+    contracts = {name: impl.dropblock_contract for name, impl in implementations.items()}
     if contracts:
         figure = plots.drop_rate_figure(contracts, _observed_rates(verify), p=MASK_P, block_size=MASK_BLOCK)
         plots.save_figure(figure, output_dir / "drop_rate.png")

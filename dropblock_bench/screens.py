@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
     from dropblock_bench.compare import Comparison
+    from dropblock_bench.families.catalog import Family
     from dropblock_bench.registry import Implementation
     from dropblock_bench.run.session import RunOutcome
     from dropblock_bench.verify.session import VerifyOutcome
@@ -65,14 +66,27 @@ def list_screen(
     from dropblock_bench.render import implementations_table
 
     screen = Screen()
-    screen.out.append(implementations_table(implementations) if implementations else f"[yellow]no implementation matches {pattern!r}[/]")
+    if not implementations:
+        screen.out.append(f"[yellow]no implementation matches {pattern!r}[/]" if pattern else "[yellow]no implementation registered[/]")
+    for index, (family, members) in enumerate(_by_family(implementations)):
+        title = f"{family.title}: {family.signature} on {family.input_layout}"
+        screen.out += [""] * bool(index) + [implementations_table(members, title=title)]
     screen.out += [f"[dim]{name}: {status}[/]" for name, status in (backends or {}).items()]
+    for family, members in _by_family([impl for impl, _ in missing]):
+        screen.out.append(implementations_table(members, title=f"{family.title}: not installed (adapters ready)"))
     if missing:
-        screen.out.append(implementations_table([impl for impl, _ in missing], title="Not installed (adapters ready)"))
         for hint in dict.fromkeys(hint for _, hint in missing):
             screen.out.append(f"install them with: [bold]{escape(hint)}[/] (torchvision needs the torch it was built for)")
     screen.err += [f"[yellow]warning:[/] {message}" for message in plugin_errors]
     return screen
+
+
+def _by_family(implementations: Sequence[Implementation]) -> list[tuple[Family, list[Implementation]]]:
+    """The implementations grouped by family, in the catalogue's order; empty families left out."""
+    from dropblock_bench.families.catalog import FAMILIES
+
+    groups = [(family, [i for i in implementations if i.family == name]) for name, family in FAMILIES.items()]
+    return [(family, members) for family, members in groups if members]
 
 
 def show_screen(

@@ -24,7 +24,7 @@ from ._common import (
 )
 from .records import BLOG_STYLE
 
-CONTRACT = BLOG_STYLE.contract
+CONTRACT = BLOG_STYLE.dropblock_contract
 
 __all__ = ["CONTRACT", "DropBlock2d", "drop_block2d"]
 

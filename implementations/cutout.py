@@ -22,12 +22,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dropblock_bench.families.cutout import DEFAULT_CONTRACT, patch_side, reference_cutout_mask
+from dropblock_bench.families.cutout import patch_side, reference_cutout_mask
 from dropblock_bench.spec import check_positive_int
+
+from .family_records import CUTOUT_CONTRACT
 
 __all__ = ["CONTRACT", "Cutout", "cutout", "cutout_blog", "cutout_reference"]
 
-CONTRACT = DEFAULT_CONTRACT
+CONTRACT = CUTOUT_CONTRACT
 """Centres anywhere, clipped patches, holes shared by channels, no rescale."""
 
 

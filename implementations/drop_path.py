@@ -24,17 +24,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dropblock_bench.families.drop_path import DEFAULT_CONTRACT, DropPathContract, unit_shape
+from dropblock_bench.families.drop_path import unit_shape
 from dropblock_bench.spec import check_probability
 
 from ._common import output_without_sampling
 from ._unit_dropout import drop_units, uniforms
+from .family_records import DROP_PATH_BLOG_CONTRACT, DROP_PATH_CONTRACT
 
 __all__ = ["BLOG_CONTRACT", "CONTRACT", "DropPath", "drop_path", "drop_path_blog", "drop_path_reference"]
 
-CONTRACT = DEFAULT_CONTRACT
+CONTRACT = DROP_PATH_CONTRACT
 """:func:`drop_path` and :func:`drop_path_reference`: row draws, inverted scaling."""
-BLOG_CONTRACT = DropPathContract(unit="batch", scale="eval-time")
+BLOG_CONTRACT = DROP_PATH_BLOG_CONTRACT
 """:func:`drop_path_blog`: one draw per call, scaling at eval time."""
 
 

@@ -25,11 +25,12 @@ from dropblock_bench import spec
 from dropblock_bench.families import dropblock3d as law
 
 from ._common import check_arguments, output_without_sampling
+from .family_records import DROPBLOCK3D
 from .fused_sampling import sample_bernoulli_positions
 
 __all__ = ["CONTRACT", "DropBlock3d", "drop_block3d", "drop_block3d_reference"]
 
-CONTRACT = spec.PAPER_CONTRACT
+CONTRACT = DROPBLOCK3D.dropblock_contract
 """Per-channel cubes, valid seeds, the paper's gamma in 3-D, batch normalisation."""
 
 

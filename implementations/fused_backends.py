@@ -28,8 +28,8 @@ from . import fused_cpu
 from .fused_sampling import Blocks, sample_blocks, seed_geometry
 from .records import FUSED, FUSED_SHARED
 
-CONTRACT = FUSED.contract
-SHARED_CONTRACT = FUSED_SHARED.contract
+CONTRACT = FUSED.dropblock_contract
+SHARED_CONTRACT = FUSED_SHARED.dropblock_contract
 
 
 def output_format(x: Tensor) -> torch.memory_format:

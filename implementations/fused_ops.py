@@ -107,6 +107,8 @@ class MaskReplay(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        if not torch.is_grad_enabled():  # a plain backward: nothing to record, skip the wrapper
+            return ctx.mask.apply(grad), None, None
         return MaskReplay.apply(grad, ctx.mask, False), None, None
 
 

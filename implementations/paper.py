@@ -27,7 +27,7 @@ from ._common import (
 )
 from .records import PAPER
 
-CONTRACT = PAPER.contract
+CONTRACT = PAPER.dropblock_contract
 
 __all__ = ["CONTRACT", "DropBlock2d", "drop_block2d"]
 

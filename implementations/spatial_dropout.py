@@ -18,15 +18,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dropblock_bench.families.spatial_dropout import DEFAULT_CONTRACT, unit_shape
+from dropblock_bench.families.spatial_dropout import unit_shape
 from dropblock_bench.spec import check_probability
 
 from ._common import output_without_sampling
 from ._unit_dropout import drop_units, uniforms
+from .family_records import SPATIAL_DROPOUT_CONTRACT
 
 __all__ = ["CONTRACT", "SpatialDropout", "spatial_dropout", "spatial_dropout_reference"]
 
-CONTRACT = DEFAULT_CONTRACT
+CONTRACT = SPATIAL_DROPOUT_CONTRACT
 """One draw per map, inverted scaling."""
 
 

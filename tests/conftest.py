@@ -22,7 +22,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def builtin_implementations() -> list[Implementation]:
     """The implementations this package ships, as registered through its entry points."""
-    return [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
+    return [impl for impl in list_implementations(family="dropblock2d") if impl.origin == "dropblock-bench"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -79,7 +79,7 @@ def test_list_all_shows_peers_that_are_not_installed(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in {"timm", "torchvision", "dropblock"} else real_find_spec(name, *a))
     result = runner.invoke(app, ["list", "--all"], env={"COLUMNS": "160"})
     assert result.exit_code == 0
-    assert "Not installed" in result.output and "pip install 'dropblock-bench[peers]'" in result.output
+    assert "not installed (adapters ready)" in result.output and "pip install 'dropblock-bench[peers]'" in result.output
     payload = json.loads(runner.invoke(app, ["list", "--all", "--json"]).output)
     assert {p["name"] for p in payload["not_installed"]} == {"torchvision", "timm", "timm-per-channel", "dropblock-pkg"}
 
@@ -94,3 +94,30 @@ def test_list_says_which_path_each_implementation_takes_when_asked():
     assert "backend_status" not in by_name["paper"]  # no backend to report
     plain = json.loads(runner.invoke(app, ["list", "--json"]).output)
     assert all("backend_status" not in item for item in plain["implementations"])  # only when asked
+
+
+def test_list_shows_the_five_families_and_filters_by_family():
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    for title in ("DropBlock2d: f(x, p, block_size)", "DropBlock3d:", "DropPath (stochastic depth): f(x, p)",
+                  "SpatialDropout: f(x, p)", "Cutout: f(x, n_holes, length)"):  # fmt: skip
+        assert title in result.output
+    assert "batch*" in result.output and "eval-time*" in result.output  # the blog's DropPath departs
+    only = runner.invoke(app, ["list", "--family", "cutout", "--json"])
+    names = {impl["name"] for impl in json.loads(only.output)["implementations"]}
+    assert names == {"cutout", "cutout-blog", "cutout-reference"}
+    assert all(impl["family"] == "cutout" for impl in json.loads(only.output)["implementations"])
+
+
+def test_an_unknown_family_is_one_line_and_exit_2():
+    result = runner.invoke(app, ["list", "--family", "dropout"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --family: unknown family 'dropout'; choose from dropblock2d, dropblock3d, drop-path, spatial-dropout, cutout"
+    ]
+
+
+def test_commands_that_time_dropblock2d_refuse_another_family_in_one_line():
+    result = runner.invoke(app, ["run", "--impl", "drop-path"])
+    assert result.exit_code == 2
+    assert "dbench run takes dropblock2d implementations" in result.output and "drop-path is a drop-path one" in result.output

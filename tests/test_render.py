@@ -115,7 +115,7 @@ def _recorded(renderable, width: int) -> list[str]:
 def _wide_implementations() -> list[Implementation]:
     """The built-ins, and one with the widest value of every contract field and a long name."""
     widest = Contract(mask="per-channel", seeds="anywhere", gamma="naive", norm="expected", anchor="down-right")
-    return [*default_registry().implementations(), Implementation(
+    return [*default_registry().implementations(family="dropblock2d"), Implementation(
         "my-very-own-dropblock", lambda x, p, block_size: x, widest, description="A plugin; " + "words " * 20,
         supports_generator=False,
     )]  # fmt: skip

@@ -39,7 +39,7 @@ def law_checks(
 ) -> list[CheckResult]:
     """Rate, dispersion, position and block-shape checks of at least ``maps`` maps drawn
     over at least ``min_calls`` calls."""
-    contract = impl.contract
+    contract = impl.dropblock_contract
     try:
         sample = sample_case(impl, fn, case, maps, min_calls, derive_seed(seed, "law"), device)
     except Exception as exc:  # noqa: BLE001 - report, do not abort the run

@@ -110,7 +110,7 @@ def independence_and_mean_checks(
         ]
     dropped = out == 0
     counts = dropped.sum(dim=(3, 4)).double().numpy()  # (calls, batch, channels)
-    contract = impl.contract
+    contract = impl.dropblock_contract
     shared_channels = contract.mask is spec.MaskSharing.SHARED
     checks = []
     if shared_channels:
@@ -183,7 +183,7 @@ def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -
             return nonfinite
         x64 = x.double().cpu()
         dropped = out == 0
-        scale = spec.normalisation_scale(impl.contract, dropped, CASE.p, CASE.block_size).double()
+        scale = spec.normalisation_scale(impl.dropblock_contract, dropped, CASE.p, CASE.block_size).double()
         expected = torch.where(dropped, 0.0, x64 * scale)
         kept = ~dropped
         error = ((out - expected).abs() / expected.abs().clamp_min(1e-30))[kept]
@@ -200,7 +200,7 @@ def scale_check(impl: Implementation, fn: DropBlockFn, seed: int, device: str) -
             expected=shown,
             observed=seen,
             verdict=Verdict.PASS if ok else Verdict.FAIL,
-            reason="" if ok else f"kept units are scaled by {seen} where the contract's {impl.contract.norm} normalisation gives {shown}",
+            reason="" if ok else f"kept units are scaled by {seen} where the contract's {impl.dropblock_contract.norm} normalisation gives {shown}",
         )
 
     return guarded("normalisation.scale", CASE.label, statistic, body)
@@ -272,7 +272,7 @@ def half_precision_checks(impl: Implementation, fn: DropBlockFn, seed: int, devi
                 return CheckResult(
                     check, label, statistic, "some kept", "all zero", verdict=Verdict.FAIL, reason="every unit is zero: the kept count overflowed half precision?"
                 )
-            scale = spec.normalisation_scale(impl.contract, dropped, 0.1, 7).double()
+            scale = spec.normalisation_scale(impl.dropblock_contract, dropped, 0.1, 7).double()
             relative = ((out64 - scale).abs() / scale)[~dropped]
             worst = float(relative.max())
             tolerance = HALF_TOLERANCE_EPS * torch.finfo(dtype).eps

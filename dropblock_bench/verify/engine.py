@@ -101,10 +101,10 @@ def verify_implementation(
     started = time.perf_counter()
     report = ImplementationReport(
         implementation=impl.name,
-        contract=impl.contract.as_dict(),
-        departures_from_paper=list(impl.contract.departures_from_paper()),
-        checks=paper_notes(impl.contract, settings),
-        paper_differences=paper_differences(impl.contract, settings),
+        contract=impl.dropblock_contract.as_dict(),
+        departures_from_paper=list(impl.dropblock_contract.departures_from_paper()),
+        checks=paper_notes(impl.dropblock_contract, settings),
+        paper_differences=paper_differences(impl.dropblock_contract, settings),
     )
     if settings.quick:
         report.notes.append("quick mode: fewer cases and smaller samples, so less power")
@@ -126,8 +126,8 @@ def verify_implementation(
     weakest = 1.0
     for case in settings.cases:
         step(f"law {case.label}")
-        maps = settings.maps_for(impl.contract, case)
-        weakest = min(weakest, settings.power_reached(impl.contract, case, maps))
+        maps = settings.maps_for(impl.dropblock_contract, case)
+        weakest = min(weakest, settings.power_reached(impl.dropblock_contract, case, maps))
         report.checks += law_checks(impl, fn, case, maps, settings.min_calls, settings.seed, device)
     step("independence")
     report.checks += independence_and_mean_checks(impl, fn, settings.structure_samples, settings.seed, device)

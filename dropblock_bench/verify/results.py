@@ -72,6 +72,9 @@ class ImplementationReport:
     paper_differences: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     duration_s: float = 0.0
+    family: str = "dropblock2d"
+    reference: str = "the paper"
+    """Whose contract departures are measured from (the family's reference)."""
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -96,6 +99,7 @@ class ImplementationReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "implementation": self.implementation,
+            "family": self.family,
             "contract": self.contract,
             "departures_from_paper": self.departures_from_paper,
             "paper_differences": self.paper_differences,

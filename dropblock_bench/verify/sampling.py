@@ -115,7 +115,7 @@ def sample_case(
     channel 0 of each sample; batch-shared ones only sample 0 of each call. Batch sizes
     alternate between an odd size and 1.
     """
-    contract = impl.contract
+    contract = impl.dropblock_contract
     channels = channels_for(contract)
     batch = batch_size_for(contract, case, maps, min_calls)
     pieces, owners, nonfinite = [], [], 0

@@ -14,7 +14,7 @@ from torch.utils import benchmark as torch_benchmark
 
 from dropblock_bench.registry import get_implementation, list_implementations
 
-BUILTIN_NAMES = [impl.name for impl in list_implementations() if impl.origin == "dropblock-bench"]
+BUILTIN_NAMES = [impl.name for impl in list_implementations(family="dropblock2d") if impl.origin == "dropblock-bench"]
 SHAPES = [(8, 64, 56, 56), (8, 256, 14, 14), (8, 512, 7, 7)]
 
 

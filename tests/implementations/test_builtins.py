@@ -17,7 +17,7 @@ from torch_paths import TORCH_PATHS
 from dropblock_bench import spec
 from dropblock_bench.registry import Implementation, list_implementations
 
-BUILTINS = [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
+BUILTINS = [impl for impl in list_implementations(family="dropblock2d") if impl.origin == "dropblock-bench"]
 TESTED = BUILTINS + TORCH_PATHS
 IDS = [impl.name for impl in TESTED]
 # Family-wise false-alarm level of each statistical test below (fixed seeds: deterministic).

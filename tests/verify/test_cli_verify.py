@@ -205,3 +205,28 @@ def test_ctrl_c_keeps_the_implementations_already_verified(tmp_path, monkeypatch
     assert "interrupted: 1 of 3 implementations verified" in result.output
     assert [r["implementation"] for r in json.loads(out.read_text())["implementations"]] == ["paper"]
     assert {row["implementation"] for row in csv.DictReader((tmp_path / "v.csv").open())} == {"paper"}
+
+
+def test_verify_family_runs_the_family_verifier(tmp_path):
+    result = runner.invoke(app, ["verify", "--family", "spatial-dropout", "--quick", "--json", str(tmp_path / "v.json")], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "2 implementation(s) verified (quick): 2 passed" in result.output
+    reports = json.loads((tmp_path / "v.json").read_text())["implementations"]
+    assert {r["implementation"] for r in reports} == {"spatial-dropout", "spatial-dropout-reference"}
+    assert all(r["family"] == "spatial-dropout" for r in reports)
+    assert any(c["check"] == "variance-shift" and c["verdict"] == "note" for c in reports[0]["checks"])
+
+
+def test_verify_a_family_file_callable_by_its_signature(tmp_path):
+    source = tmp_path / "my_drop_path.py"
+    source.write_text(textwrap.dedent("""
+        import torch
+
+        def drop_path(x, p):  # the whole batch at once: a defect under the row contract
+            return x * 0 if torch.rand(()) < p else x / (1 - p)
+    """))
+    result = runner.invoke(app, ["verify", "--family", "drop-path", "--impl", f"{source}:drop_path", "--quick"], env=WIDE)
+    assert result.exit_code == 1, result.output
+    assert "independence.samples" in result.output
+    wrong = runner.invoke(app, ["verify", "--family", "cutout", "--impl", f"{source}:drop_path", "--quick"], env=WIDE)
+    assert wrong.exit_code == 2 and "does not take (x, n_holes, length)" in wrong.output, wrong.output

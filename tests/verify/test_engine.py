@@ -12,7 +12,7 @@ from dropblock_bench.registry import Implementation, list_implementations
 from dropblock_bench.verify import Verdict, VerifySettings, count_steps, verify_implementation
 from dropblock_bench.verify.settings import DEFAULT_CASES, Layout
 
-BUILTINS = [impl for impl in list_implementations() if impl.origin == "dropblock-bench"]
+BUILTINS = [impl for impl in list_implementations(family="dropblock2d") if impl.origin == "dropblock-bench"]
 DEFAULT = VerifySettings()
 
 
