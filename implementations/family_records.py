@@ -1,8 +1,8 @@
 """Registry records of the built-in implementations of the families beside DropBlock2d:
 DropBlock3d, DropPath, SpatialDropout and Cutout (no torch import: ``dbench list`` stays fast).
 
-Each implementation module takes its contract from the constant its record here declares, so the contract an
-implementation declares and the one it runs with cannot drift apart.
+Each implementation module takes its contract from the constant its record here declares, so
+the contract an implementation declares and the one it runs with cannot drift apart.
 """
 
 from __future__ import annotations
