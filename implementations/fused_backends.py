@@ -16,8 +16,9 @@ channels-last, NCHW-contiguous otherwise (:func:`output_format`).
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -163,6 +164,14 @@ class SeededMask:
     def __init__(self, back_end: Callable[..., Tensor], seed: int, p: float, block_size: int, shared: bool) -> None:
         self._back_end, self._seed, self._p, self._block_size, self._shared = back_end, seed, p, block_size, shared
 
+    def tensors(self) -> tuple[Tensor, ...]:
+        """What a backward pass must keep (for autograd's saved-tensor accounting): the seed."""
+        return (torch.tensor(self._seed, dtype=torch.int64),)
+
+    def with_tensors(self, tensors: Sequence[Tensor | None]) -> SeededMask:
+        """This mask, its state taken from ``tensors`` (as :meth:`tensors` gave them)."""
+        return self
+
     def apply(self, x: Tensor, inplace: bool = False) -> Tensor:
         """``x * scale`` with this call's blocks zeroed (written into ``x`` when ``inplace``)."""
         return self._back_end(x, self._seed, self._p, self._block_size, self._shared, inplace)
@@ -178,6 +187,18 @@ class KernelMask:
         self._plan = _plan(shared, tuple(x.shape), block_size, p, x.dtype)
         self._seeds, dropped = self._plan.sample(seed)
         self._scale = spec.kept_scale_of_count(dropped * self._plan.maps_per_mask, x.numel())
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        """What a backward pass must keep: the seeds' positions (int64)."""
+        return (self._seeds.flat,)
+
+    def with_tensors(self, tensors: Sequence[Tensor | None]) -> KernelMask:
+        """A copy whose seeds' positions are ``tensors[0]`` (None: a copy holding none, for a
+        context that keeps them through ``save_for_backward``)."""
+        twin = copy.copy(self)
+        flat = tensors[0] if tensors[0] is not None else self._seeds.flat[:0]
+        twin._seeds = self._seeds._replace(flat=flat)
+        return twin
 
     def apply(self, x: Tensor, inplace: bool = False) -> Tensor:
         """``x * scale`` with this call's blocks zeroed, for ``x`` of the sampled call's shape

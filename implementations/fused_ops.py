@@ -95,11 +95,14 @@ class MaskReplay(torch.autograd.Function):
     a call): ``mask.apply(x)`` (a :func:`.fused_backends.replayable_mask`), written into ``x``
     when ``inplace``; backward is this function again with the same mask on the gradient, so
     gradients of every order are exact, as through the operator. The CPU kernel's mask keeps
-    its seeds' positions, so backward applies them without sampling again."""
+    its seeds' positions (through ``save_for_backward``, so saved-tensor hooks see them), and
+    backward applies them without sampling again."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, mask: fused_backends.KernelMask | fused_backends.SeededMask, inplace: bool) -> Tensor:
-        ctx.mask = mask
+        state = mask.tensors()
+        ctx.save_for_backward(*state)
+        ctx.mask = mask.with_tensors([None] * len(state))
         out = mask.apply(x, inplace)
         if inplace:
             ctx.mark_dirty(x)
@@ -107,9 +110,10 @@ class MaskReplay(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        mask = ctx.mask.with_tensors(ctx.saved_tensors)
         if not torch.is_grad_enabled():  # a plain backward: nothing to record, skip the wrapper
-            return ctx.mask.apply(grad), None, None
-        return MaskReplay.apply(grad, ctx.mask, False), None, None
+            return mask.apply(grad), None, None
+        return MaskReplay.apply(grad, mask, False), None, None
 
 
 class InPlaceDropBlock(torch.autograd.Function):
