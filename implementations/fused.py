@@ -30,8 +30,9 @@ int64 seed drawn here and passed in, so the operator is functional (``torch.comp
 whole) and backward replays the mask from the seed, through the same operator (exact gradients of
 any order). The functions below check arguments, settle the trivial cases and draw the seed;
 in eager mode on the CPU or CUDA they call the operator's kernel directly (with an autograd
-function of the same formula when a gradient is recorded), since the operator's Python
-dispatch costs 0.1-0.2 ms a call; compiled, traced and other calls go through the operator.
+function of the same formula when a gradient is recorded: on the CPU kernel it keeps the seeds'
+positions, so backward does not sample again), since the operator's Python dispatch costs
+0.1-0.2 ms a call; compiled, traced and other calls go through the operator.
 
 The contracts (paper, and paper with a shared mask) are declared in :mod:`.records`;
 ``dbench verify`` checks this module against them.
@@ -134,8 +135,8 @@ def drop_block2d(
 
     Returns:
         Tensor[N, C, H, W] with ``x``'s dtype and device (channels-last stays channels-last).
-        Backward saves the seed (one int64) and replays the mask; it is the same linear map, so
-        gradients of any order are exact (in eager mode; compiled, the first order: AOTAutograd
+        Backward replays the mask (from the seeds' positions on the CPU kernel in eager mode,
+        else from the seed); it is the same linear map, so gradients of any order are exact (in eager mode; compiled, the first order: AOTAutograd
         takes no double backward). Works under ``torch.compile(fullgraph=True)``,
         ``torch.fx.symbolic_trace`` (a leaf call) and on meta tensors: see :mod:`.fused_ops`.
     """

@@ -18,8 +18,8 @@ twin ``drop_block2d_``, each one ``torch.library`` definition with per-device ke
   derivative is the operator itself applied to the incoming gradient: backward calls
   ``drop_block2d`` on it, which has this same autograd formula, so double backward (and any
   order) is exact. Backward saves the seed only. The in-place operator has no autograd formula
-  (PyTorch takes none for a mutating operator); :mod:`.fused` routes in-place calls that need a
-  gradient through it with an autograd wrapper whose backward is ``drop_block2d``.
+  (PyTorch takes none for a mutating operator). Eager calls skip the operator (:mod:`.fused`):
+  those that record a gradient go through :class:`MaskReplay`, of the same formula.
 * Fake (meta) kernels give the output's shape, dtype and layout (:func:`.fused_backends.output_format`).
 """
 
@@ -117,8 +117,9 @@ class MaskReplay(torch.autograd.Function):
 
 
 class InPlaceDropBlock(torch.autograd.Function):
-    """Eager in-place calls that need a gradient: ``drop_block2d_`` writes into ``x``; backward
-    is ``drop_block2d`` on the gradient (differentiable again)."""
+    """In-place calls that need a gradient and go through the operator (traced with
+    ``torch.jit.trace``, or on a device other than the CPU and CUDA): ``drop_block2d_`` writes
+    into ``x``; backward is ``drop_block2d`` on the gradient (differentiable again)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, seed: Tensor, p: float, block_size: int, shared: bool, torch_only: bool) -> Tensor:
