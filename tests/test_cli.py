@@ -76,12 +76,15 @@ def test_list_all_shows_peers_that_are_not_installed(monkeypatch):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in {"timm", "torchvision", "dropblock"} else real_find_spec(name, *a))
+    libraries = {"timm", "torchvision", "dropblock", "monai", "mmcv"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in libraries else real_find_spec(name, *a))
     result = runner.invoke(app, ["list", "--all"], env={"COLUMNS": "160"})
     assert result.exit_code == 0
     assert "not installed (adapters ready)" in result.output and "pip install 'dropblock-bench[peers]'" in result.output
     payload = json.loads(runner.invoke(app, ["list", "--all", "--json"]).output)
-    assert {p["name"] for p in payload["not_installed"]} == {"torchvision", "timm", "timm-per-channel", "dropblock-pkg"}
+    assert {p["name"] for p in payload["not_installed"]} == {"torchvision", "timm", "timm-per-channel", "dropblock-pkg",
+        "torchvision-drop-block3d", "torchvision-stochastic-depth", "torchvision-stochastic-depth-batch", "timm-drop-path",
+        "monai-drop-path", "mmcv-drop-path", "dropblock-pkg-3d"}  # fmt: skip
 
 
 def test_list_says_which_path_each_implementation_takes_when_asked():

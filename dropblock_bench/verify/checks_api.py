@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from dropblock_bench.registry import DropBlockFn, Implementation
+from dropblock_bench.errors import ImplementationLoadError
+from dropblock_bench.registry import DropBlockFn, Implementation, callable_problem
 from dropblock_bench.verify.results import CheckResult, Verdict
 from dropblock_bench.verify.sampling import call_seeded, checked_output, derive_seed
 
@@ -33,6 +34,21 @@ ULP_TOLERANCE = 4
 def describe_exception(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"raised {type(exc).__name__}" + (f": {text[:160]}" if text else "")
+
+
+def load_failure(impl: Implementation, unavailable: str | None) -> tuple[DropBlockFn | None, CheckResult | None]:
+    """Load ``impl``'s callable and check it takes its family's signature: ``(fn, None)``, or
+    ``(None, a failed "load" check)`` naming why not (``unavailable``: why it cannot run here)."""
+    try:
+        if unavailable is not None:
+            raise RuntimeError(unavailable)
+        fn = impl.load()
+        problem = callable_problem(fn, impl.name, impl.family_record)
+        if problem is not None:
+            raise ImplementationLoadError(problem)
+    except (ImplementationLoadError, RuntimeError) as exc:
+        return None, CheckResult("load", "-", "callable loads", verdict=Verdict.FAIL, reason=describe_exception(exc))
+    return fn, None
 
 
 def guarded(check: str, case: str, statistic: str, body: Callable[[], CheckResult]) -> CheckResult:

@@ -6,9 +6,8 @@ import time
 from collections.abc import Callable
 
 from dropblock_bench import spec
-from dropblock_bench.errors import ImplementationLoadError
-from dropblock_bench.registry import Implementation, callable_problem
-from dropblock_bench.verify.checks_api import api_checks, describe_exception
+from dropblock_bench.registry import Implementation
+from dropblock_bench.verify.checks_api import api_checks, load_failure
 from dropblock_bench.verify.checks_law import law_checks
 from dropblock_bench.verify.checks_structure import (
     gradient_check,
@@ -109,15 +108,9 @@ def verify_implementation(
     if settings.quick:
         report.notes.append("quick mode: fewer cases and smaller samples, so less power")
     device = pick_device(impl)
-    try:
-        if device is None:
-            raise RuntimeError(f"runs on {', '.join(impl.devices)}; none of them is available here")
-        fn = impl.load()
-        problem = callable_problem(fn, impl.name)
-        if problem is not None:
-            raise ImplementationLoadError(problem)
-    except (ImplementationLoadError, RuntimeError) as exc:
-        report.checks.append(CheckResult("load", "-", "callable loads", verdict=Verdict.FAIL, reason=describe_exception(exc)))
+    fn, failure = load_failure(impl, None if device else f"runs on {', '.join(impl.devices)}; none of them is available here")
+    if fn is None or device is None:
+        report.checks += [failure] if failure else []
         report.duration_s = time.perf_counter() - started
         return report
 

@@ -17,8 +17,8 @@ input is positive (uniform on [1, 2)), so an element is dropped exactly when its
 * **structure** (exact, per case): what defines the family: whole rows, batches or maps,
   squares shared by an image's channels, whole k x k x k blocks.
 * **independence** (first case): values the contract draws independently, in pairs of samples
-  and pairs of a sample's channels within a call (Pearson r), and the same values in
-  consecutive calls.
+  and pairs of a sample's channels within a call (Pearson r), and consecutive calls' dropped
+  fractions.
 * **normalisation** (exact): kept elements multiplied by the contract's factor.
 * **gradient** (exact): the gradient is the same linear map as the forward.
 * **dtype** (float16, bfloat16): the rate test and normalisation in half precision.
@@ -39,10 +39,9 @@ from typing import Any
 import torch
 from scipy import stats
 
-from dropblock_bench.errors import ImplementationLoadError
 from dropblock_bench.families.catalog import contract_fields
-from dropblock_bench.registry import Implementation, callable_problem
-from dropblock_bench.verify.checks_api import describe_exception, guarded
+from dropblock_bench.registry import Implementation
+from dropblock_bench.verify.checks_api import describe_exception, guarded, load_failure
 from dropblock_bench.verify.family_laws import CaseLaw, FamilyCase, case_law
 from dropblock_bench.verify.family_settings import HALF_CASES, FamilySettings
 from dropblock_bench.verify.results import CheckResult, ImplementationReport, Verdict, apply_holm
@@ -279,29 +278,37 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float] | None:
     return r, float(2 * stats.norm.sf(abs(r) * math.sqrt(a.numel())))
 
 
-def independence_checks(label: str, sample: _Sample) -> list[CheckResult]:
+def independence_checks(label: str, sample: _Sample, several_outcomes: bool) -> list[CheckResult]:
     """Pearson r of values the contract draws independently: pairs of samples (each sample's
     mean over its units), pairs of channels (each channel's mean over the samples), and the same
-    values in consecutive calls. Averaging over the other axis keeps a dependence along it from
-    passing for evidence along this one."""
+    calls' dropped fractions in consecutive calls. Averaging over the other axis keeps a
+    dependence along it from passing for evidence along this one."""
     values = sample.values
     samples, units = values[0].shape
     checks = []
-    if samples < 2:
-        checks.append(CheckResult("independence.samples", label, "r", verdict=Verdict.SKIP, reason="one draw a batch"))
-    else:
-        means = [v.mean(dim=1) for v in values]  # one value a sample: channels' dependence cannot inflate n
-        result = _pearson(torch.cat([m[0 : samples - 1 : 2] for m in means]), torch.cat([m[1::2] for m in means]))
-        checks.append(_correlation("independence.samples", label, result, "samples' draws within a call"))
-    if units < 2:
-        checks.append(CheckResult("independence.channels", label, "r", verdict=Verdict.SKIP, reason="one draw a sample"))
-    else:
-        means = [v.mean(dim=0) for v in values]  # one value a channel: samples' dependence cannot inflate n
-        result = _pearson(torch.cat([m[0 : units - 1 : 2] for m in means]), torch.cat([m[1::2] for m in means]))
-        checks.append(_correlation("independence.channels", label, result, "a sample's channels' draws"))
-    result = _pearson(torch.cat([v.reshape(-1) for v in values[:-1]]), torch.cat([v.reshape(-1) for v in values[1:]]))
-    checks.append(_correlation("independence.calls", label, result, "the same draws in consecutive calls"))
+    for check, count, axis, what in (("independence.samples", samples, 1, "samples' draws within a call"),
+                                     ("independence.channels", units, 0, "a sample's channels' draws")):  # fmt: skip
+        if count < 2:
+            checks.append(CheckResult(check, label, "r", verdict=Verdict.SKIP, reason=f"one draw a {'batch' if axis else 'sample'}"))
+            continue
+        # One value per sample (its mean over channels), or per channel (its mean over samples):
+        # a dependence along the other axis cannot pass for evidence along this one.
+        means = [v.mean(dim=axis) for v in values]
+        result = _pearson(torch.cat([m[0 : count - 1 : 2] for m in means]), torch.cat([m[1::2] for m in means]))
+        checks.append(_correlation(check, label, result, what))
+    checks.append(_calls_check(label, sample.fractions, several_outcomes))
     return checks
+
+
+def _calls_check(label: str, fractions: list[float], several_outcomes: bool) -> CheckResult:
+    """Consecutive calls' dropped fractions (one value a call, so no dependence within a call
+    inflates the evidence): correlated, or all equal where the contract says they vary."""
+    series = torch.tensor(fractions, dtype=torch.float64)
+    result = _pearson(series[:-1], series[1:])
+    if result is None and several_outcomes:
+        return CheckResult("independence.calls", label, "r", 0.0, None, 0.0,
+                           reason="every call dropped the same fraction: calls are not independent draws")  # fmt: skip
+    return _correlation("independence.calls", label, result, "consecutive calls' dropped fractions")
 
 
 def _correlation(check: str, label: str, result: tuple[float, float] | None, what: str) -> CheckResult:
@@ -357,15 +364,10 @@ def verify_family_implementation(impl: Implementation, settings: FamilySettings 
     if settings.quick:
         report.notes.append("quick mode: fewer cases and calls, so less power")
     cases = settings.cases(family)
-    try:
-        if "cpu" not in impl.devices:
-            raise RuntimeError(f"runs on {', '.join(impl.devices)}; the family verifier runs on the CPU")
-        fn = impl.load()
-        problem = callable_problem(fn, impl.name, impl.family_record)
-        if problem is not None:
-            raise ImplementationLoadError(problem)
-    except (ImplementationLoadError, RuntimeError) as exc:
-        report.checks.append(CheckResult("load", "-", "callable loads", verdict=Verdict.FAIL, reason=describe_exception(exc)))
+    unavailable = None if "cpu" in impl.devices else f"runs on {', '.join(impl.devices)}; the family verifier runs on the CPU"
+    fn, failure = load_failure(impl, unavailable)
+    if fn is None:
+        report.checks += [failure] if failure else []
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -406,7 +408,7 @@ def verify_family_implementation(impl: Implementation, settings: FamilySettings 
             normalisation_check(case.label, sample, FLOAT_TOLERANCE),
         ]
         if index == 0:
-            report.checks += independence_checks(case.label, sample)
+            report.checks += independence_checks(case.label, sample, law.rate_variance > 0.0)
     step("gradient")
     report.checks.append(gradient_check(impl, fn, cases[0], settings.seed))
     step("half precision")

@@ -24,7 +24,7 @@ def test_only_installed_peers_are_registered(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert peer_records.installed_peers() == []
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "timm" else None)
-    assert [r.name for r in peer_records.installed_peers()] == ["timm", "timm-per-channel"]
+    assert [r.name for r in peer_records.installed_peers()] == ["timm", "timm-per-channel", "timm-drop-path"]
 
 
 def test_peer_contracts_are_what_the_libraries_do():
