@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 import torch
-from dropblock_bench.implementations import peer_records, peers
+from dropblock_bench.implementations import family_peers, peer_records, peers
 
 
 class _Recorder:
@@ -75,6 +75,7 @@ def test_dropblock_package_adapter_and_its_missing_in_place_mode(fake_libraries)
 def test_records_point_at_the_adapters_and_are_offered_only_when_installed(monkeypatch):
     for peer in peer_records.PEERS:
         module, _, attribute = peer.record.target.partition(":")
-        assert module == "dropblock_bench.implementations.peers" and callable(getattr(peers, attribute))
+        adapters = family_peers if peer in peer_records.FAMILY_PEERS else peers
+        assert module == adapters.__name__ and callable(getattr(adapters, attribute))
     monkeypatch.setattr(peer_records.importlib.util, "find_spec", lambda name: None)
     assert peer_records.installed_peers() == []
