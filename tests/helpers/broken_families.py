@@ -209,13 +209,20 @@ CUTOUT_DEFECTS = [
 # --------------------------------------------------------------------------- dropblock3d
 
 
-def _dropblock3d_from(contract, *, normalise=True, flat_blocks=False):
-    """DropBlock3d from a (possibly other) contract's reference sampler, or with 2-D blocks."""
+def _dropblock3d_from(contract, *, normalise=True, flat_blocks=False, gamma_2d=False):
+    """DropBlock3d from a (possibly other) contract's reference sampler, with 2-D blocks, or
+    with DropBlock2d's gamma (``p HW / (k² (H - k + 1)(W - k + 1))``) for its cubes."""
 
     def fn(x, p, block_size, *, training=True, generator=None):
         if not training or p == 0.0:
             return x
-        if flat_blocks:  # one k x k square per depth slice: the 2-D DropBlock stacked
+        if gamma_2d:
+            n, c, d, h, w = x.shape
+            k = min(block_size, d, h, w)
+            gamma = spec.gamma(spec.PAPER_CONTRACT, p, h, w, k)
+            seeds = (torch.rand((n, c, d - k + 1, h - k + 1, w - k + 1), generator=generator) < gamma).float()
+            dropped = F.max_pool3d(F.pad(seeds, (k - 1,) * 6), k, stride=1) > 0  # a seed is its cube's first corner
+        elif flat_blocks:  # one k x k square per depth slice: the 2-D DropBlock stacked
             n, c, d, h, w = x.shape
             k = min(block_size, h, w)
             seeds = torch.zeros((n, c, d, h, w))
@@ -244,6 +251,8 @@ DROPBLOCK3D_DEFECTS = [
                   frozenset({"normalisation"}), frozenset({"rate", "structure"}), "multiplied by"),
     PlantedDefect(_record("dropblock3d-seeds-anywhere", _dropblock3d_from(PAPER.replace(seeds="anywhere")), "dropblock3d", PAPER),
                   frozenset({"position"}), frozenset({"normalisation"}), "position"),
+    PlantedDefect(_record("dropblock3d-gamma-of-dropblock2d", _dropblock3d_from(PAPER, gamma_2d=True), "dropblock3d", PAPER),
+                  frozenset({"rate"}), frozenset({"structure", "normalisation"}), "drops"),
     PlantedDefect(_record("dropblock3d-flat-blocks", _dropblock3d_from(PAPER, flat_blocks=True), "dropblock3d", PAPER),
                   frozenset({"structure"}), frozenset({"normalisation"}), "blocks"),
 ]
