@@ -127,6 +127,7 @@ def verify_command(
     anchor: options.Anchor = None,
     clamp: options.Clamp = None,
     batch: options.Batch = None,
+    contract: options.ContractFields = None,
 ) -> None:
     """Check implementations against the exact math of the contract each declares.
 
@@ -153,20 +154,24 @@ def verify_command(
     maps, k³ blocks, squares shared by channels), independence, normalisation, gradient, half
     precision, and a **variance-shift** note (Var(train) / Var(eval)). A file callable is
     taken as `--family`'s signature (`f(x, p)` for drop-path, `f(x, n_holes, length)` for
-    cutout) with that family's reference contract.
+    cutout) with that family's reference contract, or the fields you give with `--contract`
+    (e.g. `--family drop-path --contract unit=batch,scale=eval-time`).
 
     Exit codes: 0 nothing failed (warnings allowed unless `--strict`), 1 a check failed,
     2 bad usage, 130 interrupted (finished implementations are kept in --json/--csv).
     """
-    overrides = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm, "anchor": anchor, "clamp": clamp, "batch": batch}
+    overrides: dict[str, str | None] = {"mask": mask, "seeds": seeds, "gamma": gamma, "norm": norm, "anchor": anchor,
+                                        "clamp": clamp, "batch": batch}  # fmt: skip
     with _user_errors():
+        overrides |= options.parse_contract_fields(contract)
         check_distinct({"--json": json_path, "--csv": csv_path})
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
         family = options.check_family(family)
         implementations = _resolve(impl, overrides, family=family, command="dbench verify")
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
-            error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch) only apply to file.py:callable implementations")
+            error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch, --contract) only apply to file.py:callable"
+                                " implementations")  # fmt: skip
 
     from dropblock_bench.verify import VerifySettings
     from dropblock_bench.verify.session import steps_of, verify_all

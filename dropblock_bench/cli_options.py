@@ -156,6 +156,28 @@ Norm = Annotated[str | None, _contract("norm", "batch | sample | expected | none
 Anchor = Annotated[str | None, _contract("anchor", "centre | up-left | down-right", "centre", "where a block lies around its seed")]
 Clamp = Annotated[str | None, _contract("clamp", "min | per-axis", "min", "how a block larger than the map is cut")]
 Batch = Annotated[str | None, _contract("batch", "per-sample | shared", "per-sample", "one mask per sample or one per batch")]
+ContractFields = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--contract",
+        metavar="FIELD=VALUE",
+        help="Contract field of a file.py:callable of any family, e.g. unit=batch or scale=eval-time (drop-path),"
+        " unit=sample (spatial-dropout), centre=fits, holes=per-channel or rescale=kept-fraction (cutout)."
+        " Repeatable or comma list.",
+    ),
+]
+
+
+def parse_contract_fields(values: list[str] | None) -> dict[str, str]:
+    """``["unit=batch", "scale=eval-time,..."]`` -> ``{"unit": "batch", ...}``, or a one-line
+    :class:`DbenchError` saying what a malformed item should look like."""
+    fields: dict[str, str] = {}
+    for item in (part.strip() for value in values or [] for part in value.split(",") if part.strip()):
+        name, sep, choice = item.partition("=")
+        if not sep or not name.strip() or not choice.strip():
+            raise DbenchError(f"--contract {item!r}: use FIELD=VALUE, e.g. --contract unit=batch")
+        fields[name.strip()] = choice.strip()
+    return fields
 
 
 # --------------------------------------------------------------------------- compare and ab

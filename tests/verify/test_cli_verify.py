@@ -231,3 +231,21 @@ def test_verify_a_family_file_callable_by_its_signature(tmp_path):
     assert "independence.samples" in result.output
     wrong = runner.invoke(app, ["verify", "--family", "cutout", "--impl", f"{source}:drop_path", "--quick"], env=WIDE)
     assert wrong.exit_code == 2 and "does not take (x, n_holes, length)" in wrong.output, wrong.output
+
+
+def test_contract_fields_of_another_family_are_declared_with_contract(tmp_path):
+    source = tmp_path / "batch_drop_path.py"
+    source.write_text(textwrap.dedent("""
+        import torch
+
+        def drop_path(x, p):  # one coin for the whole batch, scaled at train: torchvision's mode="batch"
+            return x * 0 if torch.rand(()) < p else x / (1 - p)
+    """))
+    spec = f"{source}:drop_path"
+    declared = runner.invoke(app, ["verify", "--family", "drop-path", "--impl", spec, "--contract", "unit=batch", "--quick"], env=WIDE)
+    assert declared.exit_code == 0, declared.output
+    assert "departs from timm's and torchvision's DropPath: unit=batch" in declared.output
+    for bad, says in (("unit=bogus", "must be one of row, batch, element"), ("mask=shared", "has no field mask"),
+                      ("unit", "use FIELD=VALUE")):  # fmt: skip
+        result = runner.invoke(app, ["verify", "--family", "drop-path", "--impl", spec, "--contract", bad, "--quick"], env=WIDE)
+        assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1, result.output
