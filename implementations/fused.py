@@ -136,8 +136,8 @@ def drop_block2d(
     Returns:
         Tensor[N, C, H, W] with ``x``'s dtype and device (channels-last stays channels-last).
         Backward replays the mask (from the seeds' positions on the CPU kernel in eager mode,
-        else from the seed); it is the same linear map, so gradients of any order are exact (in eager mode; compiled, the first order: AOTAutograd
-        takes no double backward). Works under ``torch.compile(fullgraph=True)``,
+        else from the seed); it is the same linear map, so gradients of any order are exact (in
+        eager mode; compiled, the first order: AOTAutograd takes no double backward). Works under ``torch.compile(fullgraph=True)``,
         ``torch.fx.symbolic_trace`` (a leaf call) and on meta tensors: see :mod:`.fused_ops`.
     """
     return _dispatch(x, p, block_size, shared=False, training=training, inplace=inplace, generator=generator)
