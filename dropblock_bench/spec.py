@@ -56,6 +56,8 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Sequence
+
     import torch
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "drop_probability_map",
     "expected_drop_rate",
     "explained_by_blocks",
+    "explained_by_boxes",
     "gamma",
     "kept_scale",
     "normalisation_scale",
@@ -536,22 +539,40 @@ def explained_by_blocks(
     allowed and whose units are all dropped. Exact, no statistics. Returns a bool tensor of
     shape ``dropped.shape[:-2]``.
     """
-    import torch
-
     height, width = dropped.shape[-2:]
     kh, kw = painted_block_shape(contract, height, width, block_size)
-    rows, cols = seed_rows(contract, height, kh), seed_rows(contract, width, kw)
-    (up, down), (left, right) = block_extent(kh, contract.anchor), block_extent(kw, contract.anchor)
-    # A seed is possible where its whole (clipped) block is dropped: an erosion.
+    regions = (seed_rows(contract, height, kh), seed_rows(contract, width, kw))
+    return explained_by_boxes(dropped, regions, (block_extent(kh, contract.anchor), block_extent(kw, contract.anchor)))
+
+
+def explained_by_boxes(
+    dropped: torch.Tensor, regions: Sequence[range], extents: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """Whether each map of a bool tensor (..., *spatial) is a union of boxes: a box has a seed
+    ``s`` with ``s[axis]`` in ``regions[axis]`` and spans ``s - before`` .. ``s + after``
+    (``extents[axis]``) along each of the last ``len(extents)`` axes, cut at the border. Exact:
+    a seed is possible where its whole (cut) box is dropped (an erosion by shifts), and the
+    possible seeds' boxes must paint the map back. Returns shape ``dropped.shape[:-len(extents)]``.
+    DropBlock's blocks in 2-D and 3-D and Cutout's holes are such boxes."""
+    import itertools
+
+    import torch
+
+    sizes = dropped.shape[-len(extents) :]
+    offsets = list(itertools.product(*(range(-before, after + 1) for before, after in extents)))
     possible = torch.zeros_like(dropped)
-    possible[..., rows.start : rows.stop, cols.start : cols.stop] = True
-    for dy in range(-up, down + 1):
-        for dx in range(-left, right + 1):
-            # seed s is possible only if unit s + (dy, dx), when inside the map, is dropped
-            src_r, dst_r = shifted_slices(height, dy)
-            src_c, dst_c = shifted_slices(width, dx)
-            possible[..., dst_r, dst_c] &= dropped[..., src_r, src_c]
-    return (_paint_blocks(possible, (kh, kw), contract.anchor) == dropped).flatten(-2).all(-1)
+    allowed = possible
+    for axis, region in enumerate(regions, start=possible.dim() - len(regions)):
+        allowed = allowed.narrow(axis, region.start, len(region))
+    allowed.fill_(True)
+    for offset in offsets:  # seed s is possible only if unit s + offset, when inside the map, is dropped
+        inside, seeds = zip(*(shifted_slices(size, shift) for size, shift in zip(sizes, offset)))
+        possible[(..., *seeds)] &= dropped[(..., *inside)]
+    painted = torch.zeros_like(dropped)
+    for offset in offsets:  # a seed at s paints s + offset
+        units, seeds = zip(*(shifted_slices(size, shift) for size, shift in zip(sizes, offset)))
+        painted[(..., *units)] |= possible[(..., *seeds)]
+    return (painted == dropped).flatten(-len(extents)).all(-1)
 
 
 def _paint_blocks(seeds: torch.Tensor, block_shape: tuple[int, int], anchor: Anchor | str) -> torch.Tensor:

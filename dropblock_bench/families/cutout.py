@@ -27,7 +27,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from dropblock_bench.spec import check_positive_int
+from dropblock_bench.spec import block_extent, check_positive_int, explained_by_boxes
 
 from .axes import coerce_fields
 
@@ -42,6 +42,7 @@ __all__ = [
     "CutoutRescale",
     "centre_positions",
     "expected_masked_fraction",
+    "explained_by_holes",
     "hole_rows",
     "masked_count_variance",
     "masked_probability_map",
@@ -228,3 +229,15 @@ def reference_cutout_mask(
         y, x = ys[sample][channel][hole], xs[sample][channel][hole]
         masked[sample, channel, max(y - half, 0) : min(y + half, height), max(x - half, 0) : min(x + half, width)] = True
     return masked
+
+
+def explained_by_holes(contract: CutoutContract, cut: torch.Tensor, length: int) -> torch.Tensor:
+    """Whether each map of a bool mask of cut-out pixels (..., H, W) is a union of the
+    contract's holes: squares of side ``2 * (length // 2)`` spanning ``c - length // 2`` to
+    ``c + length // 2 - 1`` around a centre ``c`` the contract allows, cut at the border. Exact;
+    shape ``cut.shape[:-2]``. A side-0 patch (``length`` 1) cuts nothing."""
+    side = patch_side(length)
+    if side == 0:
+        return ~cut.flatten(-2).any(-1)
+    regions = [centre_positions(contract, size, length) for size in cut.shape[-2:]]
+    return explained_by_boxes(cut, regions, [block_extent(side, "up-left")] * 2)

@@ -28,6 +28,7 @@ from dropblock_bench.spec import (
     check_positive_int,
     check_probability,
     coverage_counts,
+    explained_by_boxes,
     seed_rows,
     shared_coverage_counts,
     shifted_slices,
@@ -40,6 +41,7 @@ __all__ = [
     "drop_count_variance",
     "drop_probability_volume",
     "expected_drop_rate",
+    "explained_by_blocks",
     "gamma",
     "painted_block_shape",
     "reference_drop_mask",
@@ -181,3 +183,13 @@ def reference_drop_mask(
                 dropped[(..., *dst)] |= seeds[(..., *src)]
     return dropped.expand(n, -1, -1, -1, -1).clone()
 
+
+
+def explained_by_blocks(contract: Contract, dropped: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Whether each volume of a bool drop mask (..., D, H, W) is a union of the contract's
+    blocks (painted shape, anchor, seed region, cut at the border for ``anywhere`` seeds), as
+    :func:`~dropblock_bench.spec.explained_by_blocks` in 2-D. Exact; shape ``dropped.shape[:-3]``."""
+    volume: Volume = (dropped.shape[-3], dropped.shape[-2], dropped.shape[-1])
+    sides = painted_block_shape(contract, volume, block_size)
+    regions = [seed_rows(contract, size, side) for size, side in zip(volume, sides, strict=True)]
+    return explained_by_boxes(dropped, regions, [block_extent(side, contract.anchor) for side in sides])

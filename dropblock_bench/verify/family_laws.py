@@ -130,9 +130,9 @@ class _CutoutCase(CaseLaw):
     def structure_problem(self, dropped: torch.Tensor) -> str | None:
         if not self.per_channel and not bool((dropped == dropped[:, :1]).all()):
             return "channels of one image have different holes: the contract shares an image's holes across its channels"
-        if self.side == 0:
-            return "pixels are cut with a zero-size patch" if bool(dropped.any()) else None
-        if not bool((_opened(dropped, (self.side, self.side), pad=True) == dropped).all()):
+        if not bool(cutout.explained_by_holes(self.contract, dropped, self.length).all()):
+            if self.side == 0:
+                return "pixels are cut with a zero-size patch"
             return f"a cut-out region is not made of {self.side}x{self.side} squares (clipped at the border)"
         return None
 
@@ -156,7 +156,7 @@ class _DropBlock3dCase(CaseLaw):
     def __init__(self, contract: spec.Contract, shape: tuple[int, ...], p: float, block_size: int) -> None:
         n, c, *volume_list = shape
         volume = (volume_list[0], volume_list[1], volume_list[2])
-        self.contract, self.shape, self.p = contract, shape, p
+        self.contract, self.shape, self.p, self.block_size = contract, shape, p, block_size
         self.block = dropblock3d.painted_block_shape(contract, volume, block_size)
         self.shared = contract.mask is spec.MaskSharing.SHARED
         self.one_mask = contract.batch is spec.BatchSharing.SHARED
@@ -177,8 +177,7 @@ class _DropBlock3dCase(CaseLaw):
             return "channels of one sample have different masks: the contract shares one mask across channels"
         if self.one_mask and not bool((dropped == dropped[:1]).all()):
             return "samples have different masks: the contract has one mask for the whole batch"
-        pad = self.contract.seeds is spec.SeedRegion.ANYWHERE
-        if not bool((_opened(dropped, self.block, pad=pad) == dropped).all()):
+        if not bool(dropblock3d.explained_by_blocks(self.contract, dropped, self.block_size).all()):
             kd, kh, kw = self.block
             return f"a dropped region is not made of whole {kd}x{kh}x{kw} blocks"
         return None
@@ -204,35 +203,6 @@ class _DropBlock3dCase(CaseLaw):
         kept = (~dropped).double().sum(dim=dims, keepdim=True)
         units = math.prod(dropped.shape[d] for d in dims)
         return torch.where(kept > 0, units / kept.clamp(min=1), 0.0)
-
-
-def _opened(mask: torch.Tensor, block: tuple[int, ...], *, pad: bool) -> torch.Tensor:
-    """The union of the ``block``-shaped windows lying wholly inside ``mask`` (a bool tensor
-    whose last ``len(block)`` dimensions are spatial): equal to ``mask`` exactly when ``mask`` is
-    a union of such windows. ``pad``: outside the map counts as inside the mask, so windows
-    clipped at the border count too. Two max-pools (an erosion, then a dilation), exact on 0/1."""
-    import torch.nn.functional as F
-
-    spatial = len(block)
-    extent = mask.shape[-spatial:]
-    flat = mask.reshape(-1, 1, *extent).float()
-    if pad:
-        flat = F.pad(flat, [size - 1 for size in reversed(block) for _ in range(2)], value=1.0)
-    if any(size > length for size, length in zip(block, flat.shape[2:])):
-        return mask.new_zeros(mask.shape)
-    pool = F.max_pool2d if spatial == 2 else F.max_pool3d
-
-    def window_max(tensor: torch.Tensor) -> torch.Tensor:  # separable: one axis at a time
-        for axis, size in enumerate(block):
-            tensor = pool(tensor, tuple(size if other == axis else 1 for other in range(spatial)), stride=1)
-        return tensor
-
-    whole = -window_max(-flat)  # 1 where the window starting there lies in the mask
-    dilated = window_max(F.pad(whole, [size - 1 for size in reversed(block) for _ in range(2)]))
-    if pad:
-        crop = tuple(slice(size - 1, size - 1 + length) for size, length in zip(block, extent))
-        dilated = dilated[(slice(None), slice(None), *crop)]
-    return (dilated > 0.5).reshape(mask.shape)
 
 
 def case_law(family: str, contract: Any, case: FamilyCase) -> CaseLaw:

@@ -12,11 +12,14 @@ import torch
 from broken_families import FAMILY_CORRECT, FAMILY_DEFECTS
 from scipy import stats
 
+from dropblock_bench import spec
+from dropblock_bench.families import cutout as cutout_law
+from dropblock_bench.families import dropblock3d as dropblock3d_law
 from dropblock_bench.families.catalog import FAMILIES
 from dropblock_bench.registry import list_implementations
 from dropblock_bench.verify import Verdict
 from dropblock_bench.verify.family_engine import count_family_steps, verify_family_implementation
-from dropblock_bench.verify.family_laws import FamilyCase, _opened, case_law
+from dropblock_bench.verify.family_laws import FamilyCase, case_law
 from dropblock_bench.verify.family_settings import FamilySettings
 
 OTHER_FAMILIES = [name for name in FAMILIES if name != "dropblock2d"]
@@ -98,16 +101,39 @@ def test_progress_reports_every_step():
 
 
 def test_the_structure_reader_takes_unions_of_windows_and_nothing_else():
+    """The math layer's box reader, as the family laws call it: 3 x 3 boxes centred on their seed."""
+    valid, anywhere = (range(1, 5), range(1, 5)), (range(6), range(6))
+    extents = ((1, 1), (1, 1))
     mask = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
     mask[..., 1:4, 1:4] = True
     mask[..., 2:5, 3:6] = True
-    assert torch.equal(_opened(mask, (3, 3), pad=False), mask)
+    assert bool(spec.explained_by_boxes(mask, valid, extents).all())
     mask[..., 0, 0] = True  # a lone unit is no 3 x 3 window
-    assert not torch.equal(_opened(mask, (3, 3), pad=False), mask)
-    corner = torch.zeros(1, 1, 5, 5, dtype=torch.bool)
+    assert not bool(spec.explained_by_boxes(mask, anywhere, extents).all())
+    corner = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
     corner[..., :2, :2] = True  # a 3 x 3 square clipped at the corner
-    assert not torch.equal(_opened(corner, (3, 3), pad=False), corner)
-    assert torch.equal(_opened(corner, (3, 3), pad=True), corner)
+    assert not bool(spec.explained_by_boxes(corner, valid, extents).all())
+    assert bool(spec.explained_by_boxes(corner, anywhere, extents).all())
+
+
+def test_cutout_holes_are_read_exactly_with_their_clipping():
+    contract = FAMILIES["cutout"].reference_contract
+    generator = torch.Generator().manual_seed(0)
+    cut = cutout_law.reference_cutout_mask(contract, (64, 1, 9, 11), 2, 6, generator=generator)
+    assert bool(cutout_law.explained_by_holes(contract, cut, 6).all())
+    strip = torch.zeros(9, 11, dtype=torch.bool)
+    strip[0, 2:8] = True  # one row at the top: a hole centred on row 0 still shows 3 rows
+    assert not bool(cutout_law.explained_by_holes(contract, strip, 6))
+
+
+def test_dropblock3d_blocks_are_read_exactly():
+    generator = torch.Generator().manual_seed(0)
+    for contract in (spec.PAPER_CONTRACT, spec.PAPER_CONTRACT.replace(seeds="anywhere")):
+        dropped = dropblock3d_law.reference_drop_mask(contract, (4, 3, 5, 6, 7), 0.3, 3, generator=generator)
+        assert bool(dropblock3d_law.explained_by_blocks(contract, dropped, 3).all())
+    flat = torch.zeros(5, 6, 7, dtype=torch.bool)
+    flat[2, 1:4, 1:4] = True  # a 3 x 3 x 1 square is no 3 x 3 x 3 block
+    assert not bool(dropblock3d_law.explained_by_blocks(spec.PAPER_CONTRACT, flat, 3))
 
 
 def test_case_laws_match_their_families_by_hand():
