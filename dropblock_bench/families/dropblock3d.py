@@ -23,12 +23,14 @@ from dropblock_bench.spec import (
     Contract,
     GammaRule,
     MaskSharing,
+    Normalisation,
     SeedRegion,
     block_extent,
     check_positive_int,
     check_probability,
     coverage_counts,
     explained_by_boxes,
+    kept_scale,
     seed_rows,
     shared_coverage_counts,
     shifted_slices,
@@ -43,8 +45,10 @@ __all__ = [
     "expected_drop_rate",
     "explained_by_blocks",
     "gamma",
+    "normalisation_scale",
     "painted_block_shape",
     "reference_drop_mask",
+    "variance_shift",
 ]
 
 Volume = tuple[int, int, int]
@@ -193,3 +197,31 @@ def explained_by_blocks(contract: Contract, dropped: torch.Tensor, block_size: i
     sides = painted_block_shape(contract, volume, block_size)
     regions = [seed_rows(contract, size, side) for size, side in zip(volume, sides, strict=True)]
     return explained_by_boxes(dropped, regions, [block_extent(side, contract.anchor) for side in sides])
+
+
+def normalisation_scale(contract: Contract, dropped: torch.Tensor, p: float, block_size: int) -> torch.Tensor:
+    """The factor kept units are multiplied by (float32), for a bool drop mask (N, C, D, H, W) or
+    (N, 1, D, H, W): as :func:`~dropblock_bench.spec.normalisation_scale` in 2-D, shape () for
+    ``batch``, ``expected`` and ``none``, (N, 1, 1, 1, 1) for ``sample``; 0 where nothing is kept."""
+    import torch
+
+    volume: Volume = (dropped.shape[-3], dropped.shape[-2], dropped.shape[-1])
+    if contract.norm is Normalisation.NONE:
+        return torch.ones((), dtype=torch.float32, device=dropped.device)
+    if contract.norm is Normalisation.EXPECTED:
+        rate = expected_drop_rate(contract, p, volume, block_size)
+        return torch.tensor(1.0 / (1.0 - rate) if rate < 1.0 else 0.0, dtype=torch.float32, device=dropped.device)
+    if contract.norm is Normalisation.BATCH:
+        return kept_scale(torch.count_nonzero(dropped), dropped.numel())
+    counts = torch.count_nonzero(dropped.flatten(1), dim=1).view(-1, 1, 1, 1, 1)
+    return kept_scale(counts, dropped[0].numel())
+
+
+def variance_shift(contract: Contract, p: float, volume: Volume, block_size: int) -> tuple[float, bool]:
+    """``Var(training output) / Var(eval output)`` for zero-mean unit-variance input, and whether
+    it is exact: ``1 - rate`` without normalisation (exact); ``1 / (1 - rate)`` with it, the limit
+    on large inputs, where the random scale concentrates on ``1 / (1 - rate)``."""
+    rate = expected_drop_rate(contract, p, volume, block_size)
+    if contract.norm is Normalisation.NONE:
+        return 1.0 - rate, True
+    return (1.0 / (1.0 - rate) if rate < 1.0 else math.inf), False

@@ -148,8 +148,7 @@ class _CutoutCase(CaseLaw):
 
         if self.contract.rescale is cutout.CutoutRescale.NONE:
             return torch.tensor(1.0, dtype=torch.float64)
-        kept = (~dropped).double().sum(dim=(-2, -1), keepdim=True)
-        return torch.where(kept > 0, dropped.shape[-2] * dropped.shape[-1] / kept.clamp(min=1), 0.0)
+        return spec.kept_scale(dropped.sum(dim=(-2, -1), keepdim=True), dropped.shape[-2] * dropped.shape[-1]).double()
 
 
 class _DropBlock3dCase(CaseLaw):
@@ -165,12 +164,7 @@ class _DropBlock3dCase(CaseLaw):
         self.expected_rate = float(self.position_probabilities.mean())
         self.rate_variance = dropblock3d.drop_count_variance(contract, p, volume, block_size) / math.prod(volume) ** 2 / masks
         self.eval_factor = 1.0
-        self.variance_shift, self.variance_shift_exact = self._variance_shift()
-
-    def _variance_shift(self) -> tuple[float, bool]:
-        if self.contract.norm is spec.Normalisation.NONE:
-            return 1.0 - self.expected_rate, True
-        return 1.0 / (1.0 - self.expected_rate), False  # the random scale concentrates there on large inputs
+        self.variance_shift, self.variance_shift_exact = dropblock3d.variance_shift(contract, p, volume, block_size)
 
     def structure_problem(self, dropped: torch.Tensor) -> str | None:
         if self.shared and not bool((dropped == dropped[:, :1]).all()):
@@ -192,17 +186,7 @@ class _DropBlock3dCase(CaseLaw):
         return self.replicates(dropped).double().mean(dim=1).reshape(samples, -1)
 
     def kept_factor(self, dropped: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        norm = self.contract.norm
-        if norm is spec.Normalisation.NONE:
-            return torch.tensor(1.0, dtype=torch.float64)
-        if norm is spec.Normalisation.EXPECTED:
-            return torch.tensor(1.0 / (1.0 - self.expected_rate), dtype=torch.float64)
-        dims = tuple(range(1, dropped.dim())) if norm is spec.Normalisation.SAMPLE else tuple(range(dropped.dim()))
-        kept = (~dropped).double().sum(dim=dims, keepdim=True)
-        units = math.prod(dropped.shape[d] for d in dims)
-        return torch.where(kept > 0, units / kept.clamp(min=1), 0.0)
+        return dropblock3d.normalisation_scale(self.contract, dropped, self.p, self.block_size).double()
 
 
 def case_law(family: str, contract: Any, case: FamilyCase) -> CaseLaw:
