@@ -5,8 +5,10 @@ patches of side ``2 * (length // 2)`` clipped at the border, holes shared by an 
 no rescale; the law is :mod:`dropblock_bench.families.cutout`):
 
 * :func:`cutout` (fast): a whole batch at once. The holes' row and column spans are compared
-  with ``arange(H)`` and ``arange(W)`` (N x holes x (H + W) booleans), combined into one
-  (N, H, W) mask, and ``x`` is read once by a masked fill.
+  with ``arange(H)`` and ``arange(W)`` (N x holes x (H + W) booleans), combined by one batched
+  outer product into an (N, 1, H, W) keep mask of ``x``'s dtype, and ``x`` is read once by a broadcast multiply (as
+  the reference code multiplies by its mask; a masked fill with a broadcast mask costs 1.5x
+  the floor op at 64 x 3 x 224 x 224).
 * :func:`cutout_blog`: the Cutout blog's loop, image by image and hole by hole, a float mask of
   ones zeroed by slices and multiplied in.
 * :func:`cutout_reference`: the contract's reference sampler
@@ -77,10 +79,13 @@ def cutout(x: Tensor, n_holes: int = 1, length: int = 16, *, training: bool = Tr
     xs = _centres(n, n_holes, width, generator, x.device)[..., None]
     rows = torch.arange(height, device=x.device)
     cols = torch.arange(width, device=x.device)
-    in_rows = (rows >= ys - half) & (rows < ys + half)  # (N, holes, H)
-    in_cols = (cols >= xs - half) & (cols < xs + half)  # (N, holes, W)
-    cut = (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1)[:, None]  # (N, 1, H, W)
-    out = batch.masked_fill_(cut, 0.0) if inplace else batch.masked_fill(cut, 0.0)
+    in_rows = ((rows >= ys - half) & (rows < ys + half)).to(batch.dtype)  # (N, holes, H), 1 inside a hole
+    in_cols = ((cols >= xs - half) & (cols < xs + half)).to(batch.dtype)  # (N, holes, W)
+    # 1 - (holes covering each pixel), floored at 0: one batched outer product, exact in every
+    # float dtype (small integers), and the only (N, H, W)-sized pass before x is read.
+    one = torch.ones((), dtype=batch.dtype, device=x.device)
+    keep = torch.baddbmm(one, in_rows.transpose(1, 2), in_cols, alpha=-1).clamp_(min=0)[:, None]
+    out = batch.mul_(keep) if inplace else batch * keep
     return out if x.dim() == 4 else out[0]
 
 

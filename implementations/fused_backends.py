@@ -147,7 +147,7 @@ def _plan(shared: bool, shape: tuple[int, int, int, int], block_size: int, p: fl
     return kernel.plan(geometry, n if shared else n * c, c if shared else 1, dtype)
 
 
-def _fresh_output(x: Tensor) -> Tensor:
+def fresh_output(x: Tensor) -> Tensor:
     """A new NCHW-contiguous tensor like ``x``, advised onto huge pages (the kernel writes all
     of it at once; see ``CpuKernel.advise_huge_pages``)."""
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -207,7 +207,7 @@ class KernelMask:
         if not x.is_contiguous():
             out = self.apply(x.contiguous())
             return x.copy_(out) if inplace else out.contiguous(memory_format=output_format(x))
-        out = x if inplace else _fresh_output(x)
+        out = x if inplace else fresh_output(x)
         self._plan.apply(x, out, self._seeds, self._scale)
         return out
 
@@ -231,7 +231,7 @@ def kernel_drop(x: Tensor, seed: int, p: float, block_size: int, shared: bool, i
         if inplace:
             return x.copy_(out)
         return out.contiguous(memory_format=output_format(x))
-    out = x if inplace else _fresh_output(x)
+    out = x if inplace else fresh_output(x)
     _plan(shared, tuple(x.shape), block_size, p, x.dtype).drop(seed, x, out, spec.kept_scale_of_count)
     return out
 

@@ -84,3 +84,30 @@ def test_in_place_channels_last_and_the_module():
     assert torch.equal(impl.drop_block3d(strided, 0.3, 2, generator=_generator(4)), want)
     module = impl.DropBlock3d(0.3, 2)
     assert module.eval()(x) is x and "block_size=2" in repr(module)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_the_kernel_pass_and_the_torch_pass_write_the_same_output(monkeypatch, dtype):
+    """With the CPU kernel (cubes as squares in consecutive planes) and without it (``x * scale``
+    and a scattered fill), one seed gives the same output, bit for bit."""
+    x = (torch.rand(3, 4, 5, 9, 7) + 0.5).to(dtype)
+    with_kernel = impl.drop_block3d(x, 0.3, 3, generator=_generator(7))
+    monkeypatch.setattr(impl.fused_backends, "cpu_kernel", lambda t: None)
+    assert torch.equal(impl.drop_block3d(x, 0.3, 3, generator=_generator(7)), with_kernel)
+    assert bool((with_kernel == 0).any())
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "torch"])
+def test_the_gradient_is_the_same_map_and_only_the_corners_are_saved(monkeypatch, kernel):
+    if not kernel:
+        monkeypatch.setattr(impl.fused_backends, "cpu_kernel", lambda t: None)
+    x = (torch.rand(2, 3, 4, 6, 5, dtype=torch.float64) + 0.5).requires_grad_()
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = impl.drop_block3d(x, 0.4, 2, generator=_generator(2))
+    g = torch.rand_like(out)
+    out.backward(g)
+    scale = x.numel() / int((out != 0).sum())
+    torch.testing.assert_close(x.grad, torch.where(out == 0, 0.0, g * scale))
+    assert {t.dtype for t in saved} <= {torch.float32, torch.int64} and all(t.numel() < x.numel() for t in saved)
+    assert torch.autograd.gradcheck(lambda t: impl.drop_block3d(t, 0.4, 2, generator=_generator(2)), (x.detach().requires_grad_(),))
