@@ -11,7 +11,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from dropblock_bench.compare import Comparison
     from dropblock_bench.registry import Implementation
+    from dropblock_bench.run.matrix import MatrixSpec
 
 
 app = typer.Typer(
@@ -194,10 +195,12 @@ ListOption = list[str] | None
 @_command("run")
 def run_command(
     impl: options.Impl = None,
+    family: options.FamilyName = None,
     shape: options.Shape = None,
     preset: options.Preset = None,
     block_size: options.BlockSize = None,
     p: options.P = None,
+    holes: options.Holes = None,
     dtype: options.Dtype = None,
     device: options.Device = None,
     mode: options.Mode = None,
@@ -212,9 +215,11 @@ def run_command(
     malloc: options.Malloc = "steady",
     exclude: options.Exclude = None,
 ) -> None:
-    """Time DropBlock implementations across shapes, dtypes, devices, block sizes and drop rates.
+    """Time implementations across shapes, dtypes, devices, block sizes and drop rates.
 
-    With no options: a quick matrix over the built-ins (under a minute on 2 cores). Every case
+    With no options: each family's quick preset over its built-ins (about two minutes on 2
+    cores); `--family NAME` times one family, `--preset NAME` the shapes each family is used at
+    (e.g. `--family drop-path --preset vit`). Peers run when named with `--impl`. Every case
     is timed with torch.utils.benchmark against a memory-floor op (`x * c`) interleaved in the
     same process, so **×floor** is meaningful on a noisy machine; **×best** compares the
     implementations of one setting. The implementations and dtypes of one shape and mode take
@@ -226,20 +231,23 @@ def run_command(
 
     Example: `dbench run --preset resnet50 --impl paper,fused --csv out.csv`
 
+    Cutout takes `--holes` and its hole length as `--block-size`; DropPath and SpatialDropout
+    take no block size.
+
     Exit codes: 0 every case ran or was skipped, 1 a case raised (its error is listed under the
     table and its row written to the files), 2 bad usage, 130 interrupted.
     """
-    from dropblock_bench.run.session import RunRequest, matrix_spec, plan, run_session
+    from dropblock_bench.run.session import RunRequest, plan, run_session
 
     with _user_errors():
         check_distinct({"--json": json_path, "--csv": csv_path})
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
-        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True, command="dbench run")}
-        spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
-                           device=device, mode=mode, inplace=inplace)  # fmt: skip
+        implementations, specs = _run_matrix(impl, family, shape=shape, preset=preset, block_size=block_size, p=p,
+                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace,
+                                             command="dbench run")  # fmt: skip
         request = RunRequest(
-            implementations, spec, exclusions=exclude or (), shard=shard_spec, min_time_s=min_time, rounds=rounds,
+            implementations, specs, exclusions=exclude or (), shard=shard_spec, min_time_s=min_time, rounds=rounds,
             measure_memory=memory, threads=threads, malloc=malloc, csv_path=csv_path, json_path=json_path,
         )  # fmt: skip
         cases = plan(request)
@@ -326,10 +334,12 @@ def ab_command(
     base_cmd: Annotated[str, typer.Option("--base", metavar="CMD", help="The base's dbench, e.g. ../venv-base/bin/dbench.")],
     head_cmd: Annotated[str, typer.Option("--head", metavar="CMD", help="The head's dbench, e.g. .venv/bin/dbench.")],
     impl: options.Impl = None,
+    family: options.FamilyName = None,
     shape: options.Shape = None,
     preset: options.Preset = None,
     block_size: options.BlockSize = None,
     p: options.P = None,
+    holes: options.Holes = None,
     dtype: options.Dtype = None,
     device: options.Device = None,
     mode: options.Mode = None,
@@ -372,7 +382,7 @@ def ab_command(
     from dropblock_bench.compare import check_settings
     from dropblock_bench.run import ab
     from dropblock_bench.run.rounds import check_measure
-    from dropblock_bench.run.session import RunRequest, matrix_spec, plan
+    from dropblock_bench.run.session import RunRequest, plan
 
     with _user_errors():
         options.check_format(output_format)
@@ -382,14 +392,15 @@ def ab_command(
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
         commands = ab.parse_command(base_cmd), ab.parse_command(head_cmd)
-        implementations = {i.name: i for i in _resolve(impl, {}, builtins_only=True, command="dbench ab")}
-        spec = matrix_spec(list(implementations), shape=shape, preset=preset, block_size=block_size, p=p, dtype=dtype,
-                           device=device, mode=mode, inplace=inplace)  # fmt: skip
-        cases = plan(RunRequest(implementations, spec, exclusions=exclude or (), malloc=malloc))
+        implementations, specs = _run_matrix(impl, family, shape=shape, preset=preset, block_size=block_size, p=p,
+                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace,
+                                             command="dbench ab")  # fmt: skip
+        cases = plan(RunRequest(implementations, specs, exclusions=exclude or (), malloc=malloc))
         settings = ab.ABSettings(threshold=threshold, alpha=alpha, measure=measure, block_time_s=block_time,
                                  rounds_per_pair=rounds_per_pair, max_pairs=max_pairs, budget_s=budget, threads=threads,
                                  malloc=malloc)  # fmt: skip
-    run_args = ab.run_arguments({"--impl": impl, "--shape": shape, "--preset": preset, "--block-size": block_size, "--p": p,
+    run_args = ab.run_arguments({"--impl": impl, "--family": family, "--shape": shape, "--preset": preset,
+                                 "--block-size": block_size, "--p": p, "--holes": holes,
                                  "--dtype": dtype, "--device": device, "--mode": mode, "--inplace": inplace,
                                  "--threads": threads, "--malloc": malloc, "--exclude": exclude})  # fmt: skip
     progress = _progress(with_eta=True)
@@ -500,6 +511,24 @@ def _show(screen: screens.Screen) -> None:
 
 def _progress(with_eta: bool = False) -> Progress:
     return progress_bar(error_console, with_eta=with_eta)
+
+
+def _run_matrix(impl: list[str] | None, family: str | None, *, command: str,
+                **matrix_options: Any) -> tuple[dict[str, Implementation], tuple[MatrixSpec, ...]]:  # fmt: skip
+    """The implementations ``run`` and ``ab`` time (those named, else the built-ins of
+    ``family``, else of every family) and one matrix per family (:func:`matrix_specs`)."""
+    from dropblock_bench.run.session import matrix_specs
+
+    family = options.check_family(family)
+    resolved = _resolve(impl, {}, builtins_only=True, family=family, command=command)
+    from dropblock_bench.families.catalog import FAMILIES
+
+    by_family: dict[str, list[str]] = {name: [] for name in FAMILIES}
+    for implementation in resolved:
+        by_family[implementation.family].append(implementation.name)
+    by_family = {name: names for name, names in by_family.items() if names}
+    specs = matrix_specs(by_family, chosen=bool(impl or family), **matrix_options)
+    return {i.name: i for i in resolved}, specs
 
 
 def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, builtins_only: bool = False,

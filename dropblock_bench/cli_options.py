@@ -55,20 +55,23 @@ ShowAll = Annotated[
 Shape = Annotated[
     list[str] | None,
     typer.Option(
-        "--shape", "-s", metavar="NxCxHxW", help="Input shape NxCxHxW, e.g. 32x256x56x56. Repeatable or comma list."
+        "--shape", "-s", metavar="NxCxHxW",
+        help="Input shape, e.g. 32x256x56x56 (NxCxDxHxW for dropblock3d, 64x197x768 for drop-path). Repeatable or comma list.",
     ),
 ]
 Preset = Annotated[
     str | None,
     typer.Option(
-        metavar="quick|resnet50",
-        help="quick: 8x256x56x56 and 8x1024x14x14, forward and forward+backward (the default). resnet50: the 4 ResNet-50 stage shapes at batch 32.",
+        metavar="NAME",
+        help="Each family's shapes: quick (the default, every family); resnet50 (dropblock2d, spatial-dropout: the 4 ResNet-50 stages at batch 32); video (dropblock3d); vit, convnext (drop-path); cifar, imagenet (cutout). See docs/cli.md.",
     ),
 ]
 BlockSize = Annotated[
-    list[str] | None, typer.Option("--block-size", "-k", metavar="K", help="Block size(s). Default 7.")
+    list[str] | None,
+    typer.Option("--block-size", "-k", metavar="K", help="Block size(s); Cutout's hole length. Default: the preset's (7 for dropblock2d)."),
 ]
-P = Annotated[list[str] | None, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1]. Default 0.1.")]
+Holes = Annotated[list[str] | None, typer.Option("--holes", metavar="N", help="Cutout's holes per image. Default 1.")]
+P = Annotated[list[str] | None, typer.Option("--p", metavar="P", help="Drop probability(ies) in [0, 1] (not Cutout's). Default 0.1.")]
 Dtype = Annotated[
     list[str] | None, typer.Option(metavar="DTYPE", help="float32 | float16 | bfloat16 | float64. Default float32.")
 ]

@@ -299,24 +299,25 @@ def run_noise_legend() -> str:
     )
 
 
-def run_table(results: Sequence[CaseRecord]) -> Table:
-    """Timing results grouped by shape; each time coloured by its ratio to the best
-    implementation of the same setting (as torch.utils.benchmark's Compare does), and marked
-    ``~`` where the case has noise flags (the caption then says what they mean). Axes with a
-    single value across the run go into the title instead of a column."""
+def run_table(results: Sequence[CaseRecord], title: str = "dbench run") -> Table:
+    """Timing results of one family grouped by shape; each time coloured by its ratio to the
+    best implementation of the same setting (as torch.utils.benchmark's Compare does), and
+    marked ``~`` where the case has noise flags (the caption then says what they mean). Axes
+    with a single value across the run go into the title instead of a column; the family's
+    call arguments (``k=7 p=0.1``, ``p=0.1``, ``holes=1 L=16``) are one axis, ``setting``."""
     axes = {
         "mode": lambda c: {"forward": "fwd", "backward": "fwd+bwd"}[c.mode],
         "dtype": lambda c: _DTYPE_SHORT.get(c.dtype, c.dtype),
         "device": lambda c: c.device,
-        "k": lambda c: str(c.block_size),
-        "p": lambda c: f"{c.p:g}",
+        "setting": lambda c: c.setting_label,
         "inplace": lambda c: "yes" if c.inplace else "",
     }
     varying = [name for name, get in axes.items() if len({get(r.case) for r in results}) > 1]
-    fixed = [f"{name} {axes[name](results[0].case)}" for name in axes if name not in varying and axes[name](results[0].case)]
+    fixed = [f"{'' if name == 'setting' else name + ' '}{axes[name](results[0].case)}"
+             for name in axes if name not in varying and axes[name](results[0].case)]  # fmt: skip
     noisy = any(r.timing is not None and r.timing.noise for r in results)
     table = Table(
-        title="dbench run" + (f" ({', '.join(fixed)})" if fixed else ""),
+        title=title + (f" ({', '.join(fixed)})" if fixed else ""),
         caption="ms: median ± IQR · ×best: vs the fastest implementation of the same setting · "
         "×floor: vs x*c timed alongside · MB: peak memory above the input during one call"
         + (f" · {run_noise_legend()}" if noisy else ""),

@@ -148,9 +148,13 @@ def run_screen(outcome: RunOutcome, *, malloc: str, saved: str, shard: str | Non
     if not outcome.cases:
         screen.out.append(f"[yellow]{'this shard of ' if shard else ''}the matrix is empty{' after --exclude' if excluded else ''}; nothing to run[/]")
         return screen
+    from dropblock_bench.families.catalog import family_named
+
     records = outcome.records
-    if outcome.count(CaseStatus.OK):
-        screen.out.append(run_table(records))
+    families = list(dict.fromkeys(record.case.family for record in records if record.status is CaseStatus.OK))
+    for index, family in enumerate(families):
+        title = "dbench run" if families == ["dropblock2d"] else f"dbench run: {family_named(family).title}"
+        screen.out += [""] * bool(index) + [run_table([r for r in records if r.case.family == family], title)]
     screen.out += run_notes(records)
     screen.out += [f"[dim]{name}: {status}[/]" for name, status in outcome.backends.items()]
     if malloc == "steady":

@@ -120,7 +120,11 @@ def test_an_unknown_family_is_one_line_and_exit_2():
     ]
 
 
-def test_commands_that_time_dropblock2d_refuse_another_family_in_one_line():
-    result = runner.invoke(app, ["run", "--impl", "drop-path"])
-    assert result.exit_code == 2
-    assert "dbench run takes dropblock2d implementations" in result.output and "drop-path is a drop-path one" in result.output
+def test_run_times_each_family_with_its_own_call():
+    result = runner.invoke(app, ["run", "--impl", "drop-path,cutout", "--shape", "4x3x16x16", "--holes", "2", "--block-size", "8",
+                                 "--min-time", "0.01", "--rounds", "1", "--no-memory"], env={"COLUMNS": "120"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "dbench run: DropPath (stochastic depth)" in text and "p=0.1" in text
+    assert "dbench run: Cutout" in text and "holes=2 L=8" in text
+    assert "2 cases: 2 ok" in text

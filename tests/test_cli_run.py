@@ -72,19 +72,22 @@ def test_absent_device_is_skipped_not_a_crash(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shape", "2x4x12"], "NxCxHxW"),
+        (["--family", "dropblock2d", "--shape", "2x4x12"], "dropblock2d takes NxCxHxW shapes"),
+        (["--impl", "dropblock3d", "--shape", "2x4x12x12"], "dropblock3d takes NxCxDxHxW shapes"),
+        (["--family", "cutout", "--preset", "resnet50"], "no preset 'resnet50' for cutout: use quick, cifar, imagenet"),
         (["--dtype", "int8"], "unknown dtype"),
         (["--device", "tpu"], "unknown device"),
         (["--p", "1.5"], "outside [0, 1]"),
         (["--block-size", "0"], "positive integer"),
         (["--shard", "3/2"], "I/N"),
-        (["--preset", "huge"], "unknown preset"),
+        (["--preset", "huge"], "no preset 'huge'"),
+        (["--holes", "0"], "bad number of holes"),
         (["--impl", "papr"], "did you mean paper"),
         (["--exclude", "colour=red"], "FIELD=VALUES"),
         (["--exclude", "dtype=int8"], "unknown dtype"),
         (["--malloc", "jemalloc"], "unknown --malloc"),
         (["--rounds", "0"], "--rounds"),
-        (["--shape", "2x4x12x12²"], "NxCxHxW"),
+        (["--shape", "2x4x12x12²"], "sizes joined by x"),
         (["--block-size", "7²"], "positive integer"),
         (["--json", "/proc/no/such.json"], "cannot write --json"),
         (["--csv", "."], "is a folder; name a file, e.g. out.csv"),
@@ -157,12 +160,13 @@ def test_ctrl_c_keeps_finished_cases_on_disk(tmp_path, monkeypatch):
     assert len(json.loads((tmp_path / "o.json").read_text())["cases"]) == 2
 
 
-def test_help_names_the_quick_presets_shapes():
+def test_help_names_every_familys_presets():
     from dropblock_bench.run.matrix import PRESETS
 
     help_text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=400).output.split())
-    for shape in PRESETS["quick"]["shapes"]:
-        assert "x".join(map(str, shape)) in help_text
+    for family, presets in PRESETS.items():
+        for name in presets:
+            assert name in help_text, (family, name)
 
 
 USER_FILE = """

@@ -31,10 +31,20 @@ def _result(name: str, median: float, **case_fields) -> CaseRecord:
 
 def test_run_table_puts_fixed_axes_in_the_title_and_varying_ones_in_columns():
     text = _text(run_table([_result("fused", 1.0, block_size=3), _result("fused", 2.0, block_size=5)]))
-    assert "dbench run (mode fwd, dtype fp32, device cpu, p 0.1)" in text
+    assert "dbench run (mode fwd, dtype fp32, device cpu)" in text
     rows = [line.split() for line in text.splitlines() if line.strip().startswith("fused")]
-    # name, k, ms, ±IQR, ×best, ×floor, GB/s: each block size is its own setting, so both are the best
-    assert [(row[1], row[2], row[4], row[5]) for row in rows] == [("3", "1.00", "1.00", "1.00"), ("5", "2.00", "1.00", "2.00")]
+    # name, setting (k, p), ms, ±IQR, ×best, ×floor: each block size is its own setting, so both are the best
+    assert [(row[1], row[2], row[3], row[5], row[6]) for row in rows] == [
+        ("k=3", "p=0.1", "1.00", "1.00", "1.00"), ("k=5", "p=0.1", "2.00", "1.00", "2.00")]
+
+
+def test_run_table_writes_each_familys_own_arguments():
+    cutout = _result("cutout", 1.0, shape=(8, 3, 32, 32), block_size=16, p=0.0, family="cutout", holes=1)
+    text = " ".join(_text(run_table([cutout], "dbench run: Cutout")).split())
+    assert "dbench run: Cutout (mode fwd, dtype fp32, device cpu, holes=1 L=16)" in text
+    drop_path = _result("drop-path", 1.0, shape=(8, 197, 768), block_size=0, family="drop-path")
+    text = _text(run_table([drop_path]))
+    assert "p=0.1)" in text and "k=" not in text and "197" in text
 
 
 def test_run_table_names_a_users_callable_by_file_and_function():

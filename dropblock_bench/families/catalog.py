@@ -51,6 +51,8 @@ class Family:
         reference_name: whose the reference contract is, e.g. ``"the paper (Algorithm 1)"``.
         main_fields: the contract fields ``dbench list`` gives columns (the others show below
             an entry where they depart from the reference).
+        ranks: the input ranks ``dbench run`` times it on, e.g. ``(4,)``.
+        shape_hint: how a shape of it is written, e.g. ``"NxCxHxW"``.
     """
 
     name: str
@@ -62,6 +64,19 @@ class Family:
     input_layout: str
     reference_name: str
     main_fields: tuple[str, ...]
+    ranks: tuple[int, ...] = (4,)
+    shape_hint: str = "NxCxHxW"
+
+    @property
+    def takes_block(self) -> bool:
+        """Whether a call takes a block size (DropBlock's ``block_size``, Cutout's ``length``):
+        ``dbench run``'s ``--block-size``."""
+        return "block_size" in self.arguments or "length" in self.arguments
+
+    @property
+    def takes_p(self) -> bool:
+        """Whether a call takes a drop probability ``p``."""
+        return "p" in self.arguments
 
     @property
     def signature(self) -> str:
@@ -77,13 +92,16 @@ FAMILIES: dict[str, Family] = {
     for family in (
         DROPBLOCK2D,
         Family("dropblock3d", "DropBlock3d", Contract, PAPER_CONTRACT, ("p", "block_size"), (0.1, 3),
-               "(N, C, D, H, W)", _PAPER + " in 3-D", MAIN_FIELDS),
+               "(N, C, D, H, W)", _PAPER + " in 3-D", MAIN_FIELDS, (5,), "NxCxDxHxW"),
         Family("drop-path", "DropPath (stochastic depth)", DropPathContract, DROP_PATH_DEFAULT, ("p",), (0.1,),
-               "(N, ...), dimension 0 the sample", "timm's and torchvision's DropPath", ("unit", "scale")),
+               "(N, ...), dimension 0 the sample", "timm's and torchvision's DropPath", ("unit", "scale"),
+               (2, 3, 4, 5), "NxL[xD...]"),
         Family("spatial-dropout", "SpatialDropout", SpatialDropoutContract, SPATIAL_DEFAULT, ("p",), (0.1,),
-               "(N, C, ...)", "PyTorch's dropout2d/dropout3d on (N, C, ...)", ("unit", "scale")),
+               "(N, C, ...)", "PyTorch's dropout2d/dropout3d on (N, C, ...)", ("unit", "scale"),
+               (3, 4, 5), "NxCxL[xH[xW]]"),
         Family("cutout", "Cutout", CutoutContract, CUTOUT_DEFAULT, ("n_holes", "length"), (1, 4),
-               "(N, C, H, W) or (C, H, W)", "the Cutout paper's code", ("centre", "holes", "rescale")),
+               "(N, C, H, W) or (C, H, W)", "the Cutout paper's code", ("centre", "holes", "rescale"),
+               (4, 3), "NxCxHxW"),
     )
 }
 """Every family, DropBlock2d first."""

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from dropblock_bench.run.matrix import RunCase, parse_shape
+from dropblock_bench.run.matrix import DEFAULT_FAMILY, RunCase, parse_shape
 
 __all__ = [
     "CSV_COLUMNS",
@@ -29,9 +29,12 @@ __all__ = [
     "Timing",
     "case_key",
     "case_label",
+    "setting_label",
 ]
 
-KEY_COLUMNS = ("implementation", "device", "dtype", "shape", "block_size", "p", "mode", "inplace")
+KEY_COLUMNS = ("implementation", "device", "dtype", "shape", "block_size", "p", "mode", "inplace", "family", "holes")
+_KEY_DEFAULTS = {"family": DEFAULT_FAMILY, "holes": 0}
+"""What a file written before the families read as: DropBlock2d cases, no holes."""
 
 
 class CaseStatus(enum.StrEnum):
@@ -117,6 +120,8 @@ class CaseRecord:
             "p": c.p,
             "mode": c.mode,
             "inplace": c.inplace,
+            "family": c.family,
+            "holes": c.holes,
         }
         timing = dataclasses.asdict(self.timing) if self.timing else {}
         memory = dataclasses.asdict(self.memory) if self.memory else {}
@@ -141,6 +146,8 @@ class CaseRecord:
             p=float(flat["p"]),
             mode=str(flat["mode"]),
             inplace=_truthy(flat.get("inplace")),
+            family=str(flat.get("family") or DEFAULT_FAMILY),
+            holes=int(flat.get("holes") or 0),
         )
         status = CaseStatus(flat.get("status", "ok"))
         timing = None
@@ -184,14 +191,34 @@ def _truthy(value: Any) -> bool:
 
 def case_key(flat: Mapping[str, Any]) -> tuple[Any, ...]:
     """The identity of a flat case (from a JSON or CSV file) across runs: the key columns,
-    with ``inplace`` read as a bool whatever its spelling."""
-    return tuple(_truthy(flat.get(column)) if column == "inplace" else flat.get(column) for column in KEY_COLUMNS)
+    with ``inplace`` read as a bool whatever its spelling, ``holes`` as an int, and a file
+    written before the families read as DropBlock2d."""
+    return tuple(_key_value(flat, column) for column in KEY_COLUMNS)
+
+
+def _key_value(flat: Mapping[str, Any], column: str) -> Any:
+    value = flat.get(column)
+    if column == "inplace":
+        return _truthy(value)
+    if value is None or value == "":
+        return _KEY_DEFAULTS.get(column, value)
+    return int(value) if column == "holes" else value
 
 
 def case_label(flat: Mapping[str, Any]) -> str:
-    """The case for people: ``fused 8x256x56x56 float32 cpu k=7 p=0.1 forward [inplace]``."""
+    """The case for people: ``fused 8x256x56x56 float32 cpu k=7 p=0.1 forward [inplace]``
+    (the family's own arguments: ``p=0.1`` for DropPath, ``holes=1 L=16`` for Cutout)."""
     inplace = " inplace" if _truthy(flat.get("inplace")) else ""
     return (
         f"{flat['implementation']} {flat['shape']} {flat['dtype']} {flat['device']}"
-        f" k={flat['block_size']} p={flat['p']} {flat['mode']}{inplace}"
+        f" {setting_label(flat)} {flat['mode']}{inplace}"
     )
+
+
+def setting_label(flat: Mapping[str, Any]) -> str:
+    """A flat case's arguments after ``x``, as :attr:`RunCase.setting_label` writes them."""
+    family = _key_value(flat, "family")
+    if family == DEFAULT_FAMILY:  # as files have always written them, whatever the number's spelling
+        return f"k={flat['block_size']} p={flat['p']}"
+    return RunCase("", "", "", (), int(flat["block_size"]), float(flat["p"]), "", family=family,
+                   holes=_key_value(flat, "holes")).setting_label  # fmt: skip

@@ -24,7 +24,7 @@ from dropblock_bench.run.machine_load import MachineLoad
 from dropblock_bench.run.matrix import MatrixSpec, RunCase
 from dropblock_bench.run.records import CaseRecord, CaseStatus
 
-__all__ = ["RunOutcome", "RunRequest", "matrix_spec", "plan", "run_session"]
+__all__ = ["RunOutcome", "RunRequest", "matrix_specs", "plan", "run_session"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,8 @@ class RunRequest:
     """
 
     implementations: Mapping[str, Implementation]
-    spec: MatrixSpec
+    specs: Sequence[MatrixSpec]
+    """One matrix per family (:func:`matrix_specs`)."""
     exclusions: Sequence[str] = ()
     shard: str | None = None
     min_time_s: float = 0.15
@@ -67,35 +68,77 @@ class RunOutcome:
         return sum(record.status is status for record in self.records)
 
 
-def matrix_spec(
-    names: Sequence[str],
+def matrix_specs(
+    names_by_family: Mapping[str, Sequence[str]],
     *,
     shape: Sequence[str] | None = None,
     preset: str | None = None,
     block_size: Sequence[str] | None = None,
     p: Sequence[str] | None = None,
+    holes: Sequence[str] | None = None,
     dtype: Sequence[str] | None = None,
     device: Sequence[str] | None = None,
     mode: str | None = None,
     inplace: bool = False,
-) -> MatrixSpec:
-    """The matrix the options describe (texts as the user typed them); the quick preset fills
-    whatever they leave open when no shape is given."""
-    if preset is not None and preset not in matrix.PRESETS:
-        raise DbenchError(f"unknown preset {preset!r}: use {' or '.join(matrix.PRESETS)}")
-    base: Mapping[str, Any] = matrix.PRESETS[preset or "quick"] if (preset or not shape) else {}
-    shapes = tuple(dict.fromkeys(matrix.parse_shape(s) for s in matrix.split_values(shape))) or base.get("shapes", ())
-    modes = matrix.parse_mode(mode) if mode else base.get("modes", ("forward",))
-    return MatrixSpec(
-        implementations=tuple(names),
-        shapes=shapes,
-        block_sizes=tuple(dict.fromkeys(matrix.parse_block_size(v) for v in matrix.split_values(block_size))) or (7,),
-        ps=tuple(dict.fromkeys(matrix.parse_probability(v) for v in matrix.split_values(p))) or (0.1,),
-        dtypes=tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
-        devices=tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
-        modes=modes,
-        inplace=(False, True) if inplace else (False,),
-    )
+    chosen: bool = True,
+) -> tuple[MatrixSpec, ...]:
+    """One matrix per family of ``names_by_family`` (family -> implementation names), from the
+    options as the user typed them.
+
+    With no ``shape``, each family runs its preset ``preset`` (default ``quick``); families
+    without a preset of that name are left out. A family's preset fills whatever the options
+    leave open (modes, block size). ``block_size`` and ``p`` apply to the families whose call
+    takes them (Cutout's block size is its hole's length), ``holes`` to Cutout. ``chosen``:
+    the user named the families (``--family`` or ``--impl``), so a shape of a rank one of them
+    does not take is an error; otherwise such a family is left out. Bad input, or nothing left
+    to run, raises :class:`~dropblock_bench.errors.DbenchError`.
+    """
+    from dropblock_bench.families.catalog import family_named
+
+    shapes_given = tuple(dict.fromkeys(matrix.parse_shape(s) for s in matrix.split_values(shape)))
+    blocks_given = tuple(dict.fromkeys(matrix.parse_block_size(v) for v in matrix.split_values(block_size)))
+    ps_given = tuple(dict.fromkeys(matrix.parse_probability(v) for v in matrix.split_values(p)))
+    holes_given = tuple(dict.fromkeys(matrix.parse_holes(v) for v in matrix.split_values(holes)))
+    common = {
+        "dtypes": tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
+        "devices": tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
+        "inplace": (False, True) if inplace else (False,),
+    }
+    modes_given = matrix.parse_mode(mode) if mode else None
+    specs: list[MatrixSpec] = []
+    for family_name, names in names_by_family.items():
+        family = family_named(family_name)
+        presets = matrix.PRESETS[family_name]
+        if shapes_given and preset is None:
+            base = None
+            if not chosen and any(len(s) not in family.ranks for s in shapes_given):
+                continue
+            for one in shapes_given:
+                matrix.check_shape(one, family_name)
+        elif (preset or "quick") in presets:
+            base = presets[preset or "quick"]
+        else:
+            continue
+        shapes = shapes_given or (base.shapes if base else ())
+        preset_block = (base.block_size if base else 0) or matrix.DEFAULT_BLOCK_SIZES.get(family_name, 0)
+        specs.append(MatrixSpec(
+            implementations=tuple(names),
+            shapes=shapes,
+            block_sizes=(blocks_given or (preset_block,)) if family.takes_block else (0,),
+            ps=(ps_given or (0.1,)) if family.takes_p else (0.0,),
+            modes=modes_given or (base.modes if base else ("forward",)),
+            family=family_name,
+            holes=(holes_given or (1,)) if "n_holes" in family.arguments else (0,),
+            **common,
+        ))  # fmt: skip
+    if not specs:
+        if preset is not None and len(names_by_family) == 1:
+            [name] = names_by_family
+            raise DbenchError(f"no preset {preset!r} for {name}: use {', '.join(matrix.PRESETS[name])}")
+        if preset is not None:
+            raise DbenchError(f"no preset {preset!r} for these families: `dbench run --help` lists each one's")
+        raise DbenchError("no chosen family takes shapes of that rank: choose one with --family (see `dbench list`)")
+    return tuple(specs)
 
 
 def plan(request: RunRequest) -> list[RunCase]:
@@ -103,7 +146,7 @@ def plan(request: RunRequest) -> list[RunCase]:
     :class:`~dropblock_bench.errors.DbenchError` before anything is timed."""
     if request.malloc not in MALLOC_REGIMES:
         raise DbenchError(f"unknown --malloc {request.malloc!r}: use {' or '.join(MALLOC_REGIMES)}")
-    cases = matrix.expand(request.spec)
+    cases = [case for spec in request.specs for case in matrix.expand(spec)]
     exclusions = [matrix.parse_exclusion(text) for text in request.exclusions]
     cases = [case for case in cases if not any(e.matches(case) for e in exclusions)]
     if request.shard:

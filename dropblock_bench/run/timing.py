@@ -65,18 +65,29 @@ def skip_reason(case: RunCase, impl: Implementation) -> str | None:
         return f"{impl.name} does not support inplace"
     if case.inplace and case.mode == "backward":
         return "in-place on a leaf cannot be differentiated; time backward out of place"
-    height, width = case.shape[2:]
-    if case.block_size > min(height, width):
-        return f"block {case.block_size} is larger than the {height}x{width} map"
+    if "block_size" in case.arguments:  # DropBlock's blocks must fit (Cutout's holes are clipped)
+        spatial = case.shape[2:]
+        if case.block_size > min(spatial):
+            return f"block {case.block_size} is larger than the {'x'.join(map(str, spatial))} map"
     return None
+
+
+_SCOPE_NAMES = {"p": "p", "block_size": "k", "length": "k", "n_holes": "n"}
+"""The timer's name of each argument a family's call takes after ``x``."""
+
+
+def _call(case: RunCase) -> str:
+    """The case's call as the timer runs it: ``fn(x, p, k)`` for DropBlock2d, ``fn(x, p)`` for
+    DropPath, ``fn(x, n, k)`` for Cutout."""
+    return f"fn(x, {', '.join(_SCOPE_NAMES[name] for name in case.arguments)}"
 
 
 def _statements(case: RunCase) -> tuple[str, str]:
     """(case statement, floor statement) for the timer."""
     kwargs = ", inplace=True" if case.inplace else ""
     if case.mode == "backward":
-        return ("x.grad = None; fn(x, p, k).backward(g)", "x.grad = None; (x * c).backward(g)")
-    return (f"fn(x, p, k{kwargs})", "x.mul_(c)" if case.inplace else "x * c")
+        return (f"x.grad = None; {_call(case)}).backward(g)", "x.grad = None; (x * c).backward(g)")
+    return (f"{_call(case)}{kwargs})", "x.mul_(c)" if case.inplace else "x * c")
 
 
 def _bytes_moved(case: RunCase, x: torch.Tensor) -> int:
@@ -136,7 +147,7 @@ def _start(case: RunCase, impl: Implementation, inputs: dict[str, Any], result: 
 def _timers(case: RunCase, fn: Callable[..., torch.Tensor], inputs: dict[str, Any],
             scope: dict[str, Any]) -> tuple[torch_benchmark.Timer, torch_benchmark.Timer]:  # fmt: skip
     """The case's timer and its floor's, over ``scope`` filled with the function, p, k, c and ``inputs``."""
-    scope.update({"fn": fn, "p": case.p, "k": case.block_size, "c": FLOOR_CONSTANT, **inputs})
+    scope.update({"fn": fn, "p": case.p, "k": case.block_size, "n": case.holes, "c": FLOOR_CONSTANT, **inputs})
     statement, floor_statement = _statements(case)
     threads = torch.get_num_threads()
     return (torch_benchmark.Timer(statement, globals=scope, num_threads=threads),
@@ -173,7 +184,7 @@ def _finish(timed: _Timed, settings: RunSettings) -> None:
     if settings.measure_memory:
         memory.peak_mem_bytes = peak_memory_bytes(_one_call(case, timed.fn, timed.scope), torch.device(case.device))
     if case.mode == "backward":
-        memory.saved_bytes = saved_for_backward_bytes(lambda: timed.fn(x, case.p, case.block_size), exclude=x)
+        memory.saved_bytes = saved_for_backward_bytes(lambda: timed.fn(x, *case.arguments.values()), exclude=x)
     if memory != MemoryUse():
         result.memory = memory
 
@@ -326,15 +337,17 @@ def _rotated(items: list[Any], by: int) -> list[Any]:
 
 
 def _one_call(case: RunCase, fn: Callable[..., torch.Tensor], scope: dict[str, Any]) -> Callable[[], object]:
-    x = scope["x"]
+    x, arguments = scope["x"], tuple(case.arguments.values())
     if case.mode == "backward":
 
         def forward_backward() -> None:
             x.grad = None
-            fn(x, case.p, case.block_size).backward(scope["g"])
+            fn(x, *arguments).backward(scope["g"])
 
         return forward_backward
-    return lambda: fn(x, case.p, case.block_size, inplace=case.inplace)
+    if case.inplace:
+        return lambda: fn(x, *arguments, inplace=True)
+    return lambda: fn(x, *arguments)
 
 
 def run_matrix(

@@ -10,7 +10,7 @@ import pytest
 from dropblock_bench.metadata import machine_meta
 from dropblock_bench.run.files import CsvAppender, JsonRunWriter, RunFileError, load_run, merge_runs
 from dropblock_bench.run.matrix import RunCase
-from dropblock_bench.run.records import CSV_COLUMNS, JSON_COLUMNS, CaseRecord, CaseStatus, MemoryUse, Timing, case_key
+from dropblock_bench.run.records import CSV_COLUMNS, JSON_COLUMNS, CaseRecord, CaseStatus, MemoryUse, Timing, case_key, case_label
 
 REQUIRED_CSV = [
     "implementation", "device", "dtype", "shape", "block_size", "p", "mode", "median_ms", "iqr_ms", "ci_low_ms",
@@ -30,7 +30,7 @@ def test_records_round_trip_through_their_flat_form():
     flat = record.to_dict()
     assert list(flat) == list(JSON_COLUMNS) and list(record.to_dict(samples=False)) == list(CSV_COLUMNS)
     assert CaseRecord.from_dict(flat) == record
-    assert case_key(flat) == record.key() == ("fused", "cpu", "float32", "2x4x8x8", 3, 0.1, "forward", False)
+    assert case_key(flat) == record.key() == ("fused", "cpu", "float32", "2x4x8x8", 3, 0.1, "forward", False, "dropblock2d", 0)
     skipped = CaseRecord(record.case, CaseStatus.SKIPPED, "cuda is not available")
     assert skipped.to_dict()["median_ms"] is None and CaseRecord.from_dict(skipped.to_dict()) == skipped
     assert case_key({**flat, "inplace": "False"}) == case_key(flat)  # a CSV's spelling of the bool
@@ -122,3 +122,15 @@ def test_update_meta_merges_into_the_written_meta_and_keeps_the_cases(tmp_path):
     assert payload["meta"]["machine_load"]["other_cpu_share"] == 0.3
     assert payload["meta"]["tool"] == "test" and payload["meta"]["format"] == "dbench-run/1"
     assert len(payload["cases"]) == 1 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_familys_case_round_trips_and_a_file_from_before_the_families_reads_as_dropblock2d():
+    from dropblock_bench.run.matrix import RunCase
+
+    cutout = CaseRecord(RunCase("cutout", "cpu", "float32", (8, 3, 32, 32), 16, 0.0, "forward", family="cutout", holes=2))
+    flat = cutout.to_dict()
+    assert CaseRecord.from_dict(flat) == cutout and case_key(flat)[-2:] == ("cutout", 2)
+    assert case_label(flat) == "cutout 8x3x32x32 float32 cpu holes=2 L=16 forward"
+    old = {key: value for key, value in _result().to_dict().items() if key not in ("family", "holes")}
+    assert case_key(old) == _result().key() and CaseRecord.from_dict(old).case.family == "dropblock2d"
+    assert case_label(old).endswith("k=3 p=0.1 forward")

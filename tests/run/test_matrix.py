@@ -28,7 +28,9 @@ def test_parsers_accept_good_input():
 @pytest.mark.parametrize(
     ("parser", "text", "message"),
     [
-        (matrix.parse_shape, "32x256x56", "NxCxHxW"),
+        (matrix.parse_shape, "32x256xx56", "sizes joined by x"),
+        (matrix.parse_shape, "1x2x3x4x5x6x7", "sizes joined by x"),
+        (matrix.parse_holes, "0", "positive integer"),
         (matrix.parse_shape, "32x0x5x5", "positive"),
         (matrix.parse_dtype, "int8", "unknown dtype"),
         (matrix.parse_device, "tpu", "unknown device"),
@@ -45,7 +47,35 @@ def test_parsers_refuse_bad_input_with_a_clear_message(parser, text, message):
 
 
 def test_resnet50_preset_is_the_four_stage_shapes():
-    assert matrix.PRESETS["resnet50"]["shapes"] == ((32, 256, 56, 56), (32, 512, 28, 28), (32, 1024, 14, 14), (32, 2048, 7, 7))
+    stages = ((32, 256, 56, 56), (32, 512, 28, 28), (32, 1024, 14, 14), (32, 2048, 7, 7))
+    assert matrix.PRESETS["dropblock2d"]["resnet50"].shapes == stages
+    assert matrix.PRESETS["spatial-dropout"]["resnet50"].shapes == stages
+
+
+def test_every_family_has_a_quick_preset_and_presets_take_the_familys_ranks():
+    from dropblock_bench.families.catalog import FAMILIES
+
+    assert set(matrix.PRESETS) == set(FAMILIES)
+    for family, presets in matrix.PRESETS.items():
+        assert "quick" in presets
+        for preset in presets.values():
+            for shape in preset.shapes:
+                matrix.check_shape(shape, family)
+            assert (preset.block_size > 0) == FAMILIES[family].takes_block
+
+
+def test_the_presets_hold_the_shapes_each_family_is_used_at():
+    assert (64, 197, 768) in matrix.PRESETS["drop-path"]["vit"].shapes
+    assert (32, 96, 56, 56) in matrix.PRESETS["drop-path"]["convnext"].shapes
+    assert matrix.PRESETS["cutout"]["cifar"] == matrix.Preset(((128, 3, 32, 32),), block_size=16)
+    assert matrix.PRESETS["cutout"]["imagenet"].shapes == ((64, 3, 224, 224),)
+    assert all(len(shape) == 5 for shape in matrix.PRESETS["dropblock3d"]["video"].shapes)
+
+
+def test_a_shape_of_a_rank_the_family_does_not_take_is_refused_naming_its_layout():
+    with pytest.raises(MatrixError, match=re.escape("dropblock3d takes NxCxDxHxW shapes (5-D), not 2x4x8x8")):
+        matrix.check_shape((2, 4, 8, 8), "dropblock3d")
+    matrix.check_shape((64, 197, 768), "drop-path")
 
 
 def test_expand_is_the_full_product_with_implementations_adjacent():

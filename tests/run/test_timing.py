@@ -227,3 +227,43 @@ def test_reseating_keeps_the_values_and_the_timers_working():
     timing.time_round(0, 0.001)
     [data] = timing.last_round()
     assert data is not None and data[0] and data[1]
+
+
+FAMILY_CASES = [
+    ("dropblock3d", (2, 3, 5, 6, 6), {"block_size": 3}, "fn(x, p, k)"),
+    ("drop-path", (4, 9, 8), {"block_size": 0}, "fn(x, p)"),
+    ("spatial-dropout", (2, 4, 6, 6), {"block_size": 0}, "fn(x, p)"),
+    ("cutout", (4, 3, 12, 12), {"block_size": 6, "p": 0.0, "holes": 2}, "fn(x, n, k)"),
+]
+
+
+@pytest.mark.parametrize(("family", "shape", "fields", "call"), FAMILY_CASES, ids=[c[0] for c in FAMILY_CASES])
+@pytest.mark.parametrize("mode", ["forward", "backward"])
+def test_each_family_is_timed_with_its_own_call(monkeypatch, family, shape, fields, call, mode):
+    statements: list[str] = []
+    real_timer = timing.torch_benchmark.Timer
+    monkeypatch.setattr(timing.torch_benchmark, "Timer", lambda stmt, *a, **k: statements.append(stmt) or real_timer(stmt, *a, **k))
+    calls: list[tuple] = []
+    real = get_implementation(family)
+    load = real.load
+
+    def recorded(x, *arguments, **keywords):
+        calls.append(arguments)
+        return load()(x, *arguments, **keywords)
+
+    impl = types.SimpleNamespace(**{f: getattr(real, f) for f in ("name", "devices", "dtypes", "supports_backward", "supports_inplace")},
+                                 load=lambda: recorded)  # fmt: skip
+    case = _case(implementation=family, shape=shape, family=family, mode=mode, **fields)
+    record = run_case(case, impl, FAST)
+    assert record.status == "ok", record.reason
+    assert any(statement.startswith(call) or f"; {call}.backward(g)" in statement for statement in statements), statements
+    expected = tuple(case.arguments.values())
+    assert calls and all(arguments == expected for arguments in calls)
+    assert (record.memory.saved_bytes is not None) == (mode == "backward")
+
+
+def test_a_block_larger_than_a_3d_map_is_skipped_and_cutout_holes_never_are():
+    db3d = _case(implementation="dropblock3d", shape=(1, 2, 4, 8, 8), block_size=5, family="dropblock3d")
+    assert timing.skip_reason(db3d, get_implementation("dropblock3d")) == "block 5 is larger than the 4x8x8 map"
+    cutout = _case(implementation="cutout", shape=(1, 3, 8, 8), block_size=32, p=0.0, family="cutout", holes=1)
+    assert timing.skip_reason(cutout, get_implementation("cutout")) is None
