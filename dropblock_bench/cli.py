@@ -461,41 +461,72 @@ def report_command(
     console.print(f"report written to {path}", highlight=False)
 
 
+SHOW_DEFAULTS: dict[str, tuple[str, dict[str, float]]] = {
+    "dropblock2d": ("1x3x14x14", {"p": 0.2, "block_size": 5}),
+    "dropblock3d": ("1x2x4x10x10", {"p": 0.2, "block_size": 3}),
+    "drop-path": ("8x6x6", {"p": 0.5}),
+    "spatial-dropout": ("1x8x6x6", {"p": 0.3}),
+    "cutout": ("1x3x16x16", {"n_holes": 2, "length": 6}),
+}
+"""Per family: the shape ``dbench show`` draws and the arguments it calls with, unless given."""
+
+
 @_command("show")
 def show_command(
     impl: Annotated[str, typer.Option("--impl", "-i", metavar="NAME", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
-    shape: Annotated[str, typer.Option("--shape", "-s", metavar="NxCxHxW", help="NxCxHxW; the first sample's channels are drawn.")] = "1x3x14x14",
-    block_size: Annotated[int, typer.Option("--block-size", "-k", metavar="K", help="Block size.", min=1)] = 5,
-    p: Annotated[float, typer.Option("--p", metavar="P", help="Drop probability.", min=0.0, max=1.0)] = 0.2,
+    shape: Annotated[str | None, typer.Option("--shape", "-s", metavar="NxCxHxW", help="Input shape (the family's layout). Default per family, e.g. 1x3x14x14 for dropblock2d, 8x6x6 for drop-path.")] = None,
+    block_size: Annotated[int | None, typer.Option("--block-size", "-k", metavar="K", help="Block size (Cutout: hole length). Default 5 (dropblock2d), 3 (dropblock3d), 6 (cutout).", min=1)] = None,
+    p: Annotated[float | None, typer.Option("--p", metavar="P", help="Drop probability (not Cutout's). Default 0.2 (DropBlock), 0.5 (drop-path), 0.3 (spatial-dropout).", min=0.0, max=1.0)] = None,
+    holes: Annotated[int | None, typer.Option("--holes", metavar="N", help="Cutout's holes per image. Default 2.", min=1)] = None,
+    family: options.FamilyName = None,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the draw.")] = 0,
     png: Annotated[Path | None, typer.Option("--png", metavar="FILE", help="Also save the mask as a PNG (needs matplotlib).")] = None,
 ) -> None:
-    """Draw one sampled mask in the terminal (█ dropped, · kept), channels in rows that fit it."""
+    """Draw one sampled mask in the terminal (█ dropped, · kept), maps in rows that fit it.
+
+    What is drawn shows the family's structure: DropBlock2d's and SpatialDropout's and Cutout's
+    channels of the first sample, DropBlock3d's depth slices of its first two channels,
+    DropPath's samples. A file callable is taken as `--family`'s signature (default dropblock2d).
+    """
     from dropblock_bench.run import matrix
 
     with _user_errors():
         check_output_file(png, "--png")
-        implementations = _resolve([impl], {}, command="dbench show")
+        family = options.check_family(family)
+        implementations = _resolve([impl], {}, family=family, command="dbench show")
         if len(implementations) > 1:
             names = ", ".join(i.name for i in implementations)
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
         [implementation] = implementations
+        default_shape, arguments = SHOW_DEFAULTS[implementation.family]
+        given = {"p": p, "block_size": block_size, "length": block_size, "n_holes": holes}
+        takes = dict.fromkeys(arguments)
+        for flag, names in (("--p", ("p",)), ("--block-size", ("block_size", "length")), ("--holes", ("n_holes",))):
+            if given[names[0]] is not None and not any(name in takes for name in names):
+                raise DbenchError(f"{implementation.name} ({implementation.family}) takes no {flag}; its call is "
+                                  f"f(x, {', '.join(arguments)})")  # fmt: skip
+        call = {name: given[name] if given[name] is not None else value for name, value in arguments.items()}
+        shape = shape or default_shape
         shape_tuple = matrix.parse_shape(shape)
-    from dropblock_bench.verify.sampling import sample_mask
+        matrix.check_shape(shape_tuple, implementation.family)
+    from dropblock_bench.verify.sampling import sample_drop_mask
 
     try:
-        mask = sample_mask(implementation, implementation.load(), shape_tuple, p, block_size, seed)
+        mask = sample_drop_mask(implementation, implementation.load(), shape_tuple, tuple(call.values()), seed)
     except Exception as exc:  # noqa: BLE001 - the implementation's failure, reported in one line
         error_console.print(f"[bold red]error:[/] {implementation.name} raised {type(exc).__name__}: {exc}", highlight=False)
         raise typer.Exit(1) from None
-    screen = screens.show_screen(implementation, mask, shape=shape, block_size=block_size, p=p, seed=seed, width=console.width)
+    setting = matrix.RunCase("", "", "", shape_tuple, int(call.get("block_size", call.get("length", 0))), float(call.get("p", 0.0)),
+                             "", family=implementation.family, holes=int(call.get("n_holes", 0))).setting_label  # fmt: skip
+    screen = screens.show_screen(implementation, mask, shape=shape, setting=setting, seed=seed, width=console.width)
     for line in screen.out:
         console.print(line, highlight=False)
     if png:
         from dropblock_bench import plots
+        from dropblock_bench.render import family_maps
 
         with _user_errors():
-            plots.save_figure(plots.masks_figure({implementation.name: mask[:1, :4]}, screen.title), png)
+            plots.save_figure(plots.panels_figure({implementation.name: family_maps(implementation.family, mask)}, screen.title), png)
         console.print(f"saved {png}", highlight=False)
 
 

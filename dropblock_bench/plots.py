@@ -164,11 +164,19 @@ def _map_panels(mask: Any) -> list[tuple[str, Any]]:
 def masks_figure(masks: Mapping[str, Any], caption: str) -> Any:
     """Sampled masks, one row per implementation, each map of each (N, C, H, W) mask in its own
     framed, gridded panel side by side: kept units light, dropped units dark (legend at the top)."""
+    return panels_figure({name: _map_panels(mask) for name, mask in masks.items()}, caption)
+
+
+def panels_figure(labelled_maps: Mapping[str, Sequence[tuple[str, Any]]], caption: str) -> Any:
+    """:func:`masks_figure` for maps already chosen and labelled (``render.family_maps``): one
+    row per implementation, each (label, H x W bool or float map) in its own panel."""
+    import numpy as np
+
     plt = _pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    panels = {name: _map_panels(mask) for name, mask in masks.items()}
+    panels = {name: [(label, np.asarray(values, dtype=float)) for label, values in maps] for name, maps in labelled_maps.items()}
     columns = max((len(p) for p in panels.values()), default=1)
     rows = max(len(panels), 1)
     figure, axes = plt.subplots(rows, columns, figsize=(1.2 + 1.9 * columns, 1.0 + 2.0 * rows), squeeze=False)

@@ -425,23 +425,51 @@ def mask_text(mask: torch.Tensor, title: str, width: int = 80) -> Text:
     """A bool mask (C, H, W) as text: ``█`` dropped, ``·`` kept, each map headed by its channel
     (numbered from 1), as many maps side by side as fit in ``width`` columns and the rest in
     bands below. A map too wide at two columns a unit gets one column a unit."""
-    channels, height, map_width = mask.shape
+    return maps_text([(f"channel {c + 1}", mask[c]) for c in range(mask.shape[0])], title, width)
+
+
+def family_maps(family: str, mask: torch.Tensor, limit: int = 8) -> list[tuple[str, torch.Tensor]]:
+    """The 2-D maps of a sampled bool drop mask that show ``family``'s structure, labelled, at
+    most ``limit``: DropPath's samples (each sample's trailing dimensions, rows by the last);
+    DropBlock3d's first sample's first two channels, depth slice by depth slice; otherwise the
+    first sample's channels (a 1-D channel as one row, more dimensions stacked in rows)."""
+
+    def flat(unit: torch.Tensor) -> torch.Tensor:
+        return unit.reshape(1, -1) if unit.dim() < 2 else unit.reshape(-1, unit.shape[-1])
+
+    if family == "drop-path":
+        return [(f"sample {n + 1}", flat(mask[n])) for n in range(min(limit, mask.shape[0]))]
+    first = mask[0]
+    if family == "dropblock3d":
+        channels, depth = min(2, first.shape[0]), first.shape[1]
+        return [(f"ch {c + 1} depth {d + 1}", first[c, d]) for c in range(channels) for d in range(depth)][:limit]
+    return [(f"channel {c + 1}", flat(first[c])) for c in range(min(limit, first.shape[0]))]
+
+
+def maps_text(maps: Sequence[tuple[str, torch.Tensor]], title: str, width: int = 80) -> Text:
+    """Labelled bool maps (H, W) as text: ``█`` dropped, ``·`` kept, each headed by its label,
+    as many side by side as fit in ``width`` columns and the rest in bands below. Maps too wide
+    at two columns a unit get one column a unit."""
+    map_width = max(m.shape[1] for _, m in maps)
     cell = 2 if 2 * map_width <= width else 1
     drawn_width = cell * map_width
     per_band = max(1, (width + _MAP_GAP) // (drawn_width + _MAP_GAP))
     text = Text(title + "\n", style="bold")
-    for first in range(0, channels, per_band):
-        band = range(first, min(first + per_band, channels))
+    for first in range(0, len(maps), per_band):
+        band = maps[first : first + per_band]
         if first:
             text.append("\n")
-        labels = [f"channel {c + 1}" if len(f"channel {c + 1}") <= drawn_width else str(c + 1) for c in band]
+        labels = [label if len(label) <= drawn_width else str(first + index + 1) for index, (label, _) in enumerate(band)]
         text.append((" " * _MAP_GAP).join(label.ljust(drawn_width) for label in labels).rstrip() + "\n", style="dim")
-        for row in range(height):
-            for index, channel in enumerate(band):
+        for row in range(max(m.shape[0] for _, m in band)):
+            for index, (_, values) in enumerate(band):
                 if index:
                     text.append(" " * _MAP_GAP)
                 for col in range(map_width):
-                    dropped = bool(mask[channel, row, col])
+                    if row >= values.shape[0] or col >= values.shape[1]:
+                        text.append(" " * cell)
+                        continue
+                    dropped = bool(values[row, col])
                     text.append("█" * cell if dropped else "·".ljust(cell), style="red" if dropped else "dim")
             text.append("\n")
     text.rstrip()  # no blank line after the last row

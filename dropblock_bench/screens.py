@@ -89,18 +89,21 @@ def _by_family(implementations: Sequence[Implementation]) -> list[tuple[Family, 
     return [(family, members) for family, members in groups if members]
 
 
-def show_screen(
-    implementation: Implementation, mask: torch.Tensor, *, shape: str, block_size: int, p: float, seed: int, width: int
-) -> Screen:
-    """A sampled bool mask (N, C, H, W): the first sample's first four channels as text."""
-    from dropblock_bench.render import mask_text
+def show_screen(implementation: Implementation, mask: torch.Tensor, *, shape: str, setting: str, seed: int, width: int) -> Screen:
+    """A sampled bool mask of the implementation's input shape, as text: the maps that show its
+    family's structure (:func:`~dropblock_bench.render.family_maps`), titled with the call
+    (``setting``: ``k=5 p=0.2``, ``holes=1 L=16``) and the fraction of the whole mask dropped."""
+    from dropblock_bench.render import family_maps, maps_text
 
-    rate = mask[0].float().mean().item()
-    title = f"{implementation.name}: {shape} k={block_size} p={p:g} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
+    rate = mask.float().mean().item()
+    title = f"{implementation.name}: {shape} {setting} seed={seed} — {rate:.1%} dropped ({implementation.contract})"
     screen = Screen(title=title)
-    screen.out.append(mask_text(mask[0, :4], title, width=width))
-    if mask.shape[1] > 4:
-        screen.out.append(f"[dim]channels 1-4 of {mask.shape[1]} drawn[/]")
+    maps = family_maps(implementation.family, mask)
+    screen.out.append(maps_text(maps, title, width=width))
+    drawn_of = {"drop-path": mask.shape[0], "dropblock3d": min(2, mask.shape[1]) * (mask.shape[2] if mask.dim() > 2 else 1)}
+    total = drawn_of.get(implementation.family, mask.shape[1] if mask.dim() > 1 else 1)
+    if len(maps) < total:
+        screen.out.append(f"[dim]{len(maps)} of {total} maps drawn[/]")
     return screen
 
 

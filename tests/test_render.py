@@ -192,3 +192,17 @@ def test_mask_text_lays_maps_out_in_bands_that_fit_the_width():
 def test_mask_text_gives_a_map_wider_than_the_terminal_one_column_a_unit():
     lines = _recorded(mask_text(torch.ones(1, 2, 60, dtype=torch.bool), "title", width=80), 80)
     assert lines[2] == "█" * 60
+
+
+def test_family_maps_show_each_familys_structure():
+    from dropblock_bench.render import family_maps
+
+    samples = torch.zeros(10, 4, 3, dtype=torch.bool)
+    assert [label for label, _ in family_maps("drop-path", samples)] == [f"sample {n}" for n in range(1, 9)]
+    assert family_maps("drop-path", samples)[0][1].shape == (4, 3)
+    volume = torch.zeros(1, 3, 2, 5, 6, dtype=torch.bool)
+    maps = family_maps("dropblock3d", volume)
+    assert [label for label, _ in maps] == ["ch 1 depth 1", "ch 1 depth 2", "ch 2 depth 1", "ch 2 depth 2"]
+    assert maps[0][1].shape == (5, 6)
+    tokens = torch.zeros(2, 3, 7, dtype=torch.bool)  # SpatialDropout on (N, C, L): each channel one row
+    assert [m.shape for _, m in family_maps("spatial-dropout", tokens)] == [(1, 7)] * 3

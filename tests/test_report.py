@@ -85,3 +85,26 @@ def test_show_draws_a_mask_and_saves_a_png(tmp_path):
 )  # fmt: skip
 def test_run_title_names_when_at_which_commit_and_on_what(meta, title):
     assert run_title(meta) == title
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--impl", "drop-path"], ["drop-path: 8x6x6 p=0.5 seed=0", "sample 8"]),
+        (["--impl", "dropblock3d", "--p", "0.3"], ["dropblock3d: 1x2x4x10x10 k=3 p=0.3", "ch 2 depth 4"]),
+        (["--impl", "spatial-dropout"], ["spatial-dropout: 1x8x6x6 p=0.3", "channel 8"]),
+        (["--impl", "cutout", "--holes", "1", "-k", "4", "--shape", "2x3x8x8"], ["cutout: 2x3x8x8 holes=1 L=4", "channel 3"]),
+    ],
+)  # fmt: skip
+def test_show_draws_each_familys_structure(tmp_path, args, expected):
+    result = runner.invoke(app, ["show", *args, "--png", str(tmp_path / "m.png")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert all(text in result.output for text in expected) and "██" in result.output
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_refuses_arguments_the_family_does_not_take_and_shapes_of_another_rank():
+    result = runner.invoke(app, ["show", "--impl", "cutout", "--p", "0.3"])
+    assert result.exit_code == 2 and "cutout (cutout) takes no --p; its call is f(x, n_holes, length)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["show", "--impl", "dropblock3d", "--shape", "1x2x8x8"])
+    assert result.exit_code == 2 and "dropblock3d takes NxCxDxHxW shapes" in result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from typing import Any
 
 import torch
 
@@ -141,5 +142,18 @@ def sample_mask(
     impl: Implementation, fn: DropBlockFn, shape: tuple[int, int, int, int], p: float, block_size: int, seed: int = 0
 ) -> torch.Tensor:
     """One bool drop mask of ``shape`` (N, C, H, W) from the implementation (input all ones)."""
-    out = call_seeded(impl, fn, torch.ones(shape), p, block_size, seed)
-    return (out == 0).cpu()
+    return sample_drop_mask(impl, fn, shape, (p, block_size), seed)
+
+
+def sample_drop_mask(impl: Implementation, fn: Any, shape: tuple[int, ...], arguments: tuple[float | int, ...],
+                     seed: int = 0) -> torch.Tensor:  # fmt: skip
+    """One bool drop mask of ``shape`` from an implementation of any family: ``fn(ones, *arguments)``
+    seeded (through ``generator=`` where supported, else torch's global RNG), zeros read as
+    dropped. An output that is not a tensor of ``shape`` raises ``TypeError`` or ``ValueError``."""
+    x = torch.ones(shape)
+    if impl.supports_generator:
+        out = fn(x, *arguments, generator=torch.Generator().manual_seed(seed))
+    else:
+        torch.manual_seed(seed)
+        out = fn(x, *arguments)
+    return (checked_output(x, out) == 0).cpu()
