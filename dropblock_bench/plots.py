@@ -15,6 +15,7 @@ from typing import Any
 
 from dropblock_bench import spec
 from dropblock_bench.errors import DbenchError
+from dropblock_bench.run.records import setting_label
 
 MODE_LABELS = {"forward": "forward", "backward": "forward+backward"}
 """What each run mode times: ``backward`` is a forward and a backward pass."""
@@ -66,7 +67,7 @@ def timing_figure(cases: Sequence[Mapping[str, Any]], mode: str, subtitle: str =
     def group(c: Mapping[str, Any]) -> str:
         dtype = f"{c['dtype']} " if several_dtypes else ""
         device = f"{c['device']} " if several_devices else ""
-        return f"{c['shape']}\n{device}{dtype}k={c['block_size']} p={c['p']:g}"
+        return f"{c['shape']}\n{device}{dtype}{setting_label(c)}"
 
     shapes = list(dict.fromkeys(group(c) for c in rows))
     names = list(dict.fromkeys(c["implementation"] for c in rows))

@@ -15,6 +15,7 @@ from dropblock_bench import plots
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import Implementation, default_registry
 from dropblock_bench.run.files import load_run, read_json
+from dropblock_bench.run.records import KEY_COLUMNS, case_key, setting_label
 
 MASK_SHAPE = (2, 2, 28, 28)
 """Two samples of two channels: shows both whether channels share a mask and whether samples do."""
@@ -40,25 +41,26 @@ def _implementations(names: Sequence[str]) -> dict[str, Implementation]:
 
 
 def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The timing table; device, block size and p get columns when the run has several of them."""
+    """The timing table of one family's cases; device and the call's arguments (``k=7 p=0.1``,
+    ``holes=1 L=16``) get columns when the run has several of them."""
     best: dict[tuple[Any, ...], float] = {}
 
     def group(c: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(c[k] for k in ("device", "dtype", "shape", "block_size", "p", "mode", "inplace"))
+        return case_key(c)[1:]
 
     for c in cases:
         if c["status"] == "ok":
             best[group(c)] = min(best.get(group(c), float("inf")), c["median_ms"])
-    varying = [(key, label) for key, label in (("device", "device"), ("block_size", "k"), ("p", "p")) if len({c[key] for c in cases}) > 1]
-    header = ["shape", *(label for _, label in varying), "implementation", "mode", "dtype"]
+    columns = {"device": lambda c: str(c["device"]), "setting": setting_label}
+    varying = [(key, columns[key]) for key in columns if len({columns[key](c) for c in cases}) > 1]
+    header = ["shape", *(key for key, _ in varying), "implementation", "mode", "dtype"]
     lines = [
         "| " + " | ".join(header) + " | median ms | IQR ms | × best | × floor | GB/s | peak MB | status |",
         "|" + "---|" * len(header) + "---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cases:
         mode = plots.mode_label(c["mode"]) + (" in-place" if c.get("inplace") else "")
-        setting = " | ".join([str(c["shape"]), *(f"{c[key]:g}" if key == "p" else str(c[key]) for key, _ in varying),
-                              str(c["implementation"]), mode, str(c["dtype"])])  # fmt: skip
+        setting = " | ".join([str(c["shape"]), *(get(c) for _, get in varying), str(c["implementation"]), mode, str(c["dtype"])])
         if c["status"] != "ok":
             lines.append(f"| {setting} | | | | | | | {c['status']}: {c.get('reason', '')} |")
             continue
@@ -67,6 +69,59 @@ def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
             f"| {setting} | {c['median_ms']:.4g} | {c['iqr_ms']:.2g}"
             f" | {c['median_ms'] / best[group(c)]:.2f} | {c['floor_ratio']:.2f} | {c['gbps']:.1f} | {peak} | ok |"
         )
+    return lines
+
+
+KEY_FAMILY = KEY_COLUMNS.index("family")
+
+
+def _family_timing(family: str, cases: Sequence[Mapping[str, Any]], title: str, output_dir: Path) -> list[str]:
+    """One family's timing section: a figure per mode and the table. DropBlock2d's figures keep
+    their names (``timing_<mode>.png``); another family's are ``timing_<family>_<mode>.png``."""
+    from dropblock_bench.families.catalog import family_named
+
+    lines = ["", f"## Timing: {family_named(family).title}", ""]
+    for mode in dict.fromkeys(c["mode"] for c in cases if c["status"] == "ok"):
+        name = f"timing_{mode}.png" if family == "dropblock2d" else f"timing_{family}_{mode}.png"
+        plots.save_figure(plots.timing_figure(cases, mode, subtitle=title), output_dir / name)
+        lines += [f"![timing, {plots.mode_label(mode)}]({name})", ""]
+    return lines + _timing_markdown(cases)
+
+
+FAMILY_MASKS: dict[str, tuple[tuple[int, ...], tuple[float | int, ...]]] = {
+    "dropblock3d": ((1, 2, 4, 12, 12), (0.2, 3)),
+    "drop-path": ((8, 8, 8), (0.5,)),
+    "spatial-dropout": ((1, 8, 8, 8), (0.3,)),
+    "cutout": ((1, 3, 16, 16), (2, 6)),
+}
+"""The shape and arguments of each family's example masks in a report (DropBlock2d: ``MASK_SHAPE``)."""
+
+
+def _family_masks(implementations: Mapping[str, Implementation], output_dir: Path, seed: int) -> list[str]:
+    """A figure of example masks per family beside DropBlock2d, the maps that show its structure."""
+    from dropblock_bench.families.catalog import family_named
+    from dropblock_bench.render import family_maps
+    from dropblock_bench.verify.sampling import sample_drop_mask
+
+    lines: list[str] = []
+    for family, (shape, arguments) in FAMILY_MASKS.items():
+        members = {name: impl for name, impl in implementations.items() if impl.family == family}
+        if not members:
+            continue
+        panels, failed = {}, []
+        for name, impl in members.items():
+            try:
+                panels[name] = family_maps(family, sample_drop_mask(impl, impl.load(), shape, arguments, seed))
+            except Exception as exc:  # noqa: BLE001 - a broken implementation just has no example mask
+                failed.append(f"{name} ({type(exc).__name__}: {exc})")
+        record = family_named(family)
+        call = ", ".join(f"{name}={value:g}" for name, value in zip(record.arguments, arguments))
+        caption = f"{record.title} on {'x'.join(map(str, shape))}, {call}, seed {seed}"
+        figure = f"masks_{family}.png"
+        plots.save_figure(plots.panels_figure(panels, caption), output_dir / figure)
+        lines += ["", f"## Example masks: {record.title}", "", f"![{record.title} masks]({figure})"]
+        if failed:
+            lines += ["", "No example mask: " + "; ".join(failed)]
     return lines
 
 
@@ -87,7 +142,7 @@ def _grouped(checks: list[Mapping[str, Any]]) -> str:
 def verify_markdown(payload: Mapping[str, Any]) -> list[str]:
     """A markdown table of a ``dbench verify --json`` payload: verdict, failures and warnings
     grouped by reason, departures from the paper; then the rate differences those make."""
-    lines = ["| implementation | verdict | failed checks | warnings | departs from the paper |", "|---|---|---|---|---|"]
+    lines = ["| implementation | verdict | failed checks | warnings | departs from its reference |", "|---|---|---|---|---|"]
     for report in payload["implementations"]:
         failed = [c for c in report["checks"] if c["verdict"] == "fail"]
         warned = [c for c in report["checks"] if c["verdict"] == "warn"]
@@ -170,22 +225,21 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     )
     if meta.get("memory"):
         lines += ["", _memory_line(meta["memory"])]
-    lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else ""), "", "## Timing", ""]
-    for mode in dict.fromkeys(c["mode"] for c in cases if c["status"] == "ok"):
-        plots.save_figure(plots.timing_figure(cases, mode, subtitle=title), output_dir / f"timing_{mode}.png")
-        lines += [f"![timing, {plots.mode_label(mode)}](timing_{mode}.png)", ""]
-    lines += _timing_markdown(cases)
+    lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else "")]
+    for family in dict.fromkeys(case_key(c)[KEY_FAMILY] for c in cases):
+        lines += _family_timing(family, [c for c in cases if case_key(c)[KEY_FAMILY] == family], title, output_dir)
     lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
 
     if verify:
         lines += ["", "## Correctness (`dbench verify`)", ""] + verify_markdown(verify)
-    contracts = {name: impl.dropblock_contract for name, impl in implementations.items()}
+    dropblocks = {name: impl for name, impl in implementations.items() if impl.family == "dropblock2d"}
+    contracts = {name: impl.dropblock_contract for name, impl in dropblocks.items()}
     if contracts:
         figure = plots.drop_rate_figure(contracts, _observed_rates(verify), p=MASK_P, block_size=MASK_BLOCK)
         plots.save_figure(figure, output_dir / "drop_rate.png")
         lines += ["", "## Drop rate delivered vs requested", "", "![drop rate](drop_rate.png)"]
         masks, failed = {}, []
-        for name, impl in implementations.items():
+        for name, impl in dropblocks.items():
             try:
                 masks[name] = sample_mask(impl, impl.load(), MASK_SHAPE, MASK_P, MASK_BLOCK, seed)
             except Exception as exc:  # noqa: BLE001 - a broken implementation just has no example mask
@@ -196,6 +250,7 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
         lines += ["", "## Example masks", "", "![masks](masks.png)"]
         if failed:
             lines += ["", "No example mask: " + "; ".join(failed)]
+    lines += _family_masks(implementations, output_dir, seed)
     markdown = output_dir / "README.md"
     markdown.write_text("\n".join(lines) + "\n")
     return markdown

@@ -53,8 +53,23 @@ def test_report_tells_settings_apart_when_the_run_has_several(run_and_verify, tm
     result = runner.invoke(app, ["report", str(tmp_path / "run.json"), "-o", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "report" / "README.md").read_text()
-    assert "| shape | device | k | implementation | mode | dtype |" in markdown
-    assert "| 2x4x14x14 | cpu | 7 | fused | forward |" in markdown and "| 2x4x14x14 | cuda | 3 | fused | forward |" in markdown
+    assert "| shape | device | setting | implementation | mode | dtype |" in markdown
+    assert "| 2x4x14x14 | cpu | k=7 p=0.1 | fused | forward |" in markdown and "| 2x4x14x14 | cuda | k=3 p=0.1 | fused | forward |" in markdown
+
+
+def test_report_has_a_timing_section_and_example_masks_for_each_family(tmp_path):
+    run = runner.invoke(app, ["run", "--impl", "fused,drop-path,cutout,dropblock3d", "--min-time", "0.01", "--rounds", "1", "--no-memory",
+                              "--shape", "2x3x8x8,2x2x4x6x6", "--block-size", "3", "--json", str(tmp_path / "run.json")])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    result = runner.invoke(app, ["report", str(tmp_path / "run.json"), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "README.md").read_text()
+    for title in ("DropBlock2d", "DropBlock3d", "DropPath (stochastic depth)", "Cutout"):
+        assert f"## Timing: {title}" in markdown
+    assert "| 2x3x8x8 | cutout | forward | float32 |" in markdown and "| 2x2x4x6x6 | dropblock3d | forward |" in markdown
+    for family in ("drop-path", "cutout", "dropblock3d"):
+        assert (tmp_path / "report" / f"timing_{family}_forward.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](masks_{family}.png)" in markdown and (tmp_path / "report" / f"masks_{family}.png").exists()
 
 
 def test_report_refuses_bad_input(tmp_path):

@@ -87,11 +87,12 @@ def matrix_specs(
 
     With no ``shape``, each family runs its preset ``preset`` (default ``quick``); families
     without a preset of that name are left out. A family's preset fills whatever the options
-    leave open (modes, block size). ``block_size`` and ``p`` apply to the families whose call
-    takes them (Cutout's block size is its hole's length), ``holes`` to Cutout. ``chosen``:
-    the user named the families (``--family`` or ``--impl``), so a shape of a rank one of them
-    does not take is an error; otherwise such a family is left out. Bad input, or nothing left
-    to run, raises :class:`~dropblock_bench.errors.DbenchError`.
+    leave open (modes, block size). Each family takes the given shapes of the ranks it takes
+    (``8x197x768`` goes to DropPath, not DropBlock2d). ``block_size`` and ``p`` apply to the
+    families whose call takes them (Cutout's block size is its hole's length), ``holes`` to
+    Cutout. ``chosen``: the user named the families (``--family`` or ``--impl``), so a family
+    that takes none of the shapes is an error; otherwise it is left out. Bad input, or nothing
+    left to run, raises :class:`~dropblock_bench.errors.DbenchError`.
     """
     from dropblock_bench.families.catalog import family_named
 
@@ -109,17 +110,18 @@ def matrix_specs(
     for family_name, names in names_by_family.items():
         family = family_named(family_name)
         presets = matrix.PRESETS[family_name]
+        own_shapes = tuple(one for one in shapes_given if len(one) in family.ranks)
         if shapes_given and preset is None:
             base = None
-            if not chosen and any(len(s) not in family.ranks for s in shapes_given):
+            if not own_shapes and not chosen:
                 continue
-            for one in shapes_given:
-                matrix.check_shape(one, family_name)
+            if not own_shapes:
+                matrix.check_shape(shapes_given[0], family_name)  # raises, naming the layout it takes
         elif (preset or "quick") in presets:
             base = presets[preset or "quick"]
         else:
             continue
-        shapes = shapes_given or (base.shapes if base else ())
+        shapes = own_shapes or (base.shapes if base else ())
         preset_block = (base.block_size if base else 0) or matrix.DEFAULT_BLOCK_SIZES.get(family_name, 0)
         specs.append(MatrixSpec(
             implementations=tuple(names),

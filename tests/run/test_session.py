@@ -36,6 +36,8 @@ def test_a_shape_picks_the_families_of_its_rank_unless_they_were_chosen():
     assert [spec.family for spec in specs] == ["drop-path", "spatial-dropout", "cutout"]
     with pytest.raises(DbenchError, match="dropblock3d takes NxCxDxHxW shapes"):
         matrix_specs({"dropblock3d": ["dropblock3d"]}, shape=["8x197x768"])
+    mixed = matrix_specs({"dropblock2d": ["fused"], "dropblock3d": ["dropblock3d"]}, shape=["2x3x8x8", "2x3x4x8x8"])
+    assert [spec.shapes for spec in mixed] == [((2, 3, 8, 8),), ((2, 3, 4, 8, 8),)]
     with pytest.raises(DbenchError, match="no chosen family takes shapes of that rank"):
         matrix_specs(EVERY, shape=["1x2x3x4x5x6"], chosen=False)
 
