@@ -461,14 +461,15 @@ def report_command(
     console.print(f"report written to {path}", highlight=False)
 
 
-SHOW_DEFAULTS: dict[str, tuple[str, dict[str, float]]] = {
-    "dropblock2d": ("1x3x14x14", {"p": 0.2, "block_size": 5}),
-    "dropblock3d": ("1x2x4x10x10", {"p": 0.2, "block_size": 3}),
-    "drop-path": ("8x6x6", {"p": 0.5}),
-    "spatial-dropout": ("1x8x6x6", {"p": 0.3}),
-    "cutout": ("1x3x16x16", {"n_holes": 2, "length": 6}),
+SHOW_DEFAULTS: dict[str, tuple[str, float, int, int]] = {
+    "dropblock2d": ("1x3x14x14", 0.2, 5, 0),
+    "dropblock3d": ("1x2x4x10x10", 0.2, 3, 0),
+    "drop-path": ("8x6x6", 0.5, 0, 0),
+    "spatial-dropout": ("1x8x6x6", 0.3, 0, 0),
+    "cutout": ("1x3x16x16", 0.0, 6, 2),
 }
-"""Per family: the shape ``dbench show`` draws and the arguments it calls with, unless given."""
+"""Per family: the shape ``dbench show`` draws, and its p, block size (Cutout: hole length) and
+holes where the family's call takes them, unless given."""
 
 
 @_command("show")
@@ -498,26 +499,27 @@ def show_command(
             names = ", ".join(i.name for i in implementations)
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
         [implementation] = implementations
-        default_shape, arguments = SHOW_DEFAULTS[implementation.family]
-        given = {"p": p, "block_size": block_size, "length": block_size, "n_holes": holes}
-        takes = dict.fromkeys(arguments)
-        for flag, names in (("--p", ("p",)), ("--block-size", ("block_size", "length")), ("--holes", ("n_holes",))):
-            if given[names[0]] is not None and not any(name in takes for name in names):
-                raise DbenchError(f"{implementation.name} ({implementation.family}) takes no {flag}; its call is "
-                                  f"f(x, {', '.join(arguments)})")  # fmt: skip
-        call = {name: given[name] if given[name] is not None else value for name, value in arguments.items()}
+        from dropblock_bench.families.catalog import family_named
+
+        record = family_named(implementation.family)
+        default_shape, default_p, default_block, default_holes = SHOW_DEFAULTS[record.name]
+        for flag, value, taken in (("--p", p, record.takes_p), ("--block-size", block_size, record.takes_block),
+                                   ("--holes", holes, "n_holes" in record.arguments)):  # fmt: skip
+            if value is not None and not taken:
+                raise DbenchError(f"{implementation.name} ({record.name}) takes no {flag}; its call is {record.signature}")
         shape = shape or default_shape
-        shape_tuple = matrix.parse_shape(shape)
-        matrix.check_shape(shape_tuple, implementation.family)
+        case = matrix.RunCase(implementation.name, "cpu", "float32", matrix.parse_shape(shape),
+                              block_size if block_size is not None else default_block, p if p is not None else default_p,
+                              "forward", family=record.name, holes=holes if holes is not None else default_holes)  # fmt: skip
+        matrix.check_shape(case.shape, record.name)
     from dropblock_bench.verify.sampling import sample_drop_mask
 
     try:
-        mask = sample_drop_mask(implementation, implementation.load(), shape_tuple, tuple(call.values()), seed)
+        mask = sample_drop_mask(implementation, implementation.load(), case.shape, tuple(case.arguments.values()), seed)
     except Exception as exc:  # noqa: BLE001 - the implementation's failure, reported in one line
         error_console.print(f"[bold red]error:[/] {implementation.name} raised {type(exc).__name__}: {exc}", highlight=False)
         raise typer.Exit(1) from None
-    setting = matrix.RunCase("", "", "", shape_tuple, int(call.get("block_size", call.get("length", 0))), float(call.get("p", 0.0)),
-                             "", family=implementation.family, holes=int(call.get("n_holes", 0))).setting_label  # fmt: skip
+    setting = case.setting_label
     screen = screens.show_screen(implementation, mask, shape=shape, setting=setting, seed=seed, width=console.width)
     for line in screen.out:
         console.print(line, highlight=False)

@@ -5,13 +5,13 @@ One contract, ``CONTRACT`` (Algorithm 1 carried to 3-D, torchvision's ``drop_blo
 per-channel masks, seeds where the whole cube fits, the paper's gamma with ``k**3``, batch
 normalisation), two implementations:
 
-* :func:`drop_block3d` (fast, pure torch, any device): ``fused``'s sparse-seed design. The seeds
-  are drawn as gaps between Bernoulli successes (exact, at the cost of the expected number of
-  seeds, not one draw per position); the cubes' units are filled into a one-byte mask, whose
-  exact count gives the scale; then ``x * scale`` with the cubes zeroed is written in one pass,
-  by ``fused``'s CPU kernel (a cube is a square in each of k consecutive planes) or elsewhere
-  by ``x * scale`` and a scattered fill. ``x`` is read once; backward saves the cubes'
-  corners, not a mask.
+* :func:`drop_block3d` (fast, any device): ``fused``'s sparse-seed design. Where ``fused``'s
+  CPU kernel is built and takes ``x``, the kernel draws the cube corners (exact Bernoulli, as
+  gaps between successes), writes each cube as a k x k square in each of the k planes it spans,
+  counts their union exactly, and its apply pass writes ``x * scale`` with the squares zeroed:
+  ``x`` is read once. Elsewhere (a GPU, no compiler) the same law in pure torch: corners drawn
+  as gaps, their units filled into a one-byte mask whose exact count gives the scale, then
+  ``x * scale`` and a scattered fill. Backward saves the seeds or corners, not a mask.
 * :func:`drop_block3d_reference`: the contract's reference sampler
   (:func:`~dropblock_bench.families.dropblock3d.reference_drop_mask`: dense seeds painted by
   shifts), the exact count and the scale, step by step.
@@ -33,6 +33,7 @@ from dropblock_bench.families import dropblock3d as law
 from . import fused_backends, fused_cpu
 from ._common import check_arguments, output_without_sampling
 from .family_records import DROPBLOCK3D
+from .fused import draw_seed
 from .fused_sampling import sample_bernoulli_positions
 
 __all__ = ["CONTRACT", "DropBlock3d", "drop_block3d", "drop_block3d_reference"]
@@ -53,13 +54,15 @@ def _apply(x: Tensor, dropped: Tensor, inplace: bool) -> Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Cubes:
-    """One call's dropped cubes on an (N, C, D, H, W) input: ``corners``, the flat index of
-    each cube's first unit (int64, ascending), and the cubes' side ``k``."""
+class _TorchCubes:
+    """One call's cubes for the pure-torch path: ``corners``, the flat index of each cube's
+    first unit (int64), on an (N, C, D, H, W) input of ``shape``, side ``k``, and the scale
+    (a float32 tensor: no host sync on a GPU)."""
 
     corners: Tensor
     shape: tuple[int, int, int, int, int]
     k: int
+    scale: Tensor
 
     def unit_index(self) -> Tensor:
         """The flat index of every unit of every cube (``k**3`` per cube; overlaps repeat)."""
@@ -68,55 +71,66 @@ class _Cubes:
         offsets = (steps[:, None, None] * (height * width) + steps[None, :, None] * width + steps[None, None, :]).view(-1)
         return (self.corners[:, None] + offsets).view(-1)
 
-    def plane_seeds(self) -> fused_cpu.Seeds:
-        """The cubes as the CPU kernel's 2-D seeds: a cube is a k x k square in each of ``k``
-        consecutive (H, W) planes; planes are the kernel's masks, square corners its positions."""
-        _, _, _, height, width = self.shape
-        plane, within = self.corners // (height * width), self.corners % (height * width)
-        cols = width - self.k + 1
-        position = within // width * cols + within % width
-        per_mask = (height - self.k + 1) * cols
-        steps = torch.arange(self.k, device=self.corners.device)
-        flat = ((plane[:, None] + steps) * per_mask + position[:, None]).view(-1)
-        masks = self.shape[0] * self.shape[1] * self.shape[2]
-        return fused_cpu.Seeds(flat.sort().values, masks, per_mask)
+    def tensors(self) -> tuple[Tensor, ...]:
+        return (self.corners, self.scale)
+
+    def with_tensors(self, tensors: tuple[Tensor, ...]) -> _TorchCubes:
+        return dataclasses.replace(self, corners=tensors[0], scale=tensors[1])
+
+    def apply(self, t: Tensor, inplace: bool) -> Tensor:
+        """``t * scale`` and a scattered fill of the cubes' units."""
+        out = t.mul_(self.scale) if inplace else torch.mul(t.contiguous(), self.scale).to(t.dtype)
+        target = out if out.is_contiguous() else out.contiguous()
+        target.view(-1).index_fill_(0, self.unit_index(), 0.0)
+        return out if target is out else out.copy_(target)
 
 
-def _scale_and_zero(t: Tensor, scale: Tensor, cubes: _Cubes, inplace: bool) -> Tensor:
-    """``t * scale`` with the cubes' units zeroed, ``t`` read once: on the CPU kernel's apply
-    pass where it takes ``t`` (the cubes as squares in consecutive planes), else ``t * scale``
-    and a scattered fill of the cubes' units."""
-    kernel = fused_backends.cpu_kernel(t)
-    if kernel is not None and t.is_contiguous():
-        _, _, _, height, width = cubes.shape
-        k = cubes.k
-        geometry = fused_cpu.SeedGeometry(height, width, k, 0, height - k + 1, 0, width - k + 1, 0.0)
-        seeds = cubes.plane_seeds()
+@dataclasses.dataclass(frozen=True)
+class _KernelCubes:
+    """One call's cubes for ``fused``'s CPU kernel: each cube as a k x k square in the k planes
+    it spans (``seeds``, the kernel's 2-D seeds over the N * C * D planes, drawn and counted by
+    :meth:`~.fused_cpu.CpuKernel.cubes`), and the scale (a float)."""
+
+    seeds: fused_cpu.Seeds
+    geometry: fused_cpu.SeedGeometry
+    scale: float
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        return (self.seeds.flat,)
+
+    def with_tensors(self, tensors: tuple[Tensor, ...]) -> _KernelCubes:
+        return dataclasses.replace(self, seeds=self.seeds._replace(flat=tensors[0]))
+
+    def apply(self, t: Tensor, inplace: bool) -> Tensor:
+        """The kernel's apply pass: ``t * scale`` with the squares zeroed, ``t`` read once."""
+        if not t.is_contiguous():
+            out = self.apply(t.contiguous(), False)
+            return t.copy_(out) if inplace else out.contiguous(memory_format=fused_backends.output_format(t))
+        kernel = fused_cpu.load()
+        assert kernel is not None  # chosen only where the kernel takes t
         out = t if inplace else fused_backends.fresh_output(t)
-        kernel.plan(geometry, seeds.masks, 1, t.dtype).apply(t, out, seeds, float(scale))
+        kernel.plan(self.geometry, self.seeds.masks, 1, t.dtype).apply(t, out, self.seeds, self.scale)
         return out
-    out = t.mul_(scale) if inplace else torch.mul(t.contiguous(), scale).to(t.dtype)
-    target = out if out.is_contiguous() else out.contiguous()
-    target.view(-1).index_fill_(0, cubes.unit_index(), 0.0)
-    return out if target is out else out.copy_(target)
+
+
+_Cubes = _TorchCubes | _KernelCubes
 
 
 class _ScaledCubeDrop(torch.autograd.Function):
     """``x * scale`` with the cubes zeroed; its gradient the same map of the upstream gradient
-    (the cubes' corners are saved, not a mask)."""
+    (what backward keeps is the cubes' corners or seeds, through ``save_for_backward``)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, scale: Tensor, corners: Tensor, cubes: _Cubes, inplace: bool) -> Tensor:
+    def forward(ctx: Any, x: Tensor, cubes: _Cubes, inplace: bool) -> Tensor:
         if inplace:
             ctx.mark_dirty(x)
-        ctx.save_for_backward(scale, corners)
-        ctx.cubes = dataclasses.replace(cubes, corners=corners[:0])  # the corners travel as a saved tensor
-        return _scale_and_zero(x, scale, cubes, inplace)
+        ctx.save_for_backward(*cubes.tensors())
+        ctx.cubes = cubes
+        return cubes.apply(x, inplace)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        scale, corners = ctx.saved_tensors
-        return _scale_and_zero(grad, scale, dataclasses.replace(ctx.cubes, corners=corners), False), None, None, None, None
+        return ctx.cubes.with_tensors(ctx.saved_tensors).apply(grad, False), None, None
 
 
 def drop_block3d(x: Tensor, p: float, block_size: int, *, training: bool = True, inplace: bool = False,
@@ -138,6 +152,25 @@ def drop_block3d(x: Tensor, p: float, block_size: int, *, training: bool = True,
     trivial = output_without_sampling(x, p, training=training, inplace=inplace)
     if trivial is not None:
         return trivial
+    cubes = _kernel_cubes(x, p, block_size, generator) if fused_backends.cpu_kernel(x) is not None else None
+    return _ScaledCubeDrop.apply(x, cubes or _torch_cubes(x, p, block_size, generator), inplace)
+
+
+def _kernel_cubes(x: Tensor, p: float, block_size: int, generator: torch.Generator | None) -> _KernelCubes:
+    """The cubes drawn and counted by the CPU kernel from one 64-bit seed of ``generator``."""
+    n, c, depth, height, width = x.shape
+    k, _, _ = law.painted_block_shape(CONTRACT, (depth, height, width), block_size)  # k clamped to min(D, H, W)
+    kernel = fused_cpu.load()
+    assert kernel is not None
+    seed = int(draw_seed(generator))
+    seeds, dropped = kernel.cubes(seed, n * c, (depth, height, width), k, law.gamma(CONTRACT, p, (depth, height, width), block_size))
+    geometry = fused_cpu.SeedGeometry(height, width, k, 0, height - k + 1, 0, width - k + 1, 0.0)
+    return _KernelCubes(seeds, geometry, spec.kept_scale_of_count(dropped, x.numel()))
+
+
+def _torch_cubes(x: Tensor, p: float, block_size: int, generator: torch.Generator | None) -> _TorchCubes:
+    """The cubes as exact Bernoulli corners (gaps between successes) on ``x``'s device, and
+    the scale from a one-byte mask's exact count (an eighth of the traffic of float32 ``x``)."""
     n, c, *spatial = x.shape
     volume = (spatial[0], spatial[1], spatial[2])
     k, _, _ = law.painted_block_shape(CONTRACT, volume, block_size)  # a cube: k clamped to min(D, H, W)
@@ -147,12 +180,11 @@ def drop_block3d(x: Tensor, p: float, block_size: int, *, training: bool = True,
     map_index, within = seeds // per_map, seeds % per_map
     depth, within = within // (corners[1] * corners[2]), within % (corners[1] * corners[2])
     top, left = within // corners[2], within % corners[2]
-    cubes = _Cubes(((map_index * volume[0] + depth) * volume[1] + top) * volume[2] + left, (n, c, *volume), k)
-    # The exact count of the cubes' union, from a one-byte mask (an eighth of the traffic of x).
+    first_units = ((map_index * volume[0] + depth) * volume[1] + top) * volume[2] + left
+    cubes = _TorchCubes(first_units, (n, c, *volume), k, torch.zeros((), dtype=torch.float32, device=x.device))
     dropped = torch.zeros(x.numel(), dtype=torch.bool, device=x.device)
     dropped.index_fill_(0, cubes.unit_index(), True)
-    scale = spec.kept_scale(torch.count_nonzero(dropped), x.numel())
-    return _ScaledCubeDrop.apply(x, scale, cubes.corners, cubes, inplace)
+    return dataclasses.replace(cubes, scale=spec.kept_scale(torch.count_nonzero(dropped), x.numel()))
 
 
 def drop_block3d_reference(x: Tensor, p: float, block_size: int, *, training: bool = True,

@@ -1271,3 +1271,98 @@ int dbf_drop(int dtype, const void *x, void *out, int64_t maps_per_mask, uint64_
     free(joined);
     return status;
 }
+
+/* DropBlock3d's seeds, as dbf_apply's 2-D ones. Corners are iid Bernoulli(gamma) over each of
+ * `maps` corner volumes of (depth - k + 1) x (height - k + 1) x (width - k + 1) positions,
+ * drawn as dbf_sample draws (groups of whole volumes, one stream a group, so the result does
+ * not depend on the thread count). A corner's k x k x k cube is a k x k square in each of the
+ * k planes it spans: the output holds, plane by plane (plane = map * depth + z, ascending),
+ * the squares' flat seeds plane * per_plane + top * (width - k + 1) + left, per_plane =
+ * (height - k + 1) * (width - k + 1). *dropped receives the exact number of units in the
+ * cubes' union (each plane's squares counted as a union, summed). Returns the number of plane
+ * seeds, written when they fit in `capacity` (call again with more room otherwise: the same
+ * arguments give the same seeds), or -1 when scratch memory cannot be had. */
+int64_t dbf_cubes(uint64_t seed, int64_t maps, int64_t depth, int64_t height, int64_t width, int64_t k, double gamma,
+                  int64_t *seeds, int64_t capacity, int64_t *dropped, int n_threads) {
+    const int64_t corner_depths = depth - k + 1, rows = height - k + 1, cols = width - k + 1;
+    const int64_t per_plane = rows * cols, per_map = corner_depths * per_plane, words = (width + 63) / 64;
+    const dbf_sampler sampler = make_sampler(seed, maps, per_map, gamma);
+    const dbf_geometry g = make_geometry(height, width, k, 0, 0, cols);
+    const int64_t groups = group_count(&sampler);
+    int team = groups > 1 && n_threads > 1 ? n_threads : 1;
+    team = team > DBF_MAX_THREADS ? DBF_MAX_THREADS : team;
+    int64_t *part_seeds[DBF_MAX_THREADS] = {0}, part_n[DBF_MAX_THREADS] = {0}, part_covered[DBF_MAX_THREADS] = {0};
+    int part_failed[DBF_MAX_THREADS] = {0};
+    (void)team; /* without OpenMP */
+#pragma omp parallel num_threads(team)
+    {
+        const int me = thread_index(), size = team_size();
+        int64_t *out = NULL, room = 0, n = 0, covered = 0, corner_room = 0;
+        int64_t *corners = NULL, *depth_start = malloc(sizeof(int64_t) * (size_t)(corner_depths + 1));
+        int32_t *pos = NULL;
+        int64_t pos_room = 0;
+        uint64_t *bits = calloc((size_t)(height * words), sizeof(uint64_t));
+        int failed = !depth_start || !bits;
+        for (int64_t gi = groups * me / size; gi < groups * (me + 1) / size && !failed; ++gi) {
+            seed_walk walk;
+            walk_start(&walk, &sampler, gi);
+            int64_t count = 0;
+            for (;;) { /* the group's corners, ascending */
+                if (!make_room(&corners, &corner_room, count, 4096)) { failed = 1; break; }
+                const int64_t got = walk_fill(&walk, corners + count, 4096);
+                count += got;
+                if (got < 4096) break;
+            }
+            const int64_t first_map = gi * sampler.group;
+            const int64_t last_map = first_map + sampler.group < maps ? first_map + sampler.group : maps;
+            int64_t at = 0;
+            for (int64_t m = first_map; m < last_map && !failed; ++m) {
+                const int64_t end_of_map = (m + 1) * per_map;
+                int64_t stop = at;
+                while (stop < count && corners[stop] < end_of_map) ++stop;
+                /* depth_start[d]: the first corner of depth d (corners ascend by depth, then position) */
+                int64_t c = at;
+                for (int64_t d = 0; d <= corner_depths; ++d) {
+                    while (c < stop && corners[c] - m * per_map < d * per_plane) ++c;
+                    depth_start[d] = c;
+                }
+                for (int64_t z = 0; z < depth && !failed; ++z) {
+                    const int64_t d0 = z - k + 1 > 0 ? z - k + 1 : 0, d1 = z < corner_depths - 1 ? z : corner_depths - 1;
+                    const int64_t from = depth_start[d0], to = d1 >= d0 ? depth_start[d1 + 1] : from;
+                    if (to <= from) continue;
+                    if (!make_room(&out, &room, n, to - from)) { failed = 1; break; }
+                    if (to - from > pos_room) {
+                        int32_t *grown = realloc(pos, sizeof(int32_t) * (size_t)(to - from));
+                        if (!grown) { failed = 1; break; }
+                        pos = grown, pos_room = to - from;
+                    }
+                    const int64_t plane = m * depth + z;
+                    for (int64_t i = from; i < to; ++i) {
+                        const int64_t square = (corners[i] - m * per_map) % per_plane;
+                        pos[i - from] = (int32_t)square;
+                        out[n++] = plane * per_plane + square;
+                    }
+                    covered += covered_units(&g, pos, to - from, bits, words);
+                }
+                at = stop;
+            }
+        }
+        free(corners);
+        free(depth_start);
+        free(pos);
+        free(bits);
+        part_seeds[me] = out, part_n[me] = n, part_covered[me] = covered, part_failed[me] = failed;
+#pragma omp single
+        team = size;
+    }
+    int64_t total = 0, covered = 0;
+    int failed = 0;
+    for (int t = 0; t < team; ++t) {
+        if (!part_failed[t] && total + part_n[t] <= capacity && part_n[t] > 0)
+            memcpy(seeds + total, part_seeds[t], sizeof(int64_t) * (size_t)part_n[t]);
+        total += part_n[t], covered += part_covered[t], failed |= part_failed[t];
+        free(part_seeds[t]);
+    }
+    *dropped = covered;
+    return failed ? -1 : total;
+}

@@ -105,6 +105,9 @@ class CpuKernel:
         self._drop.restype = c_int
         self._drop.argtypes = [c_int, ptr, ptr, i64, u64, i64, ctypes.POINTER(_Args), _SCALE_FN,
                                ctypes.POINTER(ctypes.c_float), c_int]
+        self._cubes = library.dbf_cubes
+        self._cubes.restype = i64
+        self._cubes.argtypes = [u64, i64, i64, i64, i64, i64, ctypes.c_double, ptr, i64, ctypes.POINTER(i64), c_int]
         self._advise = library.dbf_advise_huge_pages
         self._advise.restype = i64
         self._advise.argtypes = [ptr, i64]
@@ -112,6 +115,26 @@ class CpuKernel:
 
     def supports(self, dtype: torch.dtype) -> bool:
         return dtype in self._supported
+
+    def cubes(self, seed: int, maps: int, volume: tuple[int, int, int], k: int, gamma: float) -> tuple[Seeds, int]:
+        """DropBlock3d's seeds for ``maps`` (D, H, W) volumes: Bernoulli(``gamma``) corners of
+        k x k x k cubes where they fit, each written as a k x k square in the k planes it spans,
+        as :meth:`apply` takes seeds (masks: the ``maps * D`` planes, positions: the squares'
+        corners), and the exact number of units in the cubes' union. Depends on the 64-bit
+        ``seed`` and the arguments only, not on the thread count."""
+        depth, height, width = volume
+        per_plane = (height - k + 1) * (width - k + 1)
+        expected = maps * (depth - k + 1) * per_plane * gamma
+        capacity, dropped = int(k * (expected + 8.0 * math.sqrt(expected)) + 64), ctypes.c_int64(0)
+        while True:
+            flat = torch.empty(capacity, dtype=torch.int64)
+            total = self._cubes(seed, maps, depth, height, width, k, gamma, flat.data_ptr(), capacity, dropped,
+                                torch.get_num_threads())  # fmt: skip
+            if total < 0:
+                raise MemoryError("fused CPU kernel: out of memory for its scratch buffers")
+            if total <= capacity:
+                return Seeds(flat[:total], maps * depth, per_plane), dropped.value
+            capacity = total
 
     def advise_huge_pages(self, tensor: Tensor) -> int:
         """Ask Linux to back ``tensor``'s memory with transparent huge pages wherever whole

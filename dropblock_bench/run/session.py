@@ -100,11 +100,9 @@ def matrix_specs(
     blocks_given = tuple(dict.fromkeys(matrix.parse_block_size(v) for v in matrix.split_values(block_size)))
     ps_given = tuple(dict.fromkeys(matrix.parse_probability(v) for v in matrix.split_values(p)))
     holes_given = tuple(dict.fromkeys(matrix.parse_holes(v) for v in matrix.split_values(holes)))
-    common = {
-        "dtypes": tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",),
-        "devices": tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",),
-        "inplace": (False, True) if inplace else (False,),
-    }
+    dtypes = tuple(dict.fromkeys(matrix.parse_dtype(v) for v in matrix.split_values(dtype))) or ("float32",)
+    devices = tuple(dict.fromkeys(matrix.parse_device(v) for v in matrix.split_values(device))) or ("cpu",)
+    inplace_values = (False, True) if inplace else (False,)
     modes_given = matrix.parse_mode(mode) if mode else None
     specs: list[MatrixSpec] = []
     for family_name, names in names_by_family.items():
@@ -131,7 +129,9 @@ def matrix_specs(
             modes=modes_given or (base.modes if base else ("forward",)),
             family=family_name,
             holes=(holes_given or (1,)) if "n_holes" in family.arguments else (0,),
-            **common,
+            dtypes=dtypes,
+            devices=devices,
+            inplace=inplace_values,
         ))  # fmt: skip
     if not specs:
         if preset is not None and len(names_by_family) == 1:

@@ -10,7 +10,16 @@ import pytest
 from dropblock_bench.metadata import machine_meta
 from dropblock_bench.run.files import CsvAppender, JsonRunWriter, RunFileError, load_run, merge_runs
 from dropblock_bench.run.matrix import RunCase
-from dropblock_bench.run.records import CSV_COLUMNS, JSON_COLUMNS, CaseRecord, CaseStatus, MemoryUse, Timing, case_key, case_label
+from dropblock_bench.run.records import (
+    CSV_COLUMNS,
+    JSON_COLUMNS,
+    CaseRecord,
+    CaseStatus,
+    MemoryUse,
+    Timing,
+    case_key,
+    case_label,
+)
 
 REQUIRED_CSV = [
     "implementation", "device", "dtype", "shape", "block_size", "p", "mode", "median_ms", "iqr_ms", "ci_low_ms",
