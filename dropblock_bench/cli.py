@@ -461,17 +461,6 @@ def report_command(
     console.print(f"report written to {path}", highlight=False)
 
 
-SHOW_DEFAULTS: dict[str, tuple[str, float, int, int]] = {
-    "dropblock2d": ("1x3x14x14", 0.2, 5, 0),
-    "dropblock3d": ("1x2x4x10x10", 0.2, 3, 0),
-    "drop-path": ("8x6x6", 0.5, 0, 0),
-    "spatial-dropout": ("1x8x6x6", 0.3, 0, 0),
-    "cutout": ("1x3x16x16", 0.0, 6, 2),
-}
-"""Per family: the shape ``dbench show`` draws, and its p, block size (Cutout: hole length) and
-holes where the family's call takes them, unless given."""
-
-
 @_command("show")
 def show_command(
     impl: Annotated[str, typer.Option("--impl", "-i", metavar="NAME", help="Implementation: a name or path/to/file.py:callable.")] = "fused",
@@ -489,7 +478,7 @@ def show_command(
     channels of the first sample, DropBlock3d's depth slices of its first two channels,
     DropPath's samples. A file callable is taken as `--family`'s signature (default dropblock2d).
     """
-    from dropblock_bench.run import matrix
+    from dropblock_bench import show
 
     with _user_errors():
         check_output_file(png, "--png")
@@ -499,27 +488,14 @@ def show_command(
             names = ", ".join(i.name for i in implementations)
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
         [implementation] = implementations
-        from dropblock_bench.families.catalog import family_named
-
-        record = family_named(implementation.family)
-        default_shape, default_p, default_block, default_holes = SHOW_DEFAULTS[record.name]
-        for flag, value, taken in (("--p", p, record.takes_p), ("--block-size", block_size, record.takes_block),
-                                   ("--holes", holes, "n_holes" in record.arguments)):  # fmt: skip
-            if value is not None and not taken:
-                raise DbenchError(f"{implementation.name} ({record.name}) takes no {flag}; its call is {record.signature}")
-        shape = shape or default_shape
-        case = matrix.RunCase(implementation.name, "cpu", "float32", matrix.parse_shape(shape),
-                              block_size if block_size is not None else default_block, p if p is not None else default_p,
-                              "forward", family=record.name, holes=holes if holes is not None else default_holes)  # fmt: skip
-        matrix.check_shape(case.shape, record.name)
-    from dropblock_bench.verify.sampling import sample_drop_mask
-
+        case = show.drawn_case(implementation, shape, p, block_size, holes)
     try:
-        mask = sample_drop_mask(implementation, implementation.load(), case.shape, tuple(case.arguments.values()), seed)
+        mask = show.sample(implementation, case, seed)
     except Exception as exc:  # noqa: BLE001 - the implementation's failure, reported in one line
         error_console.print(f"[bold red]error:[/] {implementation.name} raised {type(exc).__name__}: {exc}", highlight=False)
         raise typer.Exit(1) from None
     setting = case.setting_label
+    shape = case.shape_label
     screen = screens.show_screen(implementation, mask, shape=shape, setting=setting, seed=seed, width=console.width)
     for line in screen.out:
         console.print(line, highlight=False)

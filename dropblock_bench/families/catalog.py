@@ -51,7 +51,8 @@ class Family:
         reference_name: whose the reference contract is, e.g. ``"the paper (Algorithm 1)"``.
         main_fields: the contract fields ``dbench list`` gives columns (the others show below
             an entry where they depart from the reference).
-        ranks: the input ranks ``dbench run`` times it on, e.g. ``(4,)``.
+        ranks: the input ranks ``dbench run`` and ``dbench show`` take for it, e.g. ``(4,)``
+            (Cutout's calls also take one (C, H, W) image; its runs time batches).
         shape_hint: how a shape of it is written, e.g. ``"NxCxHxW"``.
     """
 
@@ -101,7 +102,7 @@ FAMILIES: dict[str, Family] = {
                (3, 4, 5), "NxCxL[xH[xW]]"),
         Family("cutout", "Cutout", CutoutContract, CUTOUT_DEFAULT, ("n_holes", "length"), (1, 4),
                "(N, C, H, W) or (C, H, W)", "the Cutout paper's code", ("centre", "holes", "rescale"),
-               (4, 3), "NxCxHxW"),
+               (4,), "NxCxHxW"),
     )
 }
 """Every family, DropBlock2d first."""

@@ -33,7 +33,7 @@ def test_a_preset_runs_in_the_families_that_have_it_and_options_override_it():
 
 def test_a_shape_picks_the_families_of_its_rank_unless_they_were_chosen():
     specs = matrix_specs(EVERY, shape=["8x197x768"], chosen=False)
-    assert [spec.family for spec in specs] == ["drop-path", "spatial-dropout", "cutout"]
+    assert [spec.family for spec in specs] == ["drop-path", "spatial-dropout"]
     with pytest.raises(DbenchError, match="dropblock3d takes NxCxDxHxW shapes"):
         matrix_specs({"dropblock3d": ["dropblock3d"]}, shape=["8x197x768"])
     mixed = matrix_specs({"dropblock2d": ["fused"], "dropblock3d": ["dropblock3d"]}, shape=["2x3x8x8", "2x3x4x8x8"])
