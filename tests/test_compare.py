@@ -340,3 +340,21 @@ def test_a_real_run_pairs_two_implementations_end_to_end(tmp_path):
     assert ran.exit_code == 0, ran.output
     [case] = compare_implementations(out, "fused", "paper").cases
     assert case.verdict == "regression" and case.n_base == 16  # paper is many times slower than fused
+
+
+def test_cases_of_other_families_match_by_family_and_arguments(tmp_path):
+    """A Cutout and a DropPath case (files carry family and holes) are judged each against its
+    own twin, and named by their own arguments."""
+    rng = random.Random(3)
+    cutout = {**_case("cutout", _noise(rng, 30), "64x3x224x224"), "family": "cutout", "holes": 1, "block_size": 112, "p": 0.0}
+    drop_path = {**_case("drop-path", _noise(rng, 30), "64x197x768"), "family": "drop-path", "holes": 0, "block_size": 0}
+    base = _run_file(tmp_path / "base.json", [cutout, drop_path])
+    slower = {**cutout, "samples_ms": [s * 1.3 for s in cutout["samples_ms"]], "median_ms": cutout["median_ms"] * 1.3}
+    two_holes = {**cutout, "holes": 2}  # another setting: not cutout's twin
+    head = _run_file(tmp_path / "head.json", [slower, drop_path, two_holes])
+    result = runner.invoke(app, ["compare", base, head, "--format", "markdown"])
+    assert result.exit_code == 1, result.output
+    assert "cutout 64x3x224x224 float32 cpu holes=1 L=112 forward" in result.output
+    assert "drop-path 64x197x768 float32 cpu p=0.1 forward" in result.output
+    assert "holes=2 L=112" in result.output  # listed only in head
+    assert "1 regression" in result.output or "❌ regression" in result.output
