@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from broken_dropblocks import dropout_scale, one_mask_for_the_whole_batch
 from correct_dropblocks import corner_seeds
-from dropblock_bench.implementations import blog_style, fused
+from dropblock_bench.implementations import blog_style, cutout, fused
 
 from dropblock_bench.testing import as_implementation, assert_dropblock
 
@@ -54,3 +55,27 @@ def test_wrong_kinds_raise_type_error_with_how_to_wrap():
 
     with pytest.raises(TypeError, match="nn.Module class"):
         as_implementation(torch.nn.Dropout)
+
+
+def _plain_drop_path(x, p):
+    """A user's DropPath with no keywords: rows kept with probability 1 - p, divided by it."""
+    keep = (torch.rand((x.shape[0],) + (1,) * (x.dim() - 1)) >= p).to(x.dtype)
+    return x * keep / (1 - p) if p < 1 else x * 0
+
+
+def _drop_path_scaled_at_train(x, p):
+    """The classic slip: kept rows multiplied by 1 - p in training (the eval-time rule)."""
+    keep = (torch.rand((x.shape[0],) + (1,) * (x.dim() - 1)) >= p).to(x.dtype)
+    return x * keep * (1 - p)
+
+
+def test_other_families_are_checked_against_their_own_law():
+    report = assert_dropblock(_plain_drop_path, family="drop-path", quick=True)
+    assert report.family == "drop-path" and report.passed
+    with pytest.raises(AssertionError, match="normalisation"):
+        assert_dropblock(_drop_path_scaled_at_train, family="drop-path", quick=True)
+    assert assert_dropblock(cutout.cutout, family="cutout", quick=True).passed
+    with pytest.raises(ValueError, match="has no field mask"):
+        as_implementation(_plain_drop_path, {"mask": "shared"}, family="drop-path")
+    with pytest.raises(ValueError, match="unknown family"):
+        as_implementation(_plain_drop_path, family="dropout")
