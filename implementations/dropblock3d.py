@@ -79,7 +79,7 @@ class _TorchCubes:
 
     def apply(self, t: Tensor, inplace: bool) -> Tensor:
         """``t * scale`` and a scattered fill of the cubes' units."""
-        out = t.mul_(self.scale) if inplace else torch.mul(t.contiguous(), self.scale).to(t.dtype)
+        out = t.mul_(self.scale) if inplace else torch.mul(t, self.scale).to(t.dtype)  # t's layout kept
         target = out if out.is_contiguous() else out.contiguous()
         target.view(-1).index_fill_(0, self.unit_index(), 0.0)
         return out if target is out else out.copy_(target)
@@ -105,7 +105,8 @@ class _KernelCubes:
         """The kernel's apply pass: ``t * scale`` with the squares zeroed, ``t`` read once."""
         if not t.is_contiguous():
             out = self.apply(t.contiguous(), False)
-            return t.copy_(out) if inplace else out.contiguous(memory_format=fused_backends.output_format(t))
+            layout = torch.channels_last_3d if t.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
+            return t.copy_(out) if inplace else out.contiguous(memory_format=layout)
         kernel = fused_cpu.load()
         assert kernel is not None  # chosen only where the kernel takes t
         out = t if inplace else fused_backends.fresh_output(t)

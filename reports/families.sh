@@ -29,7 +29,7 @@ for family in dropblock3d drop-path spatial-dropout cutout; do
     runs+=("$out/run-$family-$preset.json")
   done
 done
-"$dbench" merge "${runs[@]}" -o "$out/run.json"
+(cd "$out" && "$dbench" merge "${runs[@]##*/}" -o run.json)  # the shards named as in the folder
 rm -f "${runs[@]}"
 impl_list=$(IFS=,; echo "${impls_all[*]}")
 "$dbench" verify --impl "$impl_list" --json "$out/verify.json" --csv "$out/verify.csv" || [ $? -eq 1 ]  # failures are findings

@@ -81,7 +81,8 @@ def test_in_place_channels_last_and_the_module():
     assert impl.drop_block3d(same, 0.3, 2, inplace=True, generator=_generator(4)) is same
     assert torch.equal(same, want)
     strided = x.to(memory_format=torch.channels_last_3d)
-    assert torch.equal(impl.drop_block3d(strided, 0.3, 2, generator=_generator(4)), want)
+    out = impl.drop_block3d(strided, 0.3, 2, generator=_generator(4))
+    assert torch.equal(out, want) and out.is_contiguous(memory_format=torch.channels_last_3d)
     module = impl.DropBlock3d(0.3, 2)
     assert module.eval()(x) is x and "block_size=2" in repr(module)
 
