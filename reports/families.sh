@@ -10,13 +10,7 @@
 # Set DBENCH to the dbench to use (default: the one on PATH), PYTHON to the Python that imports
 # its package (default: the one beside it) for family_targets.py. About 20 minutes on 2 cores.
 set -euo pipefail
-name=${1:-families-reference}
-out="$(cd "$(dirname "$0")" && pwd)/$name"
-dbench=${DBENCH:-dbench}
-python=${PYTHON:-$(dirname "$(command -v "$dbench")")/python}
-command -v "$python" >/dev/null || python=python3
-mkdir -p "$out"
-listing=$("$dbench" list --json)
+source "$(dirname "$0")/report_env.sh" "${1:-families-reference}"
 runs=()
 impls_all=()
 for family in dropblock3d drop-path spatial-dropout cutout; do

@@ -12,17 +12,11 @@
 # 12 rounds: targets.py compares half precision with fp32 round by round, and its test needs at
 # least 7 rounds to be able to say "slower" (--min-time is split over the rounds).
 set -euo pipefail
-name=${1:-cpu-reference}
-out="$(cd "$(dirname "$0")" && pwd)/$name"
-dbench=${DBENCH:-dbench}
-python=${PYTHON:-$(dirname "$(command -v "$dbench")")/python}
-command -v "$python" >/dev/null || python=python3
-mkdir -p "$out"
-listing=$("$dbench" list --json)
-impls=$(python3 -c 'import json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"]))' <<<"$listing")
+source "$(dirname "$0")/report_env.sh" "${1:-cpu-reference}"
+impls=$(python3 -c 'import json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"] if i.get("family", "dropblock2d") == "dropblock2d"))' <<<"$listing")
 # Half precision for fused*, paper only (the peers' per-channel versions take minutes per case).
-full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"] if not (fnmatch.fnmatch(i["name"], "fused*") or i["name"] == "paper")))' <<<"$listing")
-"$dbench" run --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 12 \
+full_only=$(python3 -c 'import fnmatch, json, sys; print(",".join(i["name"] for i in json.load(sys.stdin)["implementations"] if i.get("family", "dropblock2d") == "dropblock2d" and not (fnmatch.fnmatch(i["name"], "fused*") or i["name"] == "paper")))' <<<"$listing")
+"$dbench" run --family dropblock2d --preset resnet50 --impl "$impls" --dtype float32,float16,bfloat16 --mode both --inplace --min-time 1 --rounds 12 \
   --exclude "mode=backward inplace=true" --exclude "mode=backward dtype=float16,bfloat16" \
   ${full_only:+--exclude "impl=$full_only dtype=float16,bfloat16"} \
   ${DBENCH_RUN_ARGS:-} --json "$out/run.json" --csv "$out/run.csv" || [ $? -eq 1 ]  # error rows are findings
