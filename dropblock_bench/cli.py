@@ -217,7 +217,7 @@ def run_command(
 ) -> None:
     """Time implementations across shapes, dtypes, devices, block sizes and drop rates.
 
-    With no options: each family's quick preset over its built-ins (about two minutes on 2
+    With no options: each family's quick preset over its built-ins (under a minute on 2
     cores); `--family NAME` times one family, `--preset NAME` the shapes each family is used at
     (e.g. `--family drop-path --preset vit`). Peers run when named with `--impl`. Every case
     is timed with torch.utils.benchmark against a memory-floor op (`x * c`) interleaved in the
