@@ -284,6 +284,7 @@ def compare_command(
     measure: options.Measure = "ratio-to-floor",
     base_impl: Annotated[str | None, typer.Option(metavar="NAME", help="With one run file: the implementation to compare against (paired rounds).")] = None,
     head_impl: Annotated[str | None, typer.Option(metavar="NAME", help="With one run file: the implementation judged against --base-impl.")] = None,
+    family: options.FamilyName = None,
     output_format: options.CompareFormat = "table",
     csv_path: options.CompareCsv = None,
     json_path: options.CompareJson = None,
@@ -298,8 +299,9 @@ def compare_command(
     `~` when the interval lies within ±threshold; **inconclusive** otherwise, with about how many
     rounds would decide it. Two separate runs are weaker evidence than `dbench ab` (interleaved,
     paired): prefer it in CI. With one run file, `--base-impl A --head-impl B` judges two
-    implementations by their paired rounds. Cases match by implementation, device, dtype, shape,
-    block size, p and mode (pytest-benchmark files: by test name, judged on raw samples).
+    implementations by their paired rounds. Cases match by implementation, family, device,
+    dtype, shape, the call's arguments (block size, p, holes) and mode (pytest-benchmark files:
+    by test name, judged on raw samples); `--family NAME` compares that family's cases alone.
 
     A case that fails (an error row) in head but not in base counts as a regression; one that
     fails in both is listed as still failing.
@@ -311,6 +313,7 @@ def compare_command(
 
     with _user_errors():
         options.check_format(output_format)
+        family = options.check_family(family)
         if (base_impl is None) != (head_impl is None) or (base_impl is not None and head is not None):
             raise DbenchError("give two result files, or one `dbench run --json` file with both --base-impl and --head-impl")
         if head is None and base_impl is None:
@@ -320,11 +323,12 @@ def compare_command(
         check_output_file(csv_path, "--csv")
         check_output_file(json_path, "--json")
         if head is not None:
-            comparison = compare_files(base, head, threshold=threshold, alpha=alpha, measure=measure)
+            comparison = compare_files(base, head, threshold=threshold, alpha=alpha, measure=measure, family=family)
             names = (base.name, head.name)
         else:
             assert base_impl is not None and head_impl is not None
-            comparison = compare_implementations(base, base_impl, head_impl, threshold=threshold, alpha=alpha, measure=measure)
+            comparison = compare_implementations(base, base_impl, head_impl, threshold=threshold, alpha=alpha, measure=measure,
+                                                 family=family)  # fmt: skip
             names = (base_impl, head_impl)
     _write_and_show(comparison, names, output_format, csv_path, json_path, "dbench compare")
 
@@ -447,17 +451,20 @@ def report_command(
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FOLDER", help="Folder to write README.md and the PNG plots into, e.g. reports/NAME/.")],
     verify_json: Annotated[Path | None, typer.Option("--verify", metavar="FILE", help="A `dbench verify --json` file to include.")] = None,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the example masks.")] = 0,
+    family: options.FamilyName = None,
 ) -> None:
-    """Write a markdown report with plots: time and ×floor per implementation and shape, the
-    drop rate each implementation delivers vs the requested p, and example masks.
+    """Write a markdown report with plots: for each family in the run, time and ×floor per
+    implementation and shape, and example masks; for DropBlock2d, the drop rate each
+    implementation delivers vs the requested p. `--family NAME` reports that family alone.
 
     Needs matplotlib: `pip install 'dropblock-bench[plots]'`.
     """
     from dropblock_bench.report import write_report
 
     with _user_errors():
+        family = options.check_family(family)
         check_output_folder(output, "--output")
-        path = write_report(run_json, output, verify_json, seed=seed)
+        path = write_report(run_json, output, verify_json, seed=seed, family=family)
     console.print(f"report written to {path}", highlight=False)
 
 

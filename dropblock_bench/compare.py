@@ -40,7 +40,7 @@ from scipy import stats
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.run import judge
 from dropblock_bench.run.files import read_json
-from dropblock_bench.run.records import case_label
+from dropblock_bench.run.records import KEY_COLUMNS, case_key, case_label
 from dropblock_bench.run.rounds import MEASURE_WORDS, case_round_values, check_measure
 
 
@@ -308,13 +308,27 @@ def _inconclusive_warning(cases: Sequence[CaseComparison], how: str) -> list[str
     return [f"{len(undecided)} case(s) inconclusive: the replicates cannot tell a change of the threshold from noise{most} ({how})"]
 
 
+def only_family(payload: Any, family: str | None, path: Path) -> Any:
+    """``payload`` with only ``family``'s cases (all of them for None); a file that is not a
+    ``dbench run --json`` file cannot be filtered and raises :class:`CompareInputError`."""
+    if family is None:
+        return payload
+    if not (isinstance(payload, dict) and isinstance(payload.get("cases"), list)):
+        raise CompareInputError(f"--family needs `dbench run --json` files; {path} is not one")
+    return {**payload, "cases": [c for c in payload["cases"] if isinstance(c, dict) and case_key(c)[_FAMILY] == family]}
+
+
+_FAMILY = KEY_COLUMNS.index("family")
+
+
 def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alpha: float = 0.01,
-                  measure: str = "ratio-to-floor") -> Comparison:  # fmt: skip
-    """Match cases by key and judge each by its rounds (see the module docstring); raises
-    :class:`CompareInputError` on bad input."""
+                  measure: str = "ratio-to-floor", family: str | None = None) -> Comparison:  # fmt: skip
+    """Match cases by key and judge each by its rounds (see the module docstring), only
+    ``family``'s where given; raises :class:`CompareInputError` on bad input."""
     check_settings(threshold, alpha)
     check_measure(measure)
-    base_payload, head_payload = read_json(base_path, CompareInputError), read_json(head_path, CompareInputError)
+    base_payload = only_family(read_json(base_path, CompareInputError), family, base_path)
+    head_payload = only_family(read_json(head_path, CompareInputError), family, head_path)
     base_format, base = _timings_of(base_payload, base_path, measure)
     head_format, head = _timings_of(head_payload, head_path, measure)
     if base_format != head_format:
@@ -325,7 +339,8 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
     still_failing = {key: reason for key, reason in head_errors.items() if key in base_errors}
     common = [key for key in base if key in head]
     if not common and not failing:
-        raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, shape, dtype, device, k, p, mode)")
+        raise CompareInputError(f"{base_path} and {head_path} have no case in common (by implementation, family, shape, dtype,"
+                                " device, arguments, mode)")  # fmt: skip
     level = alpha / max(1, len(common))
     unit = "rounds" if base_format == "dbench" else "samples"
     cases = [compare_case(base[key], head[key], threshold, level, unit=unit) for key in common]
@@ -358,7 +373,7 @@ def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alp
 
 
 def compare_implementations(run_path: Path, base_impl: str, head_impl: str, threshold: float = 0.05, alpha: float = 0.01,
-                            measure: str = "ratio-to-floor") -> Comparison:  # fmt: skip
+                            measure: str = "ratio-to-floor", family: str | None = None) -> Comparison:  # fmt: skip
     """Two implementations of one ``dbench run --json`` file, judged by **paired** rounds: in
     each round they took turns on the same input, so round r of one pairs with round r of the
     other. Cases match on every key field but the implementation."""
@@ -367,6 +382,7 @@ def compare_implementations(run_path: Path, base_impl: str, head_impl: str, thre
     payload = read_json(run_path, CompareInputError)
     if not (isinstance(payload, dict) and isinstance(payload.get("cases"), list)):
         raise CompareInputError(f"{run_path} is not a `dbench run --json` file (pairing implementations needs one)")
+    payload = only_family(payload, family, run_path)
     by_impl: dict[str, dict[str, Mapping[str, Any]]] = {base_impl: {}, head_impl: {}}
     try:
         for flat in payload["cases"]:

@@ -202,14 +202,23 @@ def run_title(meta: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = None, seed: int = 0) -> Path:
-    """Write the report; returns the path of its markdown file."""
+def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = None, seed: int = 0,
+                 family: str | None = None) -> Path:  # fmt: skip
+    """Write the report (of ``family``'s cases and verdicts alone, where given); returns the
+    path of its markdown file. A family the run holds no case of raises ``DbenchError``."""
     from dropblock_bench.verify.sampling import sample_mask
 
     run = load_run(run_path)
     verify = _load_verify(verify_path) if verify_path else None
-    output_dir.mkdir(parents=True, exist_ok=True)
     cases = run["cases"]
+    if family is not None:
+        cases = [c for c in cases if case_key(c)[KEY_FAMILY] == family]
+        if not cases:
+            raise DbenchError(f"{run_path} holds no {family} case; its families: "
+                              + ", ".join(dict.fromkeys(str(case_key(c)[KEY_FAMILY]) for c in run["cases"])))  # fmt: skip
+        if verify:
+            verify = {**verify, "implementations": [r for r in verify["implementations"] if r.get("family", "dropblock2d") == family]}
+    output_dir.mkdir(parents=True, exist_ok=True)
     meta = run["meta"]
     names = list(dict.fromkeys(c["implementation"] for c in cases))
     if verify:

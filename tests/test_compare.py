@@ -358,3 +358,17 @@ def test_cases_of_other_families_match_by_family_and_arguments(tmp_path):
     assert "drop-path 64x197x768 float32 cpu p=0.1 forward" in result.output
     assert "holes=2 L=112" in result.output  # listed only in head
     assert "1 regression" in result.output or "❌ regression" in result.output
+
+
+def test_family_compares_that_familys_cases_alone(tmp_path):
+    rng = random.Random(4)
+    cutout = {**_case("cutout", _noise(rng, 30), "64x3x224x224"), "family": "cutout", "holes": 1, "block_size": 112, "p": 0.0}
+    fused = _case("fused", _noise(rng, 30))
+    base = _run_file(tmp_path / "base.json", [cutout, fused])
+    head = _run_file(tmp_path / "head.json", [cutout, {**fused, "samples_ms": [s * 1.5 for s in fused["samples_ms"]]}])
+    assert runner.invoke(app, ["compare", base, head]).exit_code == 1  # fused got slower
+    result = runner.invoke(app, ["compare", base, head, "--family", "cutout", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert "cutout 64x3x224x224" in result.output and "fused" not in result.output
+    bad = runner.invoke(app, ["compare", base, head, "--family", "dropout"])
+    assert bad.exit_code == 2 and "unknown family 'dropout'" in bad.output

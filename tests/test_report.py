@@ -70,6 +70,12 @@ def test_report_has_a_timing_section_and_example_masks_for_each_family(tmp_path)
     for family in ("drop-path", "cutout", "dropblock3d"):
         assert (tmp_path / "report" / f"timing_{family}_forward.png").read_bytes()[:4] == b"\x89PNG"
         assert f"](masks_{family}.png)" in markdown and (tmp_path / "report" / f"masks_{family}.png").exists()
+    alone = runner.invoke(app, ["report", str(tmp_path / "run.json"), "-o", str(tmp_path / "cutout"), "--family", "cutout"])
+    assert alone.exit_code == 0, alone.output
+    markdown = (tmp_path / "cutout" / "README.md").read_text()
+    assert "## Timing: Cutout" in markdown and "DropPath" not in markdown and "## Timing: DropBlock2d" not in markdown
+    missing = runner.invoke(app, ["report", str(tmp_path / "run.json"), "-o", str(tmp_path / "none"), "--family", "spatial-dropout"])
+    assert missing.exit_code == 2 and "holds no spatial-dropout case" in missing.output
 
 
 def test_report_refuses_bad_input(tmp_path):
