@@ -6,7 +6,8 @@ no rescale; the law is :mod:`dropblock_bench.families.cutout`):
 
 * :func:`cutout` (fast): a whole batch at once. On the CPU, where ``fused``'s kernel is built,
   its apply pass cuts the holes (a hole is its block, clipped at the border, the same in each
-  channel of an image): ``x`` read once, as fast as a copy. Elsewhere (a GPU, a gradient
+  channel of an image): ``x`` read once (1.46x the floor op at 64 x 3 x 224 x 224 with one hole
+  of 112 in the reference run, a copy taking 1.0x: each hole is written twice). Elsewhere (a GPU, a gradient
   to record) the holes' row and column spans are compared with ``arange(H)`` and ``arange(W)``
   and combined by one batched outer product into an (N, 1, H, W) mask, applied by one
   ``where``. Either way cut pixels are exact zeros.

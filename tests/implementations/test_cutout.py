@@ -75,3 +75,23 @@ def test_in_place_and_the_module():
     module = impl.Cutout(1, 8)
     assert module.eval()(x) is x and "length=8" in repr(module)
     assert int((module.train()(x) == 0).sum()) > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_the_kernel_path_and_the_mask_path_cut_the_same_pixels(monkeypatch, dtype):
+    """Same centres (one generator), same output: on the CPU kernel (holes as its clipped
+    blocks) and by the mask (a GPU, or a gradient to record); cut pixels exact zeros."""
+    x = (torch.rand(6, 3, 13, 11) - 0.5).to(dtype)
+    with_kernel = impl.cutout(x, 3, 6, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(impl.fused_backends, "cpu_kernel", lambda t: None)
+    with_mask = impl.cutout(x, 3, 6, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(with_kernel, with_mask) and bool((with_kernel == 0).any())
+    cut = with_kernel == 0
+    assert torch.equal(with_kernel[~cut], x[~cut]) and not torch.signbit(with_kernel[cut]).any()
+
+
+def test_a_gradient_flows_through_the_kept_pixels_only():
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    out = impl.cutout(x, 1, 4, generator=torch.Generator().manual_seed(1))
+    out.sum().backward()
+    assert torch.equal(x.grad, (out != 0).double())
