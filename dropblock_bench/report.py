@@ -88,38 +88,30 @@ def _family_timing(family: str, cases: Sequence[Mapping[str, Any]], title: str, 
     return lines + _timing_markdown(cases)
 
 
-FAMILY_MASKS: dict[str, tuple[tuple[int, ...], tuple[float | int, ...]]] = {
-    "dropblock3d": ((1, 2, 4, 12, 12), (0.2, 3)),
-    "drop-path": ((8, 8, 8), (0.5,)),
-    "spatial-dropout": ((1, 8, 8, 8), (0.3,)),
-    "cutout": ((1, 3, 16, 16), (2, 6)),
-}
-"""The shape and arguments of each family's example masks in a report (DropBlock2d: ``MASK_SHAPE``)."""
-
-
 def _family_masks(implementations: Mapping[str, Implementation], output_dir: Path, seed: int) -> list[str]:
-    """A figure of example masks per family beside DropBlock2d, the maps that show its structure."""
-    from dropblock_bench.families.catalog import family_named
+    """A figure of example masks per family beside DropBlock2d: ``dbench show``'s call of the
+    family (:mod:`dropblock_bench.show`), the maps that show its structure."""
+    from dropblock_bench import show
+    from dropblock_bench.families.catalog import FAMILIES
     from dropblock_bench.render import family_maps
-    from dropblock_bench.verify.sampling import sample_drop_mask
 
     lines: list[str] = []
-    for family, (shape, arguments) in FAMILY_MASKS.items():
-        members = {name: impl for name, impl in implementations.items() if impl.family == family}
-        if not members:
+    for family in FAMILIES.values():
+        members = {name: impl for name, impl in implementations.items() if impl.family == family.name}
+        if family.name == "dropblock2d" or not members:
             continue
-        panels, failed = {}, []
+        panels, failed, case = {}, [], None
         for name, impl in members.items():
+            case = show.drawn_case(impl)
             try:
-                panels[name] = family_maps(family, sample_drop_mask(impl, impl.load(), shape, arguments, seed))
+                panels[name] = family_maps(family.name, show.sample(impl, case, seed))
             except Exception as exc:  # noqa: BLE001 - a broken implementation just has no example mask
                 failed.append(f"{name} ({type(exc).__name__}: {exc})")
-        record = family_named(family)
-        call = ", ".join(f"{name}={value:g}" for name, value in zip(record.arguments, arguments))
-        caption = f"{record.title} on {'x'.join(map(str, shape))}, {call}, seed {seed}"
-        figure = f"masks_{family}.png"
+        assert case is not None
+        caption = f"{family.title} on {case.shape_label}, {case.setting_label}, seed {seed}"
+        figure = f"masks_{family.name}.png"
         plots.save_figure(plots.panels_figure(panels, caption), output_dir / figure)
-        lines += ["", f"## Example masks: {record.title}", "", f"![{record.title} masks]({figure})"]
+        lines += ["", f"## Example masks: {family.title}", "", f"![{family.title} masks]({figure})"]
         if failed:
             lines += ["", "No example mask: " + "; ".join(failed)]
     return lines
@@ -235,8 +227,8 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     if meta.get("memory"):
         lines += ["", _memory_line(meta["memory"])]
     lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else "")]
-    for family in dict.fromkeys(case_key(c)[KEY_FAMILY] for c in cases):
-        lines += _family_timing(family, [c for c in cases if case_key(c)[KEY_FAMILY] == family], title, output_dir)
+    for name in dict.fromkeys(case_key(c)[KEY_FAMILY] for c in cases):
+        lines += _family_timing(name, [c for c in cases if case_key(c)[KEY_FAMILY] == name], title, output_dir)
     lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
 
     if verify:
