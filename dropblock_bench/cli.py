@@ -169,7 +169,7 @@ def verify_command(
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
         family = options.check_family(family)
-        implementations = _resolve(impl, overrides, family=family, command="dbench verify")
+        implementations = _resolve(impl, overrides, family=family)
         if any(overrides.values()) and not any(i.origin.endswith(".py") for i in implementations):
             error_console.print("[yellow]warning:[/] contract flags (--mask ... --batch, --contract) only apply to file.py:callable"
                                 " implementations")  # fmt: skip
@@ -244,8 +244,7 @@ def run_command(
         check_output_file(json_path, "--json")
         check_output_file(csv_path, "--csv")
         implementations, specs = _run_matrix(impl, family, shape=shape, preset=preset, block_size=block_size, p=p,
-                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace,
-                                             command="dbench run")  # fmt: skip
+                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace)  # fmt: skip
         request = RunRequest(
             implementations, specs, exclusions=exclude or (), shard=shard_spec, min_time_s=min_time, rounds=rounds,
             measure_memory=memory, threads=threads, malloc=malloc, csv_path=csv_path, json_path=json_path,
@@ -397,8 +396,7 @@ def ab_command(
         check_output_file(json_path, "--json")
         commands = ab.parse_command(base_cmd), ab.parse_command(head_cmd)
         implementations, specs = _run_matrix(impl, family, shape=shape, preset=preset, block_size=block_size, p=p,
-                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace,
-                                             command="dbench ab")  # fmt: skip
+                                             holes=holes, dtype=dtype, device=device, mode=mode, inplace=inplace)  # fmt: skip
         cases = plan(RunRequest(implementations, specs, exclusions=exclude or (), malloc=malloc))
         settings = ab.ABSettings(threshold=threshold, alpha=alpha, measure=measure, block_time_s=block_time,
                                  rounds_per_pair=rounds_per_pair, max_pairs=max_pairs, budget_s=budget, threads=threads,
@@ -490,7 +488,7 @@ def show_command(
     with _user_errors():
         check_output_file(png, "--png")
         family = options.check_family(family)
-        implementations = _resolve([impl], {}, family=family, command="dbench show")
+        implementations = _resolve([impl], {}, family=family)
         if len(implementations) > 1:
             names = ", ".join(i.name for i in implementations)
             raise DbenchError(f"--impl {impl!r} names {len(implementations)} implementations ({names}); show draws one")
@@ -529,14 +527,14 @@ def _progress(with_eta: bool = False) -> Progress:
     return progress_bar(error_console, with_eta=with_eta)
 
 
-def _run_matrix(impl: list[str] | None, family: str | None, *, command: str,
+def _run_matrix(impl: list[str] | None, family: str | None,
                 **matrix_options: Any) -> tuple[dict[str, Implementation], tuple[MatrixSpec, ...]]:  # fmt: skip
     """The implementations ``run`` and ``ab`` time (those named, else the built-ins of
     ``family``, else of every family) and one matrix per family (:func:`matrix_specs`)."""
     from dropblock_bench.run.session import matrix_specs
 
     family = options.check_family(family)
-    resolved = _resolve(impl, {}, builtins_only=True, family=family, command=command)
+    resolved = _resolve(impl, {}, builtins_only=True, family=family)
     from dropblock_bench.families.catalog import FAMILIES
 
     by_family: dict[str, list[str]] = {name: [] for name in FAMILIES}
@@ -548,7 +546,7 @@ def _run_matrix(impl: list[str] | None, family: str | None, *, command: str,
 
 
 def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, builtins_only: bool = False,
-             family: str | None = "dropblock2d", command: str = "") -> list[Implementation]:  # fmt: skip
+             family: str | None = "dropblock2d") -> list[Implementation]:  # fmt: skip
     """Implementations named on the command line, or every registered one of ``family`` (every
     family when None; the built-ins only, with ``builtins_only``); plugin errors are printed as
     warnings. A named implementation of another family is a usage error naming its family."""
@@ -560,8 +558,7 @@ def _resolve(specs: list[str] | None, overrides: dict[str, str | None], *, built
         strangers = [i for i in implementations if family is not None and i.family != family]
         if strangers:
             names = "; ".join(f"{i.name} is a {i.family} one" for i in strangers)
-            hint = "" if command == "dbench verify" else " (it takes no other family yet)"
-            raise DbenchError(f"{command or 'this command'} takes {family} implementations{hint}; {names}")
+            raise DbenchError(f"--family {family} takes {family} implementations; {names} (leave out --family, or name its own)")
     else:
         implementations = [i for i in registry.implementations(family=family) if not builtins_only or i.origin == "dropblock-bench"]
     for message in registry.plugin_errors:

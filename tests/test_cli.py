@@ -128,3 +128,10 @@ def test_run_times_each_family_with_its_own_call():
     assert "dbench run: DropPath (stochastic depth)" in text and "p=0.1" in text
     assert "dbench run: Cutout" in text and "holes=2 L=8" in text
     assert "2 cases: 2 ok" in text
+
+
+def test_an_implementation_of_another_family_than_the_one_named_is_one_line_and_exit_2():
+    result = runner.invoke(app, ["run", "--family", "cutout", "--impl", "drop-path"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: --family cutout takes cutout implementations; drop-path is a drop-path one"
+                                     " (leave out --family, or name its own)")  # fmt: skip
