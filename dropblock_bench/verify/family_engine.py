@@ -45,7 +45,7 @@ from dropblock_bench.verify.checks_api import describe_exception, guarded, load_
 from dropblock_bench.verify.family_laws import CaseLaw, FamilyCase, case_law
 from dropblock_bench.verify.family_settings import HALF_CASES, FamilySettings
 from dropblock_bench.verify.results import CheckResult, ImplementationReport, Verdict, apply_holm
-from dropblock_bench.verify.sampling import derive_seed
+from dropblock_bench.verify.sampling import call_with_seed, checked_output, derive_seed
 
 __all__ = ["count_family_steps", "verify_family_implementation"]
 
@@ -71,16 +71,7 @@ def _input(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32
 def _call(impl: Implementation, fn: Any, x: torch.Tensor, arguments: tuple[float | int, ...], seed: int,
           **kwargs: Any) -> torch.Tensor:  # fmt: skip
     """``fn(x, *arguments)``, reproducible from ``seed``, checked to be a tensor of ``x``'s shape."""
-    if impl.supports_generator:
-        out = fn(x, *arguments, generator=torch.Generator(device=x.device).manual_seed(seed), **kwargs)
-    else:
-        torch.manual_seed(seed)
-        out = fn(x, *arguments, **kwargs)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"returned {type(out).__name__}, not a Tensor")
-    if out.shape != x.shape:
-        raise ValueError(f"returned shape {tuple(out.shape)} for an input of shape {tuple(x.shape)}")
-    return out
+    return checked_output(x, call_with_seed(impl, fn, x, arguments, seed, **kwargs))
 
 
 def _exact(check: str, case: str, statistic: str, problem: str | None, expected: object = None, observed: object = None,

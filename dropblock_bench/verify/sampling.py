@@ -39,13 +39,18 @@ def derive_seed(seed: int, *labels: object) -> int:
 def call_seeded(
     impl: Implementation, fn: DropBlockFn, x: torch.Tensor, p: float, block_size: int, seed: int, **kwargs: object
 ) -> torch.Tensor:
-    """``fn(x, p, block_size, **kwargs)`` made reproducible: through ``generator=`` where the
-    implementation supports it, else by seeding torch's global RNG."""
+    """``fn(x, p, block_size, **kwargs)`` made reproducible (:func:`call_with_seed`)."""
+    return call_with_seed(impl, fn, x, (p, block_size), seed, **kwargs)
+
+
+def call_with_seed(impl: Implementation, fn: Any, x: torch.Tensor, arguments: tuple[float | int, ...], seed: int,
+                   **kwargs: object) -> Any:  # fmt: skip
+    """``fn(x, *arguments, **kwargs)`` (any family's call) made reproducible: through
+    ``generator=`` where the implementation supports it, else by seeding torch's global RNG."""
     if impl.supports_generator:
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        return fn(x, p, block_size, generator=generator, **kwargs)
+        return fn(x, *arguments, generator=torch.Generator(device=x.device).manual_seed(seed), **kwargs)
     torch.manual_seed(seed)
-    return fn(x, p, block_size, **kwargs)
+    return fn(x, *arguments, **kwargs)
 
 
 def make_input(
@@ -151,9 +156,4 @@ def sample_drop_mask(impl: Implementation, fn: Any, shape: tuple[int, ...], argu
     seeded (through ``generator=`` where supported, else torch's global RNG), zeros read as
     dropped. An output that is not a tensor of ``shape`` raises ``TypeError`` or ``ValueError``."""
     x = torch.ones(shape)
-    if impl.supports_generator:
-        out = fn(x, *arguments, generator=torch.Generator().manual_seed(seed))
-    else:
-        torch.manual_seed(seed)
-        out = fn(x, *arguments)
-    return (checked_output(x, out) == 0).cpu()
+    return (checked_output(x, call_with_seed(impl, fn, x, arguments, seed)) == 0).cpu()
