@@ -56,7 +56,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import torch
 
@@ -86,6 +86,7 @@ __all__ = [
     "painted_block_shape",
     "painted_block_size",
     "reference_drop_mask",
+    "scale_by_rule",
     "seed_rows",
     "shared_coverage_counts",
     "shifted_slices",
@@ -453,20 +454,29 @@ def normalisation_scale(
     never summed in half precision. Returns shape () for ``batch``, ``expected`` and
     ``none``, and (N, 1, 1, 1) for ``sample``. A group with nothing kept gets scale 0.
     """
-    import torch
-
     if dropped.dim() != 4:
         raise ValueError(f"drop mask must be 4-D (N, C, H, W), got shape {tuple(dropped.shape)}")
-    if contract.norm is Normalisation.NONE:
+    return scale_by_rule(contract.norm, dropped, lambda: expected_drop_rate(contract, p, dropped.shape[-2], dropped.shape[-1], block_size))
+
+
+def scale_by_rule(norm: Normalisation | str, dropped: torch.Tensor, expected_rate: Callable[[], float]) -> torch.Tensor:
+    """The factor a normalisation rule multiplies kept units by, for a bool drop mask of any
+    rank (dimension 0 the sample), as a float32 tensor on its device: 1 for ``none``,
+    ``1 / (1 - expected_rate())`` for ``expected``, ``numel / kept`` over the batch (shape ())
+    or over each sample (shape (N, 1, ..., 1)) for ``batch`` and ``sample``; 0 where nothing
+    is kept. Counts are exact integers. DropBlock2d's and DropBlock3d's normalisation both."""
+    import torch
+
+    norm = Normalisation(norm)
+    if norm is Normalisation.NONE:
         return torch.ones((), dtype=torch.float32, device=dropped.device)
-    if contract.norm is Normalisation.EXPECTED:
-        rate = expected_drop_rate(contract, p, dropped.shape[-2], dropped.shape[-1], block_size)
-        value = 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
-        return torch.tensor(value, dtype=torch.float32, device=dropped.device)
-    if contract.norm is Normalisation.BATCH:
+    if norm is Normalisation.EXPECTED:
+        rate = expected_rate()
+        return torch.tensor(1.0 / (1.0 - rate) if rate < 1.0 else 0.0, dtype=torch.float32, device=dropped.device)
+    if norm is Normalisation.BATCH:
         return kept_scale(torch.count_nonzero(dropped), dropped.numel())
-    per_sample = dropped[0].numel()
-    return kept_scale(torch.count_nonzero(dropped.flatten(1), dim=1).view(-1, 1, 1, 1), per_sample)
+    counts = torch.count_nonzero(dropped.flatten(1), dim=1).view(-1, *(1,) * (dropped.dim() - 1))
+    return kept_scale(counts, dropped[0].numel())
 
 
 def kept_scale(dropped_count: torch.Tensor, total: int) -> torch.Tensor:

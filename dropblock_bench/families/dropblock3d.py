@@ -30,7 +30,7 @@ from dropblock_bench.spec import (
     check_probability,
     coverage_counts,
     explained_by_boxes,
-    kept_scale,
+    scale_by_rule,
     seed_rows,
     shared_coverage_counts,
     shifted_slices,
@@ -201,20 +201,11 @@ def explained_by_blocks(contract: Contract, dropped: torch.Tensor, block_size: i
 
 def normalisation_scale(contract: Contract, dropped: torch.Tensor, p: float, block_size: int) -> torch.Tensor:
     """The factor kept units are multiplied by (float32), for a bool drop mask (N, C, D, H, W) or
-    (N, 1, D, H, W): as :func:`~dropblock_bench.spec.normalisation_scale` in 2-D, shape () for
-    ``batch``, ``expected`` and ``none``, (N, 1, 1, 1, 1) for ``sample``; 0 where nothing is kept."""
-    import torch
-
+    (N, 1, D, H, W): DropBlock2d's rule (:func:`~dropblock_bench.spec.scale_by_rule`) with the
+    3-D expected rate; shape () for ``batch``, ``expected`` and ``none``, (N, 1, 1, 1, 1) for
+    ``sample``; 0 where nothing is kept."""
     volume: Volume = (dropped.shape[-3], dropped.shape[-2], dropped.shape[-1])
-    if contract.norm is Normalisation.NONE:
-        return torch.ones((), dtype=torch.float32, device=dropped.device)
-    if contract.norm is Normalisation.EXPECTED:
-        rate = expected_drop_rate(contract, p, volume, block_size)
-        return torch.tensor(1.0 / (1.0 - rate) if rate < 1.0 else 0.0, dtype=torch.float32, device=dropped.device)
-    if contract.norm is Normalisation.BATCH:
-        return kept_scale(torch.count_nonzero(dropped), dropped.numel())
-    counts = torch.count_nonzero(dropped.flatten(1), dim=1).view(-1, 1, 1, 1, 1)
-    return kept_scale(counts, dropped[0].numel())
+    return scale_by_rule(contract.norm, dropped, lambda: expected_drop_rate(contract, p, volume, block_size))
 
 
 def variance_shift(contract: Contract, p: float, volume: Volume, block_size: int) -> tuple[float, bool]:
