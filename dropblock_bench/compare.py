@@ -40,7 +40,7 @@ from scipy import stats
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.run import judge
 from dropblock_bench.run.files import read_json
-from dropblock_bench.run.records import KEY_COLUMNS, case_key, case_label
+from dropblock_bench.run.records import case_family, case_label
 from dropblock_bench.run.rounds import MEASURE_WORDS, case_round_values, check_measure
 
 
@@ -315,10 +315,7 @@ def only_family(payload: Any, family: str | None, path: Path) -> Any:
         return payload
     if not (isinstance(payload, dict) and isinstance(payload.get("cases"), list)):
         raise CompareInputError(f"--family needs `dbench run --json` files; {path} is not one")
-    return {**payload, "cases": [c for c in payload["cases"] if isinstance(c, dict) and case_key(c)[_FAMILY] == family]}
-
-
-_FAMILY = KEY_COLUMNS.index("family")
+    return {**payload, "cases": [c for c in payload["cases"] if isinstance(c, dict) and case_family(c) == family]}
 
 
 def compare_files(base_path: Path, head_path: Path, threshold: float = 0.05, alpha: float = 0.01,

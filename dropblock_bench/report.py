@@ -15,7 +15,7 @@ from dropblock_bench import plots
 from dropblock_bench.errors import DbenchError
 from dropblock_bench.registry import Implementation, default_registry
 from dropblock_bench.run.files import load_run, read_json
-from dropblock_bench.run.records import KEY_COLUMNS, case_key, setting_label
+from dropblock_bench.run.records import case_family, case_key, setting_label
 
 MASK_SHAPE = (2, 2, 28, 28)
 """Two samples of two channels: shows both whether channels share a mask and whether samples do."""
@@ -70,9 +70,6 @@ def _timing_markdown(cases: Sequence[Mapping[str, Any]]) -> list[str]:
             f" | {c['median_ms'] / best[group(c)]:.2f} | {c['floor_ratio']:.2f} | {c['gbps']:.1f} | {peak} | ok |"
         )
     return lines
-
-
-KEY_FAMILY = KEY_COLUMNS.index("family")
 
 
 def _family_timing(family: str, cases: Sequence[Mapping[str, Any]], title: str, output_dir: Path) -> list[str]:
@@ -204,10 +201,10 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     verify = _load_verify(verify_path) if verify_path else None
     cases = run["cases"]
     if family is not None:
-        cases = [c for c in cases if case_key(c)[KEY_FAMILY] == family]
+        cases = [c for c in cases if case_family(c) == family]
         if not cases:
             raise DbenchError(f"{run_path} holds no {family} case; its families: "
-                              + ", ".join(dict.fromkeys(str(case_key(c)[KEY_FAMILY]) for c in run["cases"])))  # fmt: skip
+                              + ", ".join(dict.fromkeys(str(case_family(c)) for c in run["cases"])))  # fmt: skip
         if verify:
             verify = {**verify, "implementations": [r for r in verify["implementations"] if r.get("family", "dropblock2d") == family]}
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -227,8 +224,8 @@ def write_report(run_path: Path, output_dir: Path, verify_path: Path | None = No
     if meta.get("memory"):
         lines += ["", _memory_line(meta["memory"])]
     lines += ["", f"Source: `{run_path.name}`" + (f", `{verify_path.name}`" if verify_path else "")]
-    for name in dict.fromkeys(case_key(c)[KEY_FAMILY] for c in cases):
-        lines += _family_timing(name, [c for c in cases if case_key(c)[KEY_FAMILY] == name], title, output_dir)
+    for name in dict.fromkeys(case_family(c) for c in cases):
+        lines += _family_timing(name, [c for c in cases if case_family(c) == name], title, output_dir)
     lines += ["", "× floor: the case's median over the median of `x * c` on the same input, timed alternately in the same process."]
 
     if verify:

@@ -29,7 +29,7 @@ import math
 import sys
 
 from dropblock_bench.run.matrix import PRESETS, Shape
-from dropblock_bench.run.records import case_key, setting_label
+from dropblock_bench.run.records import KEY_COLUMNS, case_key, setting_label
 from dropblock_bench.stats import ratio_excess, round_medians
 
 FAST = {"dropblock3d": "dropblock3d", "drop-path": "drop-path", "spatial-dropout": "spatial-dropout", "cutout": "cutout"}
@@ -85,7 +85,7 @@ def target_rows(payload: object) -> dict[tuple[str, str], dict[str, dict]]:
         raise ValueError("not a `dbench run --json` file (no 'cases' list)")  # noqa: TRY004 - reported as bad input
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for case in payload["cases"]:
-        key = dict(zip(("implementation", "device", "dtype", "shape", "block_size", "p", "mode", "inplace", "family"), case_key(case)))
+        key = dict(zip(KEY_COLUMNS, case_key(case), strict=True))
         family = str(key["family"])
         if family not in FAST or case.get("status") != "ok":
             continue

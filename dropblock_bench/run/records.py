@@ -27,6 +27,7 @@ __all__ = [
     "CaseStatus",
     "MemoryUse",
     "Timing",
+    "case_family",
     "case_key",
     "case_label",
     "setting_label",
@@ -194,6 +195,11 @@ def case_key(flat: Mapping[str, Any]) -> tuple[Any, ...]:
     with ``inplace`` read as a bool whatever its spelling, ``holes`` as an int, and a file
     written before the families read as DropBlock2d."""
     return tuple(_key_value(flat, column) for column in KEY_COLUMNS)
+
+
+def case_family(flat: Mapping[str, Any]) -> str:
+    """A flat case's family (DropBlock2d for a file written before the families)."""
+    return str(_key_value(flat, "family"))
 
 
 def _key_value(flat: Mapping[str, Any], column: str) -> Any:
