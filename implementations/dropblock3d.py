@@ -57,32 +57,37 @@ def _apply(x: Tensor, dropped: Tensor, inplace: bool) -> Tensor:
 class _TorchCubes:
     """One call's cubes for the pure-torch path: ``corners``, the flat index of each cube's
     first unit (int64), on an (N, C, D, H, W) input of ``shape``, side ``k``, and the scale
-    (a float32 tensor: no host sync on a GPU)."""
+    (a float32 tensor: no host sync on a GPU). ``units``, every cube's units' flat indices,
+    is kept for the forward call that built them and left out of what backward saves."""
 
     corners: Tensor
     shape: tuple[int, int, int, int, int]
     k: int
     scale: Tensor
-
-    def unit_index(self) -> Tensor:
-        """The flat index of every unit of every cube (``k**3`` per cube; overlaps repeat)."""
-        _, _, _, height, width = self.shape
-        steps = torch.arange(self.k, device=self.corners.device)
-        offsets = (steps[:, None, None] * (height * width) + steps[None, :, None] * width + steps[None, None, :]).view(-1)
-        return (self.corners[:, None] + offsets).view(-1)
+    units: Tensor | None = None
 
     def tensors(self) -> tuple[Tensor, ...]:
         return (self.corners, self.scale)
 
     def with_tensors(self, tensors: tuple[Tensor, ...]) -> _TorchCubes:
-        return dataclasses.replace(self, corners=tensors[0], scale=tensors[1])
+        return dataclasses.replace(self, corners=tensors[0], scale=tensors[1], units=None)
 
     def apply(self, t: Tensor, inplace: bool) -> Tensor:
         """``t * scale`` and a scattered fill of the cubes' units."""
+        units = self.units if self.units is not None else _unit_index(self.corners, self.shape, self.k)
         out = t.mul_(self.scale) if inplace else torch.mul(t, self.scale).to(t.dtype)  # t's layout kept
         target = out if out.is_contiguous() else out.contiguous()
-        target.view(-1).index_fill_(0, self.unit_index(), 0.0)
+        target.view(-1).index_fill_(0, units, 0.0)
         return out if target is out else out.copy_(target)
+
+
+def _unit_index(corners: Tensor, shape: tuple[int, int, int, int, int], k: int) -> Tensor:
+    """The flat index of every unit of every cube with first units ``corners`` (``k**3`` per
+    cube; overlaps repeat)."""
+    _, _, _, height, width = shape
+    steps = torch.arange(k, device=corners.device)
+    offsets = (steps[:, None, None] * (height * width) + steps[None, :, None] * width + steps[None, None, :]).view(-1)
+    return (corners[:, None] + offsets).view(-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +131,7 @@ class _ScaledCubeDrop(torch.autograd.Function):
         if inplace:
             ctx.mark_dirty(x)
         ctx.save_for_backward(*cubes.tensors())
-        ctx.cubes = cubes
+        ctx.cubes = cubes.with_tensors(cubes.tensors())  # without what backward need not keep
         return cubes.apply(x, inplace)
 
     @staticmethod
@@ -182,10 +187,11 @@ def _torch_cubes(x: Tensor, p: float, block_size: int, generator: torch.Generato
     depth, within = within // (corners[1] * corners[2]), within % (corners[1] * corners[2])
     top, left = within // corners[2], within % corners[2]
     first_units = ((map_index * volume[0] + depth) * volume[1] + top) * volume[2] + left
-    cubes = _TorchCubes(first_units, (n, c, *volume), k, torch.zeros((), dtype=torch.float32, device=x.device))
+    shape = (n, c, *volume)
+    units = _unit_index(first_units, shape, k)  # built once: the count's mask and the forward's fill
     dropped = torch.zeros(x.numel(), dtype=torch.bool, device=x.device)
-    dropped.index_fill_(0, cubes.unit_index(), True)
-    return dataclasses.replace(cubes, scale=spec.kept_scale(torch.count_nonzero(dropped), x.numel()))
+    dropped.index_fill_(0, units, True)
+    return _TorchCubes(first_units, shape, k, spec.kept_scale(torch.count_nonzero(dropped), x.numel()), units)
 
 
 def drop_block3d_reference(x: Tensor, p: float, block_size: int, *, training: bool = True,
